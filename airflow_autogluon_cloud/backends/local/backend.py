@@ -1,0 +1,316 @@
+"""The embedded backend: SageMaker's resource model, run on this machine.
+
+Training and transform jobs are detached runner processes; endpoints are HTTP server processes
+serving the SageMaker inference contract. Their records live in the SQLite state store under
+the backend's root, so every process on the machine sees the same jobs and endpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from airflow_autogluon_cloud.backends.base import (
+    Backend,
+    EndpointConfigDescription,
+    EndpointConfigSpec,
+    EndpointDescription,
+    InvocationResult,
+    JobDescription,
+    LogChunk,
+    ModelDescription,
+    ModelSpec,
+    TrainingJobSpec,
+    TransformJobSpec,
+)
+from airflow_autogluon_cloud.backends.local import processes
+from airflow_autogluon_cloud.backends.local.state import (
+    ENDPOINT,
+    ENDPOINT_CONFIG,
+    MODEL,
+    TRAINING,
+    TRANSFORM,
+    AlreadyExistsError,
+    Record,
+    StateStore,
+)
+from airflow_autogluon_cloud.exceptions import AutoGluonCloudError, ResourceNotFoundError
+from airflow_autogluon_cloud.status import JobStatus
+
+log = logging.getLogger(__name__)
+
+_ACTIVE = (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value)
+#: A job recorded but not yet given a PID is "starting" for this long before it counts as dead.
+_START_GRACE_SECONDS = 120.0
+_LOG_FILE = "job.log"
+_MAX_LOG_READ = 1024 * 1024
+_KIND_LABEL = {TRAINING: "Training job", TRANSFORM: "Transform job"}
+
+
+class LocalBackend(Backend):
+    """Runs everything as processes on this machine.
+
+    :param root: directory for the state database, job working directories and logs.
+    :param aws: settings of the AWS connection, used only when a URI is on S3.
+    :param endpoint_host: address local endpoints bind to (loopback unless configured otherwise).
+    """
+
+    name = "local"
+
+    def __init__(self, root: str | os.PathLike[str], aws: Any = None, endpoint_host: str = "127.0.0.1") -> None:
+        self.root = Path(root)
+        self.store = StateStore(self.root)
+        self.aws = aws
+        self.endpoint_host = endpoint_host
+
+    # shared job plumbing ---------------------------------------------------------------------
+
+    def _job_env(self, uris: list[str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.aws is not None and any(u.startswith("s3://") for u in uris):
+            env.update(self.aws.connection_env())
+        return env
+
+    def _start_job(self, kind: str, name: str, spec: Any, uris: list[str]) -> None:
+        workdir = self.root / kind / name
+        data = {"spec": asdict(spec), "aws": self.aws.to_dict() if self.aws is not None else None}
+        try:
+            self.store.insert(kind, name, JobStatus.IN_PROGRESS.value, data=data, tags=spec.tags, workdir=str(workdir))
+        except AlreadyExistsError:
+            raise AutoGluonCloudError(f"{_KIND_LABEL[kind]} {name!r} already exists on the local backend.") from None
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "airflow_autogluon_cloud.backends.local.runner", str(self.root), kind, name]
+        try:
+            pid, start = processes.spawn_detached(
+                argv, cwd=workdir, env=self._job_env(uris), log_path=workdir / _LOG_FILE
+            )
+        except Exception as err:
+            self.store.update(kind, name, status=JobStatus.FAILED.value, failure_reason=str(err), ended_at=time.time())
+            raise
+        self.store.update(kind, name, pid=pid, pid_start=start)
+        log.info("Started local %s %s (runner pid %s, log %s)", kind, name, pid, workdir / _LOG_FILE)
+
+    def _record(self, kind: str, name: str) -> Record:
+        record = self.store.get(kind, name)
+        if record is None:
+            raise ResourceNotFoundError(_KIND_LABEL.get(kind, kind), name, self.name)
+        if record.status in _ACTIVE and not self._runner_alive(record):
+            record = self._mark_dead(record)
+        return record
+
+    @staticmethod
+    def _runner_alive(record: Record) -> bool:
+        if record.pid is None:
+            return time.time() - record.created_at < _START_GRACE_SECONDS
+        return processes.is_alive(record.pid, record.pid_start)
+
+    def _mark_dead(self, record: Record) -> Record:
+        """The runner is gone but the job is recorded as running: it died. Say so, with the log."""
+        tail = self.log_tail(record.kind, record.name, 15)
+        reason = f"The local job runner (pid {record.pid}) exited without reporting a result."
+        if tail:
+            reason += " Last log lines:\n" + tail
+        self.store.update(
+            record.kind,
+            record.name,
+            expect_status=_ACTIVE,
+            status=JobStatus.FAILED.value,
+            failure_reason=reason,
+            ended_at=time.time(),
+        )
+        fresh = self.store.get(record.kind, record.name)
+        assert fresh is not None
+        return fresh
+
+    def _describe_job(self, kind: str, name: str) -> JobDescription:
+        record = self._record(kind, name)
+        spec = record.data.get("spec", {})
+        return JobDescription(
+            name=name,
+            kind=kind,
+            status=JobStatus.parse(record.status),
+            failure_reason=record.failure_reason,
+            created_at=record.created_at,
+            ended_at=record.ended_at,
+            max_runtime=spec.get("max_runtime"),
+            artifact_uri=record.data.get("artifact_uri"),
+            secondary_uri=record.data.get("secondary_uri"),
+            hyperparameters=spec.get("hyperparameters", {}),
+            model_name=spec.get("model_name"),
+        )
+
+    def _stop_job(self, kind: str, name: str) -> None:
+        record = self._record(kind, name)
+        if record.status not in _ACTIVE:
+            return
+        self.store.update(kind, name, expect_status=_ACTIVE, status=JobStatus.STOPPING.value)
+        signalled = processes.terminate(record.pid, record.pid_start, grace_seconds=30)
+        after = self.store.get(kind, name)
+        if not signalled or (after and after.status in _ACTIVE):
+            # The runner could not record the stop itself (it was already gone, or was killed).
+            self.store.update(
+                kind,
+                name,
+                expect_status=_ACTIVE,
+                status=JobStatus.STOPPED.value,
+                failure_reason="Stopped by request.",
+                ended_at=time.time(),
+            )
+
+    def log_path(self, kind: str, name: str) -> Path:
+        record = self.store.get(kind, name)
+        if record is None:
+            raise ResourceNotFoundError(_KIND_LABEL.get(kind, kind), name, self.name)
+        return Path(record.workdir or self.root / kind / name) / _LOG_FILE
+
+    def _read_log(self, kind: str, name: str, cursor: dict[str, Any] | None) -> LogChunk:
+        path = self.log_path(kind, name)
+        offset = int((cursor or {}).get("offset", 0))
+        if not path.exists():
+            return LogChunk([], {"offset": offset})
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read(_MAX_LOG_READ)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return LogChunk([], {"offset": offset})
+        complete = data[: end + 1]
+        lines = complete.decode("utf-8", errors="replace").splitlines()
+        return LogChunk(lines, {"offset": offset + len(complete)})
+
+    def log_tail(self, kind: str, name: str, lines: int = 20) -> str:
+        try:
+            path = self.log_path(kind, name)
+        except ResourceNotFoundError:
+            return ""
+        if not path.exists():
+            return ""
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def console_url(self, kind: str, name: str) -> str | None:
+        if kind in (TRAINING, TRANSFORM):
+            return (self.root / kind / name / _LOG_FILE).resolve().as_uri()
+        record = self.store.get(ENDPOINT, name) if kind == ENDPOINT else None
+        return record.data.get("url") if record else None
+
+    # training --------------------------------------------------------------------------------
+
+    def create_training_job(self, spec: TrainingJobSpec) -> None:
+        self._start_job(TRAINING, spec.name, spec, [*spec.channels.values(), spec.output_path])
+
+    def describe_training_job(self, name: str) -> JobDescription:
+        return self._describe_job(TRAINING, name)
+
+    def stop_training_job(self, name: str) -> None:
+        self._stop_job(TRAINING, name)
+
+    def read_training_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
+        return self._read_log(TRAINING, name, cursor)
+
+    def list_training_jobs(self) -> list[JobDescription]:
+        return [self._describe_job(TRAINING, r.name) for r in self.store.list(TRAINING)]
+
+    # batch transform -------------------------------------------------------------------------
+
+    def create_transform_job(self, spec: TransformJobSpec) -> None:
+        model = self.describe_model(spec.model_name)
+        self._start_job(TRANSFORM, spec.name, spec, [spec.input_uri, spec.output_path, model.model_data_uri or ""])
+
+    def describe_transform_job(self, name: str) -> JobDescription:
+        return self._describe_job(TRANSFORM, name)
+
+    def stop_transform_job(self, name: str) -> None:
+        self._stop_job(TRANSFORM, name)
+
+    def read_transform_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
+        return self._read_log(TRANSFORM, name, cursor)
+
+    def list_transform_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
+        return [
+            self._describe_job(TRANSFORM, r.name)
+            for r in self.store.list(TRANSFORM)
+            if not name_contains or name_contains in r.name
+        ]
+
+    # models and endpoint configs -------------------------------------------------------------
+
+    def create_model(self, spec: ModelSpec) -> None:
+        try:
+            self.store.insert(MODEL, spec.name, "Created", data=asdict(spec), tags=spec.tags)
+        except AlreadyExistsError:
+            raise AutoGluonCloudError(f"Model {spec.name!r} already exists on the local backend.") from None
+
+    def describe_model(self, name: str) -> ModelDescription:
+        record = self.store.get(MODEL, name)
+        if record is None:
+            raise ResourceNotFoundError("Model", name, self.name)
+        return ModelDescription(
+            name=name,
+            model_data_uri=record.data.get("model_data_uri"),
+            image_uri=record.data.get("image_uri"),
+            environment=record.data.get("environment", {}),
+        )
+
+    def delete_model(self, name: str) -> None:
+        self.store.delete(MODEL, name)
+
+    def create_endpoint_config(self, spec: EndpointConfigSpec) -> None:
+        self.describe_model(spec.model_name)
+        try:
+            self.store.insert(ENDPOINT_CONFIG, spec.name, "Created", data=asdict(spec), tags=spec.tags)
+        except AlreadyExistsError:
+            raise AutoGluonCloudError(
+                f"Endpoint configuration {spec.name!r} already exists on the local backend."
+            ) from None
+
+    def describe_endpoint_config(self, name: str) -> EndpointConfigDescription:
+        record = self.store.get(ENDPOINT_CONFIG, name)
+        if record is None:
+            raise ResourceNotFoundError("Endpoint configuration", name, self.name)
+        return EndpointConfigDescription(
+            name=name, model_names=[record.data["model_name"]], created_at=record.created_at
+        )
+
+    def delete_endpoint_config(self, name: str) -> None:
+        self.store.delete(ENDPOINT_CONFIG, name)
+
+    # endpoints -------------------------------------------------------------------------------
+
+    def create_endpoint(self, name: str, config_name: str, tags: dict[str, str]) -> None:
+        from airflow_autogluon_cloud.backends.local.endpoints import create_endpoint
+
+        create_endpoint(self, name, config_name, tags)
+
+    def update_endpoint(self, name: str, config_name: str) -> None:
+        from airflow_autogluon_cloud.backends.local.endpoints import update_endpoint
+
+        update_endpoint(self, name, config_name)
+
+    def describe_endpoint(self, name: str) -> EndpointDescription:
+        from airflow_autogluon_cloud.backends.local.endpoints import describe_endpoint
+
+        return describe_endpoint(self, name)
+
+    def delete_endpoint(self, name: str) -> None:
+        from airflow_autogluon_cloud.backends.local.endpoints import delete_endpoint
+
+        delete_endpoint(self, name)
+
+    def list_endpoints(self) -> list[EndpointDescription]:
+        return [self.describe_endpoint(r.name) for r in self.store.list(ENDPOINT)]
+
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
+        from airflow_autogluon_cloud.backends.local.endpoints import invoke_endpoint
+
+        return invoke_endpoint(self, name, body, content_type, accept)

@@ -1,0 +1,110 @@
+"""Detached processes that outlive the Airflow worker which started them.
+
+A job runner is started through a short-lived launcher (``python -m ...processes <spec>``) that
+starts the runner in a new session and exits at once. The runner is therefore re-parented away
+from the worker: it survives the worker being killed, and never lingers as the worker's zombie.
+
+Liveness is judged from ``/proc``: the PID must exist, must not be a zombie, and must have the
+start time recorded when it was launched, so a recycled PID is never mistaken for our runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or ``None`` if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    state, start = fields[0], fields[19]
+    if state in ("Z", "X"):
+        return None
+    return start
+
+
+def is_alive(pid: int | None, start_time: str | None) -> bool:
+    """Whether the process recorded as (``pid``, ``start_time``) is still running."""
+    if not pid:
+        return False
+    current = process_start_time(pid)
+    return current is not None and (start_time is None or current == start_time)
+
+
+def spawn_detached(
+    argv: list[str], *, cwd: str | os.PathLike[str], env: dict[str, str], log_path: str | os.PathLike[str]
+) -> tuple[int, str]:
+    """Start ``argv`` detached, appending its stdout and stderr to ``log_path``.
+
+    :return: the PID and start time of the detached process.
+    """
+    spec = json.dumps({"argv": argv, "cwd": str(cwd), "log_path": str(log_path)})
+    launcher = subprocess.run(
+        [sys.executable, "-m", "airflow_autogluon_cloud.backends.local.processes", spec],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if launcher.returncode != 0:
+        raise RuntimeError(f"Could not start {argv[0]}: {launcher.stderr.strip()}")
+    pid = int(launcher.stdout.strip())
+    start = process_start_time(pid)
+    if start is None:
+        # It already exited (or failed at once); the caller reads its log and exit status.
+        start = ""
+    return pid, start
+
+
+def terminate(pid: int | None, start_time: str | None, *, grace_seconds: float = 10.0) -> bool:
+    """Send SIGTERM to the process group led by ``pid``, then SIGKILL after the grace period.
+
+    :return: whether a live process was signalled.
+    """
+    if not pid or not is_alive(pid, start_time):
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not is_alive(pid, start_time):
+            return True
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def _launch(spec_json: str) -> int:
+    spec = json.loads(spec_json)
+    log = open(spec["log_path"], "ab", buffering=0)
+    proc = subprocess.Popen(  # the runner outlives this launcher on purpose
+        spec["argv"],
+        cwd=spec["cwd"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+    )
+    print(proc.pid, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_launch(sys.argv[1]))

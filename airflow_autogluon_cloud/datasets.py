@@ -1,0 +1,186 @@
+"""Training and scoring inputs: DataFrames, local files or ``s3://`` URIs.
+
+Inputs are checked before anything is staged or created: the file exists, its format is one the
+entry scripts read, it has rows, and it has the label column. Checks read only what they need (a
+CSV header line, a Parquet footer), never the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_autogluon_cloud.exceptions import InvalidParameterError
+from airflow_autogluon_cloud.storage import Storage, is_s3_uri, parse_s3_uri
+
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl")
+_HEADER_PROBE_BYTES = 256 * 1024
+
+
+def _suffix(name: str) -> str:
+    lower = name.lower()
+    for suffix in SUPPORTED_SUFFIXES:
+        if lower.endswith(suffix):
+            return suffix
+    return Path(lower).suffix
+
+
+def is_dataframe(value: Any) -> bool:
+    """Whether ``value`` is a pandas DataFrame, without importing pandas."""
+    return type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas")
+
+
+@dataclass
+class DataInput:
+    """A validated input: either a local file to stage, or an S3 object used in place.
+
+    :param local_path: the file to stage (for a DataFrame, a temporary CSV owned by this object).
+    :param s3_uri: an ``s3://`` input used as is.
+    :param columns: the header, when it could be read.
+    """
+
+    parameter: str
+    local_path: Path | None = None
+    s3_uri: str | None = None
+    columns: list[str] | None = None
+    temporary: bool = False
+
+    @property
+    def filename(self) -> str:
+        if self.local_path is not None:
+            return self.local_path.name
+        assert self.s3_uri is not None
+        return self.s3_uri.rsplit("/", 1)[-1]
+
+    def cleanup(self) -> None:
+        if self.temporary and self.local_path is not None:
+            self.local_path.unlink(missing_ok=True)
+
+
+def _csv_header(text: str) -> list[str]:
+    reader = csv.reader(io.StringIO(text))
+    return next(reader, [])
+
+
+def _local_columns_and_rows(path: Path, parameter: str) -> tuple[list[str], bool]:
+    """The header of a local file and whether it has at least one data row."""
+    suffix = _suffix(path.name)
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+            has_row = bool(fh.readline().strip())
+        return _csv_header(header), has_row
+    if suffix == ".csv.gz":
+        import gzip
+
+        with gzip.open(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+            has_row = bool(fh.readline().strip())
+        return _csv_header(header), has_row
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path)
+        return list(meta.schema_arrow.names), meta.metadata.num_rows > 0
+    if suffix == ".jsonl":
+        import json
+
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline().strip()
+        if not first:
+            return [], False
+        return list(json.loads(first).keys()), True
+    raise InvalidParameterError(
+        parameter, str(path), f"unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)}."
+    )
+
+
+def _check_columns(parameter: str, where: str, columns: list[str], required: list[str]) -> None:
+    missing = [c for c in required if c not in columns]
+    if missing:
+        shown = ", ".join(columns[:30]) + (", ..." if len(columns) > 30 else "")
+        raise InvalidParameterError(
+            parameter,
+            where,
+            f"column(s) {', '.join(missing)} not found; the data has: {shown or '(no columns)'}.",
+        )
+
+
+def prepare_input(
+    data: Any,
+    parameter: str,
+    *,
+    required_columns: list[str] | None = None,
+    s3_storage: Storage | None = None,
+) -> DataInput:
+    """Validate ``data`` and return what to stage.
+
+    :param data: a pandas DataFrame, a local file path or an ``s3://`` URI.
+    :param parameter: the argument's name, used in error messages.
+    :param required_columns: columns that must be present (e.g. the label).
+    :param s3_storage: used to check that an ``s3://`` input exists and to read its header.
+    """
+    required = required_columns or []
+    if data is None:
+        raise InvalidParameterError(parameter, None, "pass a DataFrame, a local file path or an s3:// URI.")
+    if is_dataframe(data):
+        if len(data.index) == 0:
+            raise InvalidParameterError(parameter, f"DataFrame{data.shape}", "the DataFrame has no rows.")
+        columns = [str(c) for c in data.columns]
+        _check_columns(parameter, f"DataFrame{data.shape}", columns, required)
+        fd, tmp = tempfile.mkstemp(prefix=f"{parameter}-", suffix=".csv")
+        os.close(fd)
+        data.to_csv(tmp, index=False)
+        return DataInput(parameter, local_path=Path(tmp), columns=columns, temporary=True)
+    if isinstance(data, os.PathLike):
+        data = os.fspath(data)
+    if not isinstance(data, str) or not data.strip():
+        raise InvalidParameterError(
+            parameter, data, "expected a DataFrame, a local file path or an s3://bucket/key URI."
+        )
+    if is_s3_uri(data) or data.lower().startswith("s3:"):
+        _, key = parse_s3_uri(data, parameter)
+        if not key or key.endswith("/"):
+            raise InvalidParameterError(parameter, data, "point at one data file (s3://bucket/path/train.csv).")
+        if _suffix(key) not in SUPPORTED_SUFFIXES:
+            raise InvalidParameterError(
+                parameter, data, f"unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)}."
+            )
+        columns: list[str] | None = None
+        if s3_storage is not None:
+            size = s3_storage.size(data)
+            if size is None:
+                raise InvalidParameterError(parameter, data, "no object exists at that URI.")
+            if size == 0:
+                raise InvalidParameterError(parameter, data, "the object is empty.")
+            if _suffix(key) == ".csv" and required:
+                head = _read_s3_head(s3_storage, data)
+                columns = _csv_header(head.split("\n", 1)[0])
+                _check_columns(parameter, data, columns, required)
+        return DataInput(parameter, s3_uri=data, columns=columns)
+    path = Path(data).expanduser()
+    if data.startswith("file://"):
+        path = Path(data[len("file://") :])
+    if not path.is_file():
+        raise InvalidParameterError(
+            parameter, data, "no such file; pass an existing file, a DataFrame or an s3:// URI."
+        )
+    columns, has_rows = _local_columns_and_rows(path, parameter)
+    if not has_rows:
+        raise InvalidParameterError(parameter, data, "the file has no data rows.")
+    _check_columns(parameter, data, columns, required)
+    return DataInput(parameter, local_path=path.resolve(), columns=columns)
+
+
+def _read_s3_head(storage: Storage, uri: str) -> str:
+    client = getattr(storage, "client", None)
+    if client is None:
+        return ""
+    bucket, key = parse_s3_uri(uri)
+    body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{_HEADER_PROBE_BYTES - 1}")["Body"].read()
+    return body.decode("utf-8", errors="replace")

@@ -1,0 +1,126 @@
+"""The training configuration that travels to the entry script as ``ag_args.json``.
+
+Only JSON crosses the boundary (never pickle): a value that cannot be represented in JSON is
+rejected here, before anything is staged, with the argument and key path that hold it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from airflow_autogluon_cloud.exceptions import InvalidParameterError
+
+PREDICTOR_TYPES = ("tabular", "multimodal", "timeseries")
+AG_ARGS_VERSION = 1
+#: Keys of ``predictor_fit_args`` that are data, passed as their own arguments instead.
+_DATA_KEYS = ("train_data", "tuning_data")
+
+
+def _find_unserialisable(value: Any, path: str) -> str | None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _find_unserialisable(item, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}[{key!r}] (keys must be strings)"
+            found = _find_unserialisable(item, f"{path}[{key!r}]")
+            if found:
+                return found
+        return None
+    return path
+
+
+def coerce_json_dict(parameter: str, value: Any) -> dict[str, Any]:
+    """Return ``value`` as a JSON-safe dict; a JSON string (e.g. a rendered template) is parsed.
+
+    :raises InvalidParameterError: naming ``parameter`` and the exact key that is not JSON.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise InvalidParameterError(parameter, value, f"a string must be a JSON object ({err}).") from None
+    if not isinstance(value, dict):
+        raise InvalidParameterError(parameter, value, "expected a dict of AutoGluon arguments.")
+    bad = _find_unserialisable(value, parameter)
+    if bad:
+        raise InvalidParameterError(
+            parameter,
+            value,
+            f"{bad} is not JSON-serialisable. Only JSON values (str, int, float, bool, None, lists and "
+            "dicts with string keys) reach the training container; pass objects such as metrics or "
+            "search spaces by name (e.g. eval_metric='roc_auc').",
+        )
+    return dict(value)
+
+
+def validate_predictor_type(predictor_type: str) -> str:
+    if predictor_type not in PREDICTOR_TYPES:
+        raise InvalidParameterError("predictor_type", predictor_type, f"choose one of {', '.join(PREDICTOR_TYPES)}.")
+    return predictor_type
+
+
+def label_of(predictor_type: str, init_args: dict[str, Any]) -> str | None:
+    """The column the predictor learns: ``label`` (tabular, multimodal) or ``target`` (timeseries)."""
+    if predictor_type == "timeseries":
+        return str(init_args.get("target", "target"))
+    label = init_args.get("label")
+    return str(label) if label is not None else None
+
+
+def build_ag_args(
+    predictor_type: str,
+    predictor_init_args: Any,
+    predictor_fit_args: Any,
+    *,
+    leaderboard: bool = True,
+    timeseries_columns: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Validate the predictor arguments and return the ``ag_args.json`` document."""
+    validate_predictor_type(predictor_type)
+    init_args = coerce_json_dict("predictor_init_args", predictor_init_args)
+    fit_args = coerce_json_dict("predictor_fit_args", predictor_fit_args)
+    for key in _DATA_KEYS:
+        if key in fit_args:
+            raise InvalidParameterError(
+                f"predictor_fit_args[{key!r}]",
+                fit_args[key],
+                f"pass the data as the operator's `{key}` argument (a DataFrame, file path or s3:// URI).",
+            )
+    if predictor_type in ("tabular", "multimodal") and not init_args.get("label"):
+        raise InvalidParameterError(
+            "predictor_init_args", init_args, "set predictor_init_args['label'] to the column to predict."
+        )
+    if "path" in init_args:
+        raise InvalidParameterError(
+            "predictor_init_args['path']",
+            init_args["path"],
+            "the model is written to the container's model directory; set cloud_output_path instead.",
+        )
+    doc: dict[str, Any] = {
+        "version": AG_ARGS_VERSION,
+        "predictor_type": predictor_type,
+        "predictor_init_args": init_args,
+        "predictor_fit_args": fit_args,
+        "leaderboard": leaderboard,
+    }
+    if predictor_type == "timeseries":
+        doc["timeseries"] = {"id_column": "item_id", "timestamp_column": "timestamp", **(timeseries_columns or {})}
+    return doc
+
+
+def dumps_canonical(doc: dict[str, Any]) -> bytes:
+    """Deterministic JSON bytes, so identical configurations stage to the same content address."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()

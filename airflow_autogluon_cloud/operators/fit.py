@@ -1,0 +1,157 @@
+"""AGFitOperator: train an AutoGluon predictor on SageMaker or on this machine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_autogluon_cloud import naming
+from airflow_autogluon_cloud.links.autogluon_cloud import AGTrainingJobLink
+from airflow_autogluon_cloud.operators.base import (
+    CONNECTION_TEMPLATE_FIELDS,
+    AutoGluonCloudBaseOperator,
+    raise_for_event,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+TRAINING = "training"
+
+
+class AGFitOperator(AutoGluonCloudBaseOperator):
+    """Fit an AutoGluon predictor as a training job and push a small result dict to XCom.
+
+    The job name is derived from the task instance (dag, task, run, map index), so a retry after
+    the worker died reattaches to the job the earlier try started (or reuses its result) instead
+    of starting a second one.
+
+    XCom (``return_value``): ``job_name``, ``status``, ``model_artifact_uri``,
+    ``framework_version``, ``predictor_type``, ``backend``, ``leaderboard_uri``,
+    ``cloud_output_path`` and ``metrics`` (``eval_metric``, ``score_val``, ``best_model``, ...).
+
+    :param train_data: training data: a DataFrame, a local file (csv, csv.gz, parquet, jsonl) or an
+        ``s3://`` URI. (templated)
+    :param predictor_init_args: arguments for the predictor's constructor, e.g. ``{"label": "y"}``;
+        JSON values only. (templated)
+    :param predictor_fit_args: arguments for ``fit``, e.g. ``{"time_limit": 600, "presets": "good"}``;
+        JSON values only. (templated)
+    :param predictor_type: ``tabular``, ``multimodal`` or ``timeseries``. (templated)
+    :param tuning_data: optional validation data, like ``train_data``. (templated)
+    :param instance_type: SageMaker instance type (ignored by the local backend). (templated)
+    :param framework_version: AutoGluon container version (SageMaker); default the newest the
+        installed SageMaker SDK knows. The local backend uses the installed AutoGluon. (templated)
+    :param custom_image_uri: training image to use instead of the AutoGluon container. (templated)
+    :param volume_size: EBS volume in GB for the training instance.
+    :param max_runtime: maximum seconds the job may run; waiting is bounded by it.
+    :param job_name: explicit job name; default is derived from the task instance. (templated)
+    :param wait_for_completion: wait for the job to finish; if False, return once it started.
+    :param tags: extra tags for the job. (templated)
+    :param environment: extra environment variables for the entry script. (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        *CONNECTION_TEMPLATE_FIELDS,
+        "train_data",
+        "tuning_data",
+        "predictor_init_args",
+        "predictor_fit_args",
+        "predictor_type",
+        "instance_type",
+        "framework_version",
+        "custom_image_uri",
+        "job_name",
+        "tags",
+        "environment",
+    )
+    template_fields_renderers = {"predictor_init_args": "json", "predictor_fit_args": "json", "tags": "json"}
+    operator_extra_links = (AGTrainingJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        train_data: Any,
+        predictor_init_args: dict[str, Any] | str,
+        predictor_fit_args: dict[str, Any] | str | None = None,
+        predictor_type: str = "tabular",
+        tuning_data: Any = None,
+        instance_type: str = "ml.m5.2xlarge",
+        framework_version: str | None = None,
+        custom_image_uri: str | None = None,
+        volume_size: int = 100,
+        max_runtime: int = 24 * 3600,
+        job_name: str | None = None,
+        wait_for_completion: bool = True,
+        tags: dict[str, str] | None = None,
+        environment: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.train_data = train_data
+        self.tuning_data = tuning_data
+        self.predictor_init_args = predictor_init_args
+        self.predictor_fit_args = predictor_fit_args
+        self.predictor_type = predictor_type
+        self.instance_type = instance_type
+        self.framework_version = framework_version
+        self.custom_image_uri = custom_image_uri
+        self.volume_size = volume_size
+        self.max_runtime = max_runtime
+        self.job_name = job_name
+        self.wait_for_completion = wait_for_completion
+        self.tags = tags
+        self.environment = environment
+        self._started_job: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        name = self.job_name or naming.name_from_context("fit", context)
+        submission = self.hook.start_training(
+            job_name=name,
+            train_data=self.train_data,
+            predictor_type=self.predictor_type,
+            tuning_data=self.tuning_data,
+            predictor_init_args=self.predictor_init_args,
+            predictor_fit_args=self.predictor_fit_args,
+            instance_type=self.instance_type,
+            framework_version=self.framework_version,
+            custom_image_uri=self.custom_image_uri,
+            volume_size=self.volume_size,
+            max_runtime=self.max_runtime,
+            tags=self.tags,
+            environment=self.environment,
+        )
+        job = submission.job_name
+        self._started_job = job
+        self.log.info("Training job: %s (backend %s)", job, self.hook.backend_name)
+        AGTrainingJobLink.persist(context, self.hook.backend.console_url(TRAINING, job))
+        if not self.wait_for_completion:
+            return self.hook.training_result(job)
+        if self.deferrable:
+            desc = self.hook.describe_job(TRAINING, job)
+            if not desc.status.is_terminal:
+                self.defer_to_job(TRAINING, job, self.max_runtime)
+            self.hook.raise_for_status(desc)
+        else:
+            self.wait_for(TRAINING, job)
+        return self._result(job)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        event = raise_for_event(event, TRAINING, self._started_job)
+        return self._result(event["job_name"])
+
+    def _result(self, job: str) -> dict[str, Any]:
+        result = self.hook.training_result(job)
+        metrics = result.get("metrics") or {}
+        self.log.info(
+            "Training job %s completed: best model %s, %s on validation %s; model artifact %s",
+            job,
+            metrics.get("best_model"),
+            metrics.get("eval_metric"),
+            metrics.get("score_val"),
+            result.get("model_artifact_uri"),
+        )
+        return result
+
+    def on_kill(self) -> None:
+        if self._started_job:
+            self.hook.stop_job(TRAINING, self._started_job)

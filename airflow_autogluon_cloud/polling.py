@@ -1,0 +1,34 @@
+"""How often to ask for a job's status: start at the check interval, back off to a ceiling.
+
+Shared by the blocking wait, the trigger and the sensors, so all three cost the same number of
+status calls per hour. The ceiling defaults to four times the check interval: a 30 s interval
+settles at one call every two minutes, a quarter of a fixed 30 s poll.
+"""
+
+from __future__ import annotations
+
+import random
+
+BACKOFF_FACTOR = 1.5
+DEFAULT_CEILING_FACTOR = 4.0
+#: Extra time allowed past a job's own maximum runtime (provisioning, downloads, upload).
+SAGEMAKER_WAIT_SLACK_SECONDS = 3600
+LOCAL_WAIT_SLACK_SECONDS = 600
+
+
+def max_interval(check_interval: float, max_check_interval: float | None = None) -> float:
+    return max_check_interval if max_check_interval else check_interval * DEFAULT_CEILING_FACTOR
+
+
+def next_interval(current: float, ceiling: float) -> float:
+    """The next sleep: grow by :data:`BACKOFF_FACTOR`, capped, with a little jitter."""
+    grown = min(current * BACKOFF_FACTOR, ceiling)
+    return grown * random.uniform(0.9, 1.0)
+
+
+def wait_deadline(created_at: float | None, max_runtime: int | None, backend: str, now: float) -> float | None:
+    """Wall-clock time after which the job cannot still be legitimately running."""
+    if not max_runtime:
+        return None
+    slack = SAGEMAKER_WAIT_SLACK_SECONDS if backend == "sagemaker" else LOCAL_WAIT_SLACK_SECONDS
+    return (created_at or now) + max_runtime + slack
