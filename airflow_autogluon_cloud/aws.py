@@ -58,9 +58,25 @@ class AwsSettings:
             config.assume_role_kwargs = {**config.assume_role_kwargs, "ExternalId": self.external_id}
         return hook
 
+    @cached_property
+    def session(self) -> Any:
+        """boto3 session from the connection; with a role, its credentials refresh themselves."""
+        return self.base_hook.get_session(region_name=self.region_name)
+
     def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` (``s3``, ``sagemaker``, ``sagemaker-runtime``, ``logs``)."""
-        return self.base_hook.get_client_type(service, region_name=self.region_name)
+        """A boto3 client for ``service`` (``s3``, ``sagemaker``, ``sagemaker-runtime``, ``logs``).
+
+        ``endpoint_url`` and ``service_config`` from the connection apply per service, as they do
+        for the Amazon provider's own hooks.
+        """
+        hook = self.base_hook
+        return self.session.client(
+            service_name=service,
+            region_name=self.resolved_region,
+            endpoint_url=hook.conn_config.get_service_endpoint_url(service_name=service),
+            config=hook.config,
+            verify=hook.verify,
+        )
 
     @property
     def resolved_region(self) -> str | None:

@@ -41,7 +41,7 @@ def parse_s3_uri(uri: str, parameter: str = "uri") -> tuple[str, str]:
             uri,
             "the bucket name must be 3-63 characters of lower-case letters, digits, '.' and '-' (s3://bucket/key).",
         )
-    if "//" in key:
+    if key.startswith("/") or "//" in key:
         raise InvalidParameterError(parameter, uri, "the key contains an empty path segment ('//').")
     return bucket, key
 

@@ -116,3 +116,77 @@ class AGFitJobSensor(_AGJobSensor):
 
     def result(self, job_name: str) -> dict[str, Any]:
         return self.hook.training_result(job_name)
+
+
+class AGBatchPredictJobSensor(_AGJobSensor):
+    """Wait for a batch transform job by name and push the same XCom dict as the batch operator."""
+
+    kind = "transform"
+
+    def result(self, job_name: str) -> dict[str, Any]:
+        return self.hook.batch_result(job_name)
+
+
+class AGEndpointSensor(_AGJobSensor):
+    """Wait for an endpoint to be in service; fail clearly if it failed or does not exist.
+
+    :param endpoint_name: the endpoint (or the deploy task's XCom dict). (templated)
+    """
+
+    kind = "endpoint"
+    template_fields: Sequence[str] = ("endpoint_name", *CONNECTION_TEMPLATE_FIELDS)
+
+    def __init__(self, *, endpoint_name: Any, **kwargs: Any) -> None:
+        super().__init__(job_name="", **kwargs)
+        self.endpoint_name = endpoint_name
+
+    @property
+    def _name(self) -> str:
+        value = self.endpoint_name
+        return str(value.get("endpoint_name")) if isinstance(value, dict) else str(value)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_autogluon_cloud.exceptions import EndpointError
+
+        desc = self.hook.backend.describe_endpoint(self._name)
+        if desc.status.is_successful:
+            return PokeReturnValue(is_done=True, xcom_value=self.result(self._name))
+        if desc.status.is_terminal:
+            raise EndpointError(self._name, desc.failure_reason or "it is not in service", desc.status.value)
+        self.log.info("Endpoint %s is %s.", self._name, desc.status.value)
+        return PokeReturnValue(is_done=False)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return BaseSensorOperator.execute(self, context)
+        first = self.poke(context)
+        if first.is_done:
+            return first.xcom_value
+        from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonEndpointTrigger
+
+        self.defer(
+            trigger=AutoGluonEndpointTrigger(
+                endpoint_name=self._name,
+                hook_params=self.hook.hook_params(),
+                poll_interval=self.poke_interval,
+                max_poll_interval=self.max_poke_interval,
+                timeout_seconds=self.timeout or 3 * 3600,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        from airflow_autogluon_cloud.exceptions import EndpointError
+
+        if not event or event.get("status") != "success":
+            raise EndpointError(self._name, (event or {}).get("message") or f"trigger event {event!r}")
+        return self.result(self._name)
+
+    def result(self, job_name: str) -> dict[str, Any]:
+        desc = self.hook.backend.describe_endpoint(job_name)
+        return {
+            "endpoint_name": desc.name,
+            "status": desc.status.value,
+            "config_name": desc.config_name,
+            "url": desc.url,
+        }

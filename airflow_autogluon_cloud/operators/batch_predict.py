@@ -1,0 +1,163 @@
+"""AGBatchPredictOperator: score a dataset with a trained model as a batch transform job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_autogluon_cloud import naming
+from airflow_autogluon_cloud.links.autogluon_cloud import AGTransformJobLink
+from airflow_autogluon_cloud.operators.base import (
+    CONNECTION_TEMPLATE_FIELDS,
+    AutoGluonCloudBaseOperator,
+    raise_for_event,
+)
+from airflow_autogluon_cloud.operators.deploy import model_uri_from
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+TRANSFORM = "transform"
+
+
+class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
+    """Batch inference: stage ``test_data``, run a transform job, return the results' URI.
+
+    On SageMaker this is ``CreateTransformJob`` with line splitting and multi-record batches; the
+    model created for the job is removed afterwards. Locally it is a detached job that streams the
+    input in chunks with ``instance_count`` worker processes and writes its output atomically.
+
+    XCom: ``job_name``, ``status``, ``output_uri`` (JSON lines: the prediction, then
+    ``<class>_proba`` columns), ``input_uri``, ``backend``, and ``local_results_path`` when
+    ``download`` is set.
+
+    :param model_uri: a ``model.tar.gz`` URI, or the fit task's XCom dict. (templated)
+    :param test_data: a DataFrame, a local file or an ``s3://`` URI. (templated)
+    :param predict_proba: the downloaded file holds class probabilities instead of predictions.
+    :param include_predict: with ``predict_proba``, keep the prediction column too.
+    :param download: also save the results as a CSV on this machine (``save_path``).
+    :param save_path: file or directory for the download; default under the local root. (templated)
+    :param instance_type: SageMaker instance type. (templated)
+    :param instance_count: instances (SageMaker) or worker processes (local).
+    :param framework_version: AutoGluon inference image version; default the model's. (templated)
+    :param custom_image_uri: inference image to use instead of the AutoGluon container. (templated)
+    :param max_runtime: maximum seconds the job may run.
+    :param job_name: explicit job name; default derived from the task instance. (templated)
+    :param wait_for_completion: wait for the job to finish.
+    :param tags: extra tags. (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        *CONNECTION_TEMPLATE_FIELDS,
+        "model_uri",
+        "test_data",
+        "save_path",
+        "instance_type",
+        "framework_version",
+        "custom_image_uri",
+        "job_name",
+        "tags",
+    )
+    operator_extra_links = (AGTransformJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_uri: Any,
+        test_data: Any,
+        predict_proba: bool = False,
+        include_predict: bool = True,
+        download: bool = False,
+        save_path: str | None = None,
+        instance_type: str = "ml.m5.2xlarge",
+        instance_count: int = 1,
+        framework_version: str | None = None,
+        custom_image_uri: str | None = None,
+        max_runtime: int = 24 * 3600,
+        job_name: str | None = None,
+        wait_for_completion: bool = True,
+        tags: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_uri = model_uri
+        self.test_data = test_data
+        self.predict_proba = predict_proba
+        self.include_predict = include_predict
+        self.download = download
+        self.save_path = save_path
+        self.instance_type = instance_type
+        self.instance_count = instance_count
+        self.framework_version = framework_version
+        self.custom_image_uri = custom_image_uri
+        self.max_runtime = max_runtime
+        self.job_name = job_name
+        self.wait_for_completion = wait_for_completion
+        self.tags = tags
+        self._started_job: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        uri, version = model_uri_from(self.model_uri)
+        name = self.job_name or naming.name_from_context("bt", context)
+        submission = self.hook.start_batch_predict(
+            job_name=name,
+            model_uri=uri,
+            test_data=self.test_data,
+            instance_type=self.instance_type,
+            instance_count=self.instance_count,
+            framework_version=self.framework_version or version,
+            custom_image_uri=self.custom_image_uri,
+            max_runtime=self.max_runtime,
+            tags=self.tags,
+        )
+        job = submission.job_name
+        self._started_job = job
+        AGTransformJobLink.persist(context, self.hook.backend.console_url(TRANSFORM, job))
+        if not self.wait_for_completion:
+            return self.hook.batch_result(job)
+        if self.deferrable:
+            desc = self.hook.describe_job(TRANSFORM, job)
+            if not desc.status.is_terminal:
+                self.defer_to_job(TRANSFORM, job, self.max_runtime)
+            self._raise_for_status(job)
+        else:
+            try:
+                self.wait_for(TRANSFORM, job)
+            finally:
+                self._cleanup_model(job)
+        return self._result(job)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        job = (event or {}).get("job_name") or self._started_job
+        try:
+            event = raise_for_event(event, TRANSFORM, job)
+        finally:
+            if job:
+                self._cleanup_model(job)
+        return self._result(event["job_name"])
+
+    def _raise_for_status(self, job: str) -> None:
+        desc = self.hook.describe_job(TRANSFORM, job)
+        if desc.status.is_terminal and not desc.status.is_successful:
+            self._cleanup_model(job)
+        self.hook.raise_for_status(desc)
+
+    def _cleanup_model(self, job: str) -> None:
+        try:
+            self.hook.cleanup_batch_model(job)
+        except Exception as err:  # leftover models cost nothing; never fail the scoring for it
+            self.log.warning("Could not remove the model of transform job %s: %s", job, err)
+
+    def _result(self, job: str) -> dict[str, Any]:
+        self._cleanup_model(job)
+        result = self.hook.batch_result(job)
+        if self.download:
+            result["local_results_path"] = self.hook.download_predict_results(
+                job, self.save_path, predict_proba=self.predict_proba, include_predict=self.include_predict
+            )
+        self.log.info("Transform job %s completed: results at %s", job, result["output_uri"])
+        return result
+
+    def on_kill(self) -> None:
+        if self._started_job:
+            self.hook.stop_job(TRANSFORM, self._started_job)

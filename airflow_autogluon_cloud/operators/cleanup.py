@@ -1,0 +1,74 @@
+"""AGCleanupOperator: remove endpoints (with their configs and models), one by name or by sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_autogluon_cloud.exceptions import InvalidParameterError
+from airflow_autogluon_cloud.operators.base import CONNECTION_TEMPLATE_FIELDS, AutoGluonCloudBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class AGCleanupOperator(AutoGluonCloudBaseOperator):
+    """Delete an endpoint, its configuration and its models; or sweep stale endpoints.
+
+    Idempotent: a resource that is already gone is not an error, so it is safe as a teardown task
+    (``AGCleanupOperator(...).as_teardown(setups=deploy)``), which runs even when upstream fails.
+
+    Sweep mode deletes every endpoint created by this provider (found by its tag) that is older
+    than ``max_age`` or, when ``keep`` is given, not in it. ``dry_run`` only reports.
+
+    :param endpoint_name: the endpoint, or the deploy task's XCom dict. (templated)
+    :param sweep: sweep instead of deleting one endpoint.
+    :param max_age: sweep endpoints older than this (a timedelta or seconds).
+    :param keep: sweep every endpoint not named here. (templated)
+    :param dry_run: report what would be deleted, delete nothing. (templated)
+    """
+
+    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "keep", "dry_run")
+
+    def __init__(
+        self,
+        *,
+        endpoint_name: Any = None,
+        sweep: bool = False,
+        max_age: timedelta | float | None = None,
+        keep: list[str] | None = None,
+        dry_run: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not sweep and endpoint_name is None:
+            raise InvalidParameterError("endpoint_name", None, "name the endpoint to delete, or set sweep=True.")
+        if sweep and max_age is None and keep is None:
+            raise InvalidParameterError(
+                "max_age", None, "a sweep needs max_age and/or keep, or it would delete every endpoint."
+            )
+        self.endpoint_name = endpoint_name
+        self.sweep = sweep
+        self.max_age = max_age
+        self.keep = keep
+        self.dry_run = dry_run
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        dry_run = self.dry_run if isinstance(self.dry_run, bool) else str(self.dry_run).lower() in ("true", "1")
+        if self.sweep:
+            age = self.max_age.total_seconds() if isinstance(self.max_age, timedelta) else self.max_age
+            report = self.hook.sweep_endpoints(max_age_seconds=age, keep=self.keep, dry_run=dry_run)
+            self.log.info("Sweep%s: %d endpoint(s) matched.", " (dry run)" if dry_run else "", len(report))
+            for entry in report:
+                self.log.info(
+                    "  %s: %s%s", entry["endpoint_name"], entry["reason"], "" if entry["deleted"] else " (kept)"
+                )
+            return {"dry_run": dry_run, "endpoints": report}
+        name = self.endpoint_name.get("endpoint_name") if isinstance(self.endpoint_name, dict) else self.endpoint_name
+        if not name:
+            raise InvalidParameterError("endpoint_name", self.endpoint_name, "expected an endpoint name.")
+        if dry_run:
+            self.log.info("Dry run: would delete endpoint %s", name)
+            return {"endpoint_name": name, "deleted": False, "dry_run": True}
+        return self.hook.delete_endpoint(name)

@@ -1,0 +1,135 @@
+"""AGDeployOperator: put a trained model behind a real-time endpoint, creating or updating it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_autogluon_cloud import naming
+from airflow_autogluon_cloud.exceptions import EndpointError, JobTimeoutError
+from airflow_autogluon_cloud.links.autogluon_cloud import AGEndpointLink
+from airflow_autogluon_cloud.operators.base import CONNECTION_TEMPLATE_FIELDS, AutoGluonCloudBaseOperator
+from airflow_autogluon_cloud.triggers.autogluon_cloud import SUCCESS, TIMEOUT, AutoGluonEndpointTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def model_uri_from(value: Any) -> tuple[Any, str | None]:
+    """Accept a ``model.tar.gz`` URI or the fit task's XCom dict; return (uri, framework version)."""
+    if isinstance(value, dict):
+        return value.get("model_artifact_uri"), value.get("framework_version")
+    return value, None
+
+
+class AGDeployOperator(AutoGluonCloudBaseOperator):
+    """Deploy a model to an endpoint: model, endpoint config and endpoint, all tagged.
+
+    With a stable ``endpoint_name`` that already exists (scheduled retraining), the endpoint is
+    moved to the new model without downtime: a new config, ``UpdateEndpoint``, wait until in
+    service. Pieces created by a failed deploy are rolled back; the config and models the
+    endpoint used before are removed once it serves the new one.
+
+    XCom: ``endpoint_name``, ``config_name``, ``model_name``, ``model_uri``, ``backend``,
+    ``action`` (create, update, reattach, recreate) and ``url`` (local backend).
+
+    :param model_uri: a ``model.tar.gz`` URI, or the fit task's XCom dict (``fit.output``). (templated)
+    :param endpoint_name: the endpoint; default a stable name per DAG and task, so every run updates
+        the same endpoint. (templated)
+    :param instance_type: SageMaker instance type. (templated)
+    :param instance_count: instances behind the endpoint.
+    :param framework_version: AutoGluon inference image version; default the model's. (templated)
+    :param custom_image_uri: inference image to use instead of the AutoGluon container. (templated)
+    :param volume_size: storage per instance in GB (not for ml.p*/ml.g* instances).
+    :param wait_for_completion: wait until the endpoint is in service.
+    :param tags: extra tags. (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        *CONNECTION_TEMPLATE_FIELDS,
+        "model_uri",
+        "endpoint_name",
+        "instance_type",
+        "framework_version",
+        "custom_image_uri",
+        "tags",
+    )
+    operator_extra_links = (AGEndpointLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_uri: Any,
+        endpoint_name: str | None = None,
+        instance_type: str = "ml.m5.2xlarge",
+        instance_count: int = 1,
+        framework_version: str | None = None,
+        custom_image_uri: str | None = None,
+        volume_size: int | None = None,
+        wait_for_completion: bool = True,
+        tags: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_uri = model_uri
+        self.endpoint_name = endpoint_name
+        self.instance_type = instance_type
+        self.instance_count = instance_count
+        self.framework_version = framework_version
+        self.custom_image_uri = custom_image_uri
+        self.volume_size = volume_size
+        self.wait_for_completion = wait_for_completion
+        self.tags = tags
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        uri, version = model_uri_from(self.model_uri)
+        ti = context["ti"]
+        name = self.endpoint_name or naming.deterministic_name("ep", ti.dag_id, ti.task_id, "stable")
+        plan = self.hook.start_deploy(
+            endpoint_name=name,
+            model_uri=uri,
+            instance_type=self.instance_type,
+            instance_count=self.instance_count,
+            framework_version=self.framework_version or version,
+            custom_image_uri=self.custom_image_uri,
+            volume_size=self.volume_size,
+            tags=self.tags,
+        )
+        AGEndpointLink.persist(context, self.hook.backend.console_url("endpoint", name))
+        if not self.wait_for_completion:
+            return {
+                k: plan[k] for k in ("endpoint_name", "config_name", "model_name", "model_uri", "backend", "action")
+            }
+        if self.deferrable:
+            desc = self.hook.backend.describe_endpoint(name)
+            if not desc.status.is_terminal:
+                self.defer(
+                    trigger=AutoGluonEndpointTrigger(
+                        endpoint_name=name,
+                        hook_params=self.hook.hook_params(),
+                        poll_interval=self.check_interval,
+                        max_poll_interval=self.max_check_interval,
+                    ),
+                    method_name="execute_complete",
+                    kwargs={"plan": plan},
+                )
+        else:
+            self.hook.wait_for_endpoint(
+                name, check_interval=self.check_interval, max_check_interval=self.max_check_interval
+            )
+        return self.hook.finish_deploy(plan)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if plan is None:
+            raise EndpointError("?", f"resumed without the deploy plan (event {event!r})")
+        status = (event or {}).get("status")
+        if status == TIMEOUT:
+            raise JobTimeoutError("Endpoint", plan["endpoint_name"], (event or {}).get("job_status") or "?", 0)
+        if status != SUCCESS:
+            self.log.error(
+                "Endpoint %s did not come into service: %s", plan["endpoint_name"], (event or {}).get("message")
+            )
+        # finish_deploy checks the endpoint really serves the new config; on failure it rolls back and raises.
+        return self.hook.finish_deploy(plan)

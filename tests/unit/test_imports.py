@@ -1,0 +1,60 @@
+"""Parse-time lightness: Airflow imports provider modules constantly, so none may load heavy libraries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+
+from tests.conftest import REPO
+
+HEAVY = ("pandas", "numpy", "boto3", "botocore", "sagemaker", "autogluon", "pyarrow")
+
+_PROBE = """
+import importlib, pkgutil, sys
+import airflow_autogluon_cloud as pkg
+failed = []
+for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+    if ".container" in mod.name:
+        continue  # entry scripts run in the training/inference process, never at parse time
+    importlib.import_module(mod.name)
+print(",".join(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(",")))))
+"""
+
+
+def test_importing_every_module_loads_nothing_heavy():
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, ",".join(HEAVY)], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    loaded = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    assert loaded == "", f"importing the package loaded heavy modules: {loaded}"
+
+
+def test_ruff_bans_heavy_module_level_imports():
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    banned = config["tool"]["ruff"]["lint"]["flake8-tidy-imports"]["banned-module-level-imports"]
+    assert set(HEAVY) <= set(banned)
+
+
+def test_provider_entry_point_and_info():
+    from importlib.metadata import entry_points
+
+    from airflow_autogluon_cloud.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-autogluon-cloud"
+    for key in ("hooks", "operators", "sensors", "triggers", "extra-links", "connection-types"):
+        assert info[key], key
+    # every module and class the provider manager would import exists
+    import importlib
+
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for path in [*info["extra-links"], *(c["hook-class-name"] for c in info["connection-types"])]:
+        module, _, cls = path.rpartition(".")
+        assert hasattr(importlib.import_module(module), cls), path
+    eps = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_autogluon_cloud")]
+    assert eps, "the apache_airflow_provider entry point is not installed (pip install -e .)"
+    assert eps[0].load()() == info
