@@ -151,7 +151,7 @@ def prepare_input(
             raise InvalidParameterError(
                 parameter, data, f"unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)}."
             )
-        columns: list[str] | None = None
+        header: list[str] | None = None
         if s3_storage is not None:
             size = s3_storage.size(data)
             if size is None:
@@ -160,9 +160,9 @@ def prepare_input(
                 raise InvalidParameterError(parameter, data, "the object is empty.")
             if _suffix(key) == ".csv" and required:
                 head = _read_s3_head(s3_storage, data)
-                columns = _csv_header(head.split("\n", 1)[0])
-                _check_columns(parameter, data, columns, required)
-        return DataInput(parameter, s3_uri=data, columns=columns)
+                header = _csv_header(head.split("\n", 1)[0])
+                _check_columns(parameter, data, header, required)
+        return DataInput(parameter, s3_uri=data, columns=header)
     path = Path(data).expanduser()
     if data.startswith("file://"):
         path = Path(data[len("file://") :])

@@ -268,10 +268,11 @@ class AutoGluonCloudHook(BaseHook):
         required = [label] if label else []
         train = self.prepare_data(train_data, "train_data", required)
         tuning = self.prepare_data(tuning_data, "tuning_data", required) if tuning_data is not None else None
+        image: str | None
         try:
             if self.backend_name == "sagemaker":
                 image = custom_image_uri or self._image_uri(framework_version, "training", instance_type)
-                version = framework_version or _version_from_image(image)
+                version = framework_version or _version_from_image(image) or "unknown"
                 if not self.aws.execution_role_arn:
                     raise InvalidParameterError(
                         "role_arn",
@@ -491,12 +492,6 @@ class AutoGluonCloudHook(BaseHook):
             }
             result["framework_version"] = summary.get("autogluon_version") or result["framework_version"]
         return result
-
-
-def _version_from_image(image: str) -> str | None:
-    tag = image.rsplit(":", 1)[-1]
-    version = tag.split("-", 1)[0]
-    return version if version[:1].isdigit() else None
 
     # models ------------------------------------------------------------------------------------
 
@@ -1079,9 +1074,9 @@ def _version_from_image(image: str) -> str | None:
         if predictor_type == "timeseries":
             from autogluon.timeseries import TimeSeriesPredictor as PredictorCls
         elif predictor_type == "multimodal":
-            from autogluon.multimodal import MultiModalPredictor as PredictorCls  # type: ignore[no-redef]
+            from autogluon.multimodal import MultiModalPredictor as PredictorCls
         else:
-            from autogluon.tabular import TabularPredictor as PredictorCls  # type: ignore[no-redef]
+            from autogluon.tabular import TabularPredictor as PredictorCls
         kwargs: dict[str, Any] = {"require_py_version_match": False}
         if predictor_type != "multimodal":
             kwargs["require_version_match"] = require_version_match
@@ -1108,3 +1103,9 @@ def split_proba(frame: pd.DataFrame) -> pd.DataFrame | pd.Series:
     proba = frame[proba_columns].copy()
     proba.columns = [str(c)[: -len("_proba")] for c in proba_columns]
     return proba
+
+
+def _version_from_image(image: str) -> str | None:
+    tag = image.rsplit(":", 1)[-1]
+    version = tag.split("-", 1)[0]
+    return version if version[:1].isdigit() else None

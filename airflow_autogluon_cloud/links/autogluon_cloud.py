@@ -23,7 +23,7 @@ class _XComUrlLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         from airflow.sdk.bases.xcom import BaseXCom
 
-        url = BaseXCom.get_value(ti_key=ti_key, key=self.key)
+        url = BaseXCom.get_value(ti_key=ti_key, key=self.key)  # type: ignore[arg-type]
         return str(url) if url else ""
 
     @classmethod

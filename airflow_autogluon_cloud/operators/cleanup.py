@@ -26,10 +26,10 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
     :param sweep: sweep instead of deleting one endpoint.
     :param max_age: sweep endpoints older than this (a timedelta or seconds).
     :param keep: sweep every endpoint not named here. (templated)
-    :param dry_run: report what would be deleted, delete nothing. (templated)
+    :param dry_run: report what would be deleted, delete nothing. (templated, as ``report_only``)
     """
 
-    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "keep", "dry_run")
+    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "keep", "report_only")
 
     def __init__(
         self,
@@ -52,10 +52,12 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
         self.sweep = sweep
         self.max_age = max_age
         self.keep = keep
-        self.dry_run = dry_run
+        # ``BaseOperator.dry_run`` is a method, so the flag lives under another attribute.
+        self.report_only = dry_run
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = self.dry_run if isinstance(self.dry_run, bool) else str(self.dry_run).lower() in ("true", "1")
+        flag = self.report_only
+        dry_run = flag if isinstance(flag, bool) else str(flag).strip().lower() in ("true", "1", "yes")
         if self.sweep:
             age = self.max_age.total_seconds() if isinstance(self.max_age, timedelta) else self.max_age
             report = self.hook.sweep_endpoints(max_age_seconds=age, keep=self.keep, dry_run=dry_run)

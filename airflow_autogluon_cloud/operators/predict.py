@@ -42,7 +42,9 @@ class AGPredictOperator(AutoGluonCloudBaseOperator):
         self.max_rows_in_xcom = max_rows_in_xcom
 
     def execute(self, context: Context) -> dict[str, Any]:
-        name = self.endpoint_name.get("endpoint_name") if isinstance(self.endpoint_name, dict) else self.endpoint_name
+        name = str(
+            self.endpoint_name.get("endpoint_name") if isinstance(self.endpoint_name, dict) else self.endpoint_name
+        )
         if self.predict_proba:
             answers = self.hook.predict_proba_real_time(name, self.data)
         else:

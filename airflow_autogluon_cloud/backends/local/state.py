@@ -68,7 +68,10 @@ _COLUMNS = "kind, name, status, failure_reason, created_at, updated_at, ended_at
 
 
 def _to_record(row: tuple[Any, ...]) -> Record:
-    return Record(*row[:10], data=json.loads(row[10]), tags=json.loads(row[11]))  # type: ignore[arg-type]
+    kind, name, status, reason, created, updated, ended, pid, pid_start, workdir, data, tags = row
+    return Record(
+        kind, name, status, reason, created, updated, ended, pid, pid_start, workdir, json.loads(data), json.loads(tags)
+    )
 
 
 class StateStore:
