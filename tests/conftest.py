@@ -12,10 +12,21 @@ from pathlib import Path
 import pytest
 
 # Airflow reads its home when first imported: point it at a fresh directory before anything else.
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="agc-tests-"))
+# Subprocesses started by tests inherit the session (same database, same local-backend root).
+_SESSION_DIR = Path(os.environ.get("AGC_TEST_SESSION_DIR") or tempfile.mkdtemp(prefix="agc-tests-"))
+os.environ["AGC_TEST_SESSION_DIR"] = str(_SESSION_DIR)
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.parent / "example_dags")
+# dag.test() only runs DAGs found in the dags folder: link the example DAGs and the test DAGs there.
+_DAGS = _SESSION_DIR / "dags"
+if not _DAGS.exists():
+    _DAGS.mkdir()
+    for _folder in ("example_dags", "tests/dags"):
+        for _file in (Path(__file__).resolve().parent.parent / _folder).glob("*.py"):
+            (_DAGS / _file.name).symlink_to(_file)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
+os.environ["AG_EXAMPLE_PERIODS_ROOT"] = str(_SESSION_DIR / "periods")
+os.environ["AGC_TEST_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ["AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT"] = str(_SESSION_DIR / "agc-local")
 os.environ.pop("AIRFLOW__AUTOGLUON_CLOUD__BACKEND", None)
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
@@ -49,10 +60,46 @@ def local_root() -> Path:
 
 @pytest.fixture(scope="session")
 def churn_frames():
-    """(train, test) frames of the bundled synthetic churn data, small enough to fit in seconds."""
+    """(train, test) frames of the synthetic churn data, small enough to fit in seconds.
+
+    Also written as CSV files under ``$AGC_TEST_DATA_DIR`` for the test DAGs.
+    """
     from airflow_autogluon_cloud.example_data import make_churn
 
-    return make_churn(600, seed=1), make_churn(200, seed=2)
+    train, test = make_churn(600, seed=1), make_churn(200, seed=2, with_label=False)
+    data_dir = Path(os.environ["AGC_TEST_DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    train.to_csv(data_dir / "train.csv", index=False)
+    test.to_csv(data_dir / "test.csv", index=False)
+    return train, test
+
+
+def run_dag(dag_id: str, **kwargs):
+    """Run a DAG from the dags folder with ``dag.test()`` and return the finished DagRun."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(dag_id).test(**kwargs)
+
+
+def xcom(dag_id: str, task_id: str, run_id: str, key: str = "return_value"):
+    """A task's XCom value from the metadata database."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(dag_id=dag_id, task_id=task_id, run_id=run_id, key=key).one_or_none()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def task_states(dag_run) -> dict[str, str]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
+        return {ti.task_id: str(ti.state) for ti in tis}
 
 
 @pytest.fixture(scope="session")

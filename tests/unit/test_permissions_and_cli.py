@@ -39,7 +39,11 @@ def test_policy_is_scoped_and_deterministic():
 
 @pytest.mark.parametrize(
     ("account", "bucket", "match"),
-    [("12345", "b-1", "account_id"), ("123456789012", "s3://bucket", "cloud_output_bucket"), ("x" * 12, "b12", "account_id")],
+    [
+        ("12345", "b-1", "account_id"),
+        ("123456789012", "s3://bucket", "cloud_output_bucket"),
+        ("x" * 12, "b12", "account_id"),
+    ],
 )
 def test_bad_permission_inputs(account, bucket, match):
     with pytest.raises(InvalidParameterError, match=match):
@@ -48,7 +52,20 @@ def test_bad_permission_inputs(account, bucket, match):
 
 def test_hook_and_cli_write_the_same_files(tmp_path, capsys):
     paths = AutoGluonCloudHook.generate_default_permissions("123456789012", "my-bucket", str(tmp_path / "hook"))
-    assert main(["permissions", "--account-id", "123456789012", "--bucket", "my-bucket", "--output-dir", str(tmp_path / "cli")]) == 0
+    assert (
+        main(
+            [
+                "permissions",
+                "--account-id",
+                "123456789012",
+                "--bucket",
+                "my-bucket",
+                "--output-dir",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
     assert "IAM policy" in capsys.readouterr().out
     for key, path in paths.items():
         cli_file = tmp_path / "cli" / path.rsplit("/", 1)[-1]

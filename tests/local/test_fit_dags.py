@@ -1,0 +1,187 @@
+"""Training on the local backend with real AutoGluon, real processes and real Airflow runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from airflow_autogluon_cloud.backends.local.backend import LocalBackend
+from airflow_autogluon_cloud.exceptions import InvalidParameterError, ResourceNotFoundError
+from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+from airflow_autogluon_cloud.status import JobStatus
+from tests.conftest import REPO, run_dag, task_states, xcom
+
+pytestmark = pytest.mark.slow
+
+
+def test_shared_fit_loads_as_tabular_predictor(trained_job, churn_frames, tmp_path):
+    from autogluon.tabular import TabularPredictor
+
+    assert trained_job["status"] == "Completed"
+    assert trained_job["backend"] == "local" and trained_job["predictor_type"] == "tabular"
+    assert trained_job["metrics"]["eval_metric"] == "roc_auc" and trained_job["metrics"]["score_val"] > 0.6
+    hook = AutoGluonCloudHook(aws_conn_id=None)
+    predictor = hook.to_local_predictor(trained_job["model_artifact_uri"], tmp_path / "predictor")
+    assert isinstance(predictor, TabularPredictor)
+    _, test = churn_frames
+    assert len(predictor.predict(test)) == len(test)
+    board = hook.get_leaderboard(trained_job["job_name"])
+    assert "LightGBM" in set(board["model"])
+
+
+def test_example_dag_trains_and_reports(airflow_db, tmp_path, monkeypatch):
+    """The README's main DAG, end to end on the local backend, through dag.test()."""
+    monkeypatch.setenv("AG_EXAMPLE_TIME_LIMIT", "20")
+    dag_run = run_dag("ag_retrain_and_score")
+    assert dag_run.state == "success", task_states(dag_run)
+    fit = xcom("ag_retrain_and_score", "fit", dag_run.run_id)
+    assert fit["status"] == "Completed" and os.path.isfile(fit["model_artifact_uri"])
+    report = xcom("ag_retrain_and_score", "report", dag_run.run_id)
+    assert report["job_name"] == fit["job_name"] and report["leaderboard"]
+    from autogluon.tabular import TabularPredictor
+
+    predictor = AutoGluonCloudHook(aws_conn_id=None).to_local_predictor(fit["model_artifact_uri"], tmp_path / "p")
+    assert isinstance(predictor, TabularPredictor)
+
+
+def test_deferrable_sensor_reattaches_to_job_started_without_waiting(airflow_db, churn_frames):
+    dag_run = run_dag("agc_test_fit_sensor")
+    assert dag_run.state == "success", task_states(dag_run)
+    started = xcom("agc_test_fit_sensor", "start_fit", dag_run.run_id)
+    waited = xcom("agc_test_fit_sensor", "wait_for_fit", dag_run.run_id)
+    assert started["status"] == "InProgress" and started["model_artifact_uri"] is None
+    assert waited["job_name"] == started["job_name"] and waited["status"] == "Completed"
+    assert waited["model_artifact_uri"].endswith("model.tar.gz")
+
+
+def test_task_retried_after_worker_killed_mid_training_ends_with_one_job(airflow_db, churn_frames, local_root):
+    """Kill the process running the fit task mid-training; the retry reattaches instead of starting again."""
+    logical = datetime(2026, 11, 5, tzinfo=UTC)
+    script = textwrap.dedent(
+        """
+        from datetime import datetime, timezone
+        from tests.conftest import run_dag
+        ld = datetime(2026, 11, 5, tzinfo=timezone.utc)
+        run_dag("agc_test_fit_retry", logical_date=ld, run_after=ld)
+        """
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    backend = LocalBackend(local_root)
+    deadline = time.monotonic() + 180
+    job = None
+    while time.monotonic() < deadline and job is None:
+        for record in backend.store.list("training"):
+            if "agc-test-fit-retry" in record.name and record.status == "InProgress":
+                log = backend.log_path("training", record.name)
+                if log.exists() and "Fitting" in log.read_text(errors="replace"):
+                    job = record.name
+        time.sleep(0.5)
+    assert job is not None, "the first try never started training"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    assert backend.describe_training_job(job).status == JobStatus.IN_PROGRESS  # the job outlived its worker
+
+    dag_run = run_dag("agc_test_fit_retry", logical_date=logical, run_after=logical)
+    assert dag_run.state == "success", task_states(dag_run)
+    result = xcom("agc_test_fit_retry", "fit", dag_run.run_id)
+    assert result["job_name"] == job and result["status"] == "Completed"
+    jobs = [r.name for r in backend.store.list("training") if "agc-test-fit-retry" in r.name]
+    assert jobs == [job], f"expected exactly one training job, found {jobs}"
+
+
+def test_failed_job_reports_reason_and_log_and_next_try_uses_new_name(tmp_path, churn_frames):
+    train, _ = churn_frames
+    hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
+    # A fit argument AutoGluon rejects at fit time: the job starts, then fails in the container.
+    sub = hook.start_training(
+        job_name="ag-af-test-bad-fit",
+        train_data=train,
+        predictor_init_args={"label": "churned"},
+        predictor_fit_args={"time_limit": 30, "presets": "no_such_preset"},
+    )
+    from airflow_autogluon_cloud.exceptions import JobFailedError
+
+    with pytest.raises(JobFailedError) as err:
+        hook.wait_for_job("training", sub.job_name, check_interval=0.5, max_check_interval=1)
+    assert err.value.status == "Failed" and "no_such_preset" in str(err.value)
+    again = hook.start_training(
+        job_name="ag-af-test-bad-fit",
+        train_data=train,
+        predictor_init_args={"label": "churned"},
+        predictor_fit_args={"time_limit": 30, "hyperparameters": {"GBM": {"num_boost_round": 10}}},
+    )
+    assert again.job_name == "ag-af-test-bad-fit-r1" and not again.reattached
+    hook.wait_for_job("training", again.job_name, check_interval=0.5, max_check_interval=1)
+
+
+def test_runner_killed_outside_airflow_is_reported_failed_with_log_tail(tmp_path, churn_frames):
+    train, _ = churn_frames
+    hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
+    sub = hook.start_training(
+        job_name="ag-af-test-killed",
+        train_data=train,
+        predictor_init_args={"label": "churned"},
+        predictor_fit_args={
+            "time_limit": 60,
+            "hyperparameters": {"GBM": {"num_boost_round": 20000, "learning_rate": 0.001}},
+        },
+    )
+    backend = hook.backend
+    record = backend.store.get("training", sub.job_name)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "Fitting" not in backend.log_tail("training", sub.job_name, 50):
+        time.sleep(0.3)
+    os.killpg(record.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    desc = backend.describe_training_job(sub.job_name)
+    assert desc.status == JobStatus.FAILED
+    assert "exited without reporting" in desc.failure_reason and "Fitting" in desc.failure_reason
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"train_data": "/nonexistent/train.csv"}, "train_data"),
+        ({"predictor_type": "vision"}, "predictor_type"),
+        ({"predictor_fit_args": {"callback": object()}}, "predictor_fit_args"),
+        ({"job_name": "bad_name!"}, "job_name"),
+        ({"max_runtime": 0}, "max_runtime"),
+        ({"predictor_init_args": {"label": "not_a_column"}}, "train_data"),
+    ],
+)
+def test_bad_fit_input_creates_nothing(tmp_path, churn_frames, kwargs, parameter):
+    train, _ = churn_frames
+    hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
+    args = {
+        "job_name": "ag-af-test-bad-input",
+        "train_data": train,
+        "predictor_init_args": {"label": "churned"},
+        "predictor_fit_args": {"time_limit": 10},
+        **kwargs,
+    }
+    with pytest.raises(InvalidParameterError) as err:
+        hook.start_training(**args)
+    assert err.value.parameter == parameter
+    assert hook.backend.store.list("training") == []
+    assert not (tmp_path / "root" / "artifacts" / "staging").exists()
+
+
+def test_sensor_on_nonexistent_job_fails_clearly(tmp_path):
+    from airflow_autogluon_cloud.sensors.autogluon_cloud import AGFitJobSensor
+
+    sensor = AGFitJobSensor(task_id="s", job_name="ag-af-no-such-job", local_root=str(tmp_path), aws_conn_id=None)
+    with pytest.raises(ResourceNotFoundError, match="ag-af-no-such-job"):
+        sensor.poke({})
