@@ -25,8 +25,10 @@ def test_shared_fit_loads_as_tabular_predictor(trained_job, churn_frames, tmp_pa
     from autogluon.tabular import TabularPredictor
 
     assert trained_job["status"] == "Completed"
-    assert trained_job["backend"] == "local" and trained_job["predictor_type"] == "tabular"
-    assert trained_job["metrics"]["eval_metric"] == "roc_auc" and trained_job["metrics"]["score_val"] > 0.6
+    assert trained_job["backend"] == "local"
+    assert trained_job["predictor_type"] == "tabular"
+    assert trained_job["metrics"]["eval_metric"] == "roc_auc"
+    assert trained_job["metrics"]["score_val"] > 0.6
     hook = AutoGluonCloudHook(aws_conn_id=None)
     predictor = hook.to_local_predictor(trained_job["model_artifact_uri"], tmp_path / "predictor")
     assert isinstance(predictor, TabularPredictor)
@@ -42,9 +44,11 @@ def test_example_dag_trains_and_reports(airflow_db, tmp_path, monkeypatch):
     dag_run = run_dag("ag_retrain_and_score")
     assert dag_run.state == "success", task_states(dag_run)
     fit = xcom("ag_retrain_and_score", "fit", dag_run.run_id)
-    assert fit["status"] == "Completed" and os.path.isfile(fit["model_artifact_uri"])
+    assert fit["status"] == "Completed"
+    assert os.path.isfile(fit["model_artifact_uri"])
     report = xcom("ag_retrain_and_score", "report", dag_run.run_id)
-    assert report["job_name"] == fit["job_name"] and report["leaderboard"]
+    assert report["job_name"] == fit["job_name"]
+    assert report["leaderboard"]
     from autogluon.tabular import TabularPredictor
 
     predictor = AutoGluonCloudHook(aws_conn_id=None).to_local_predictor(fit["model_artifact_uri"], tmp_path / "p")
@@ -56,8 +60,10 @@ def test_deferrable_sensor_reattaches_to_job_started_without_waiting(airflow_db,
     assert dag_run.state == "success", task_states(dag_run)
     started = xcom("agc_test_fit_sensor", "start_fit", dag_run.run_id)
     waited = xcom("agc_test_fit_sensor", "wait_for_fit", dag_run.run_id)
-    assert started["status"] == "InProgress" and started["model_artifact_uri"] is None
-    assert waited["job_name"] == started["job_name"] and waited["status"] == "Completed"
+    assert started["status"] == "InProgress"
+    assert started["model_artifact_uri"] is None
+    assert waited["job_name"] == started["job_name"]
+    assert waited["status"] == "Completed"
     assert waited["model_artifact_uri"].endswith("model.tar.gz")
 
 
@@ -97,7 +103,8 @@ def test_task_retried_after_worker_killed_mid_training_ends_with_one_job(airflow
     dag_run = run_dag("agc_test_fit_retry", logical_date=logical, run_after=logical)
     assert dag_run.state == "success", task_states(dag_run)
     result = xcom("agc_test_fit_retry", "fit", dag_run.run_id)
-    assert result["job_name"] == job and result["status"] == "Completed"
+    assert result["job_name"] == job
+    assert result["status"] == "Completed"
     jobs = [r.name for r in backend.store.list("training") if "agc-test-fit-retry" in r.name]
     assert jobs == [job], f"expected exactly one training job, found {jobs}"
 
@@ -116,14 +123,16 @@ def test_failed_job_reports_reason_and_log_and_next_try_uses_new_name(tmp_path, 
 
     with pytest.raises(JobFailedError) as err:
         hook.wait_for_job("training", sub.job_name, check_interval=0.5, max_check_interval=1)
-    assert err.value.status == "Failed" and "no_such_preset" in str(err.value)
+    assert err.value.status == "Failed"
+    assert "no_such_preset" in str(err.value)
     again = hook.start_training(
         job_name="ag-af-test-bad-fit",
         train_data=train,
         predictor_init_args={"label": "churned"},
         predictor_fit_args={"time_limit": 30, "hyperparameters": {"GBM": {"num_boost_round": 10}}},
     )
-    assert again.job_name == "ag-af-test-bad-fit-r1" and not again.reattached
+    assert again.job_name == "ag-af-test-bad-fit-r1"
+    assert not again.reattached
     hook.wait_for_job("training", again.job_name, check_interval=0.5, max_check_interval=1)
 
 
@@ -148,7 +157,8 @@ def test_runner_killed_outside_airflow_is_reported_failed_with_log_tail(tmp_path
     time.sleep(0.5)
     desc = backend.describe_training_job(sub.job_name)
     assert desc.status == JobStatus.FAILED
-    assert "exited without reporting" in desc.failure_reason and "Fitting" in desc.failure_reason
+    assert "exited without reporting" in desc.failure_reason
+    assert "Fitting" in desc.failure_reason
 
 
 @pytest.mark.parametrize(

@@ -31,13 +31,16 @@ def test_invalid_names_rejected(name):
 def test_derived_name_stays_within_limit():
     base = "ag-af-" + "x" * 57
     derived = naming.derived_name(base, "config-1234567890")
-    assert len(derived) <= 63 and naming.is_valid_name(derived)
+    assert len(derived) <= 63
+    assert naming.is_valid_name(derived)
     assert naming.derived_name(base, "a") != naming.derived_name(base + "y", "a")
 
 
 def test_job_status_sets():
-    assert JobStatus.COMPLETED.is_successful and JobStatus.COMPLETED.is_terminal
-    assert JobStatus.STOPPED.is_terminal and not JobStatus.STOPPED.is_successful
+    assert JobStatus.COMPLETED.is_successful
+    assert JobStatus.COMPLETED.is_terminal
+    assert JobStatus.STOPPED.is_terminal
+    assert not JobStatus.STOPPED.is_successful
     assert not JobStatus.IN_PROGRESS.is_terminal
     with pytest.raises(ValueError, match="Unknown job status 'Weird'"):
         JobStatus.parse("Weird")

@@ -26,10 +26,13 @@ def test_stage_dataframe_twice_uploads_once(local_hook, frame):
     first = local_hook.stage_data(frame, "train_data", ["y"])
     second = local_hook.stage_data(frame, "train_data", ["y"])
     assert first.uri == second.uri
-    assert first.uploaded_bytes > 0 and second.uploaded_bytes == 0
-    assert "/staging/" in first.uri and first.sha256 in first.uri
+    assert first.uploaded_bytes > 0
+    assert second.uploaded_bytes == 0
+    assert "/staging/" in first.uri
+    assert first.sha256 in first.uri
     other = local_hook.stage_data(frame.assign(x=[9, 9, 9, 9]), "train_data", ["y"])
-    assert other.uri != first.uri and other.uploaded_bytes > 0
+    assert other.uri != first.uri
+    assert other.uploaded_bytes > 0
     assert pd.read_csv(first.uri).equals(frame)
 
 
@@ -91,14 +94,16 @@ def test_s3_staging_content_addressed_and_deduplicated(aws_env, frame):
         hook = AutoGluonCloudHook(aws_conn_id="aws_test", backend="sagemaker", cloud_output_path="s3://agc-bucket/p")
         first = hook.stage_data(frame, "train_data", ["y"])
         second = hook.stage_data(frame, "train_data", ["y"])
-        assert first.uri.startswith("s3://agc-bucket/p/staging/") and first.uri == second.uri
+        assert first.uri.startswith("s3://agc-bucket/p/staging/")
+        assert first.uri == second.uri
         assert second.uploaded_bytes == 0
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="agc-bucket")["Contents"]]
         assert len(keys) == 1
         # an s3:// input is checked (exists, header has the label) and used in place
         s3.put_object(Bucket="agc-bucket", Key="raw/train.csv", Body=frame.to_csv(index=False).encode())
         in_place = hook.stage_data("s3://agc-bucket/raw/train.csv", "train_data", ["y"])
-        assert in_place.uri == "s3://agc-bucket/raw/train.csv" and in_place.uploaded_bytes == 0
+        assert in_place.uri == "s3://agc-bucket/raw/train.csv"
+        assert in_place.uploaded_bytes == 0
         with pytest.raises(InvalidParameterError, match="no object exists"):
             hook.stage_data("s3://agc-bucket/raw/nothing.csv", "train_data", ["y"])
         with pytest.raises(InvalidParameterError, match=r"column\(s\) label not found"):

@@ -119,9 +119,11 @@ def _run(trigger, hook, monkeypatch):
 def test_job_trigger_success_after_polls_backs_off(monkeypatch):
     hook = FakeHook(["InProgress"] * 5 + ["Completed"])
     events, sleeps = _run(AutoGluonJobTrigger("training", "j", HOOK_PARAMS, poll_interval=10), hook, monkeypatch)
-    assert len(events) == 1 and events[0].payload["status"] == "success"
+    assert len(events) == 1
+    assert events[0].payload["status"] == "success"
     assert events[0].payload["job_name"] == "j"
-    assert len(sleeps) == 5 and sleeps[-1] > sleeps[0]  # backoff
+    assert len(sleeps) == 5
+    assert sleeps[-1] > sleeps[0]
     assert max(sleeps) <= 40  # default ceiling: 4x poll interval
 
 
@@ -130,7 +132,8 @@ def test_job_trigger_failure_carries_reason_and_log(monkeypatch, final, status):
     hook = FakeHook(["InProgress", final], failure_reason="AlgorithmError: label missing")
     events, _ = _run(AutoGluonJobTrigger("training", "j", HOOK_PARAMS, poll_interval=1), hook, monkeypatch)
     assert events[0].payload["status"] == status
-    assert "label missing" in events[0].payload["message"] and "boom" in events[0].payload["message"]
+    assert "label missing" in events[0].payload["message"]
+    assert "boom" in events[0].payload["message"]
 
 
 def test_job_trigger_not_found_and_transient_errors(monkeypatch):
@@ -142,7 +145,8 @@ def test_job_trigger_not_found_and_transient_errors(monkeypatch):
     assert events[0].payload["status"] == "success"
     hook = FakeHook([RuntimeError("down")])
     events, _ = _run(AutoGluonJobTrigger("training", "j", HOOK_PARAMS), hook, monkeypatch)
-    assert events[0].payload["status"] == "error" and hook.calls == 5
+    assert events[0].payload["status"] == "error"
+    assert hook.calls == 5
 
 
 def test_job_trigger_times_out_past_max_runtime(monkeypatch):
@@ -158,7 +162,8 @@ def test_endpoint_trigger(monkeypatch):
     assert events[0].payload["status"] == "success"
     hook = FakeHook(["Updating", "Failed"], failure_reason="image pull failed")
     events, _ = _run(AutoGluonEndpointTrigger("e", HOOK_PARAMS, poll_interval=1), hook, monkeypatch)
-    assert events[0].payload["status"] == "failed" and "image pull" in events[0].payload["message"]
+    assert events[0].payload["status"] == "failed"
+    assert "image pull" in events[0].payload["message"]
 
 
 @pytest.mark.parametrize(
