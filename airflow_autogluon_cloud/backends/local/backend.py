@@ -139,8 +139,9 @@ class LocalBackend(Backend):
             created_at=record.created_at,
             ended_at=record.ended_at,
             max_runtime=spec.get("max_runtime"),
-            artifact_uri=record.data.get("artifact_uri"),
-            secondary_uri=record.data.get("secondary_uri"),
+            # Same meaning as on SageMaker: a transform's output prefix and its input object.
+            artifact_uri=spec.get("output_path") if kind == TRANSFORM else record.data.get("artifact_uri"),
+            secondary_uri=spec.get("input_uri") if kind == TRANSFORM else record.data.get("secondary_uri"),
             hyperparameters=spec.get("hyperparameters", {}),
             model_name=spec.get("model_name"),
         )

@@ -1,0 +1,313 @@
+"""Local endpoints: detached HTTP server processes, one per endpoint, recorded in the state store.
+
+Lifecycle as on SageMaker: ``Creating`` -> ``InService``; an update starts a second server for
+the new configuration and switches the endpoint to it only once it answers ``/ping`` (requests
+keep going to the old server until then), then stops the old one. Transitions are completed by
+whichever process looks next, so a worker killed mid-deploy leaves nothing half-done: the next
+describe finishes the switch or records the failure.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_autogluon_cloud.archives import safe_extract
+from airflow_autogluon_cloud.backends.base import EndpointDescription, InvocationResult
+from airflow_autogluon_cloud.backends.local import processes
+from airflow_autogluon_cloud.backends.local.state import ENDPOINT, ENDPOINT_CONFIG, MODEL, AlreadyExistsError
+from airflow_autogluon_cloud.exceptions import AutoGluonCloudError, EndpointError, ResourceNotFoundError
+from airflow_autogluon_cloud.status import EndpointStatus
+
+if TYPE_CHECKING:
+    from airflow_autogluon_cloud.backends.local.backend import LocalBackend
+
+SERVER_SCRIPT = Path(__file__).resolve().parents[2] / "container" / "local_endpoint.py"
+READY_TIMEOUT_SECONDS = 300.0
+_CREATING, _UPDATING, _IN_SERVICE, _FAILED = "Creating", "Updating", "InService", "Failed"
+_local = threading.local()
+
+
+def endpoint_dir(backend: LocalBackend, name: str) -> Path:
+    return backend.root / "endpoint" / name
+
+
+def endpoint_log_path(backend: LocalBackend, name: str) -> Path:
+    return endpoint_dir(backend, name) / "endpoint.log"
+
+
+def _log_tail(backend: LocalBackend, name: str, lines: int = 15) -> str:
+    path = endpoint_log_path(backend, name)
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _model_uri(backend: LocalBackend, config_name: str) -> str:
+    config = backend.store.get(ENDPOINT_CONFIG, config_name)
+    if config is None:
+        raise ResourceNotFoundError("Endpoint configuration", config_name, "local")
+    model = backend.store.get(MODEL, config.data["model_name"])
+    if model is None:
+        raise ResourceNotFoundError("Model", config.data["model_name"], "local")
+    return str(model.data["model_data_uri"])
+
+
+def _start_server(backend: LocalBackend, name: str, config_name: str) -> dict[str, Any]:
+    """Unpack the model and start a server for it; return its record (not yet serving)."""
+    from airflow_autogluon_cloud.backends.local.runner import make_storage
+
+    uri = _model_uri(backend, config_name)
+    workdir = endpoint_dir(backend, name) / config_name
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    model_dir = workdir / "model"
+    workdir.mkdir(parents=True)
+    archive = workdir / "model.tar.gz"
+    aws = backend.aws.to_dict() if backend.aws is not None else None
+    make_storage(uri, aws).download_file(uri, archive)
+    safe_extract(archive, model_dir)
+    archive.unlink()
+    ready_file = workdir / "ready.json"
+    argv = [
+        sys.executable,
+        str(SERVER_SCRIPT),
+        "--model-dir",
+        str(model_dir),
+        "--name",
+        name,
+        "--ready-file",
+        str(ready_file),
+        "--host",
+        backend.endpoint_host,
+        "--port",
+        "0",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    pid, start = processes.spawn_detached(argv, cwd=workdir, env=env, log_path=endpoint_log_path(backend, name))
+    return {
+        "config_name": config_name,
+        "pid": pid,
+        "pid_start": start,
+        "ready_file": str(ready_file),
+        "dir": str(workdir),
+    }
+
+
+def _ping(url: str, timeout: float = 2.0) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def _ready_url(pending: dict[str, Any]) -> str | None:
+    ready = Path(pending["ready_file"])
+    if not ready.exists():
+        return None
+    info = json.loads(ready.read_text())
+    url = f"http://{info['host']}:{info['port']}"
+    return url if _ping(url) else None
+
+
+def _complete(backend: LocalBackend, name: str, wait: bool) -> None:
+    """Finish a pending create or update: switch to the new server once it answers, or fail."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while True:
+        record = backend.store.get(ENDPOINT, name)
+        if record is None or record.status not in (_CREATING, _UPDATING) or not record.data.get("pending"):
+            return
+        pending = record.data["pending"]
+        url = _ready_url(pending)
+        if url is not None:
+            switched = backend.store.update(
+                ENDPOINT,
+                name,
+                expect_status=(_CREATING, _UPDATING),
+                status=_IN_SERVICE,
+                failure_reason=None,
+                pid=pending["pid"],
+                pid_start=pending["pid_start"],
+                data_updates={
+                    "config_name": pending["config_name"],
+                    "url": url,
+                    "dir": pending["dir"],
+                    "pending": None,
+                },
+            )
+            if switched and record.status == _UPDATING:
+                # Only now that the new server answers is the old one stopped.
+                processes.terminate(record.pid, record.pid_start)
+                old_dir = record.data.get("dir")
+                if old_dir and old_dir != pending["dir"]:
+                    shutil.rmtree(old_dir, ignore_errors=True)
+            return
+        timed_out = time.monotonic() > deadline
+        if not processes.is_alive(pending["pid"], pending["pid_start"]) or timed_out:
+            processes.terminate(pending["pid"], pending["pid_start"], grace_seconds=2)
+            why = "did not answer /ping in time" if timed_out else "exited before it was ready"
+            reason = f"the endpoint server for {pending['config_name']} {why}. Log:\n{_log_tail(backend, name)}"
+            if record.status == _CREATING:
+                backend.store.update(
+                    ENDPOINT,
+                    name,
+                    expect_status=(_CREATING,),
+                    status=_FAILED,
+                    failure_reason=reason,
+                    data_updates={"pending": None},
+                )
+            else:
+                reason = f"update to {pending['config_name']} failed: {reason}"
+                backend.store.update(
+                    ENDPOINT,
+                    name,
+                    expect_status=(_UPDATING,),
+                    status=_IN_SERVICE,
+                    failure_reason=reason,
+                    data_updates={"pending": None},
+                )
+            if wait:
+                raise EndpointError(name, reason, record.status)
+            return
+        if not wait:
+            return
+        time.sleep(0.1)
+
+
+def create_endpoint(backend: LocalBackend, name: str, config_name: str, tags: dict[str, str]) -> None:
+    _model_uri(backend, config_name)  # fail before recording anything if the config is unknown
+    try:
+        backend.store.insert(ENDPOINT, name, _CREATING, data={"config_name": config_name}, tags=tags)
+    except AlreadyExistsError:
+        raise AutoGluonCloudError(f"Endpoint {name!r} already exists on the local backend.") from None
+    try:
+        pending = _start_server(backend, name, config_name)
+    except Exception as err:
+        backend.store.update(ENDPOINT, name, status=_FAILED, failure_reason=f"could not start: {err}")
+        raise EndpointError(name, f"could not start the endpoint server: {err}") from err
+    backend.store.update(ENDPOINT, name, data_updates={"pending": pending})
+    _complete(backend, name, wait=True)
+
+
+def update_endpoint(backend: LocalBackend, name: str, config_name: str) -> None:
+    record = backend.store.get(ENDPOINT, name)
+    if record is None:
+        raise ResourceNotFoundError("Endpoint", name, "local")
+    if not backend.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_UPDATING):
+        raise EndpointError(name, f"can only be updated while InService (it is {record.status})", record.status)
+    try:
+        _model_uri(backend, config_name)
+        pending = _start_server(backend, name, config_name)
+    except Exception as err:
+        backend.store.update(
+            ENDPOINT, name, status=_IN_SERVICE, failure_reason=f"update to {config_name} failed: {err}"
+        )
+        raise
+    backend.store.update(ENDPOINT, name, data_updates={"pending": pending})
+    _complete(backend, name, wait=True)
+
+
+def describe_endpoint(backend: LocalBackend, name: str) -> EndpointDescription:
+    record = backend.store.get(ENDPOINT, name)
+    if record is None:
+        raise ResourceNotFoundError("Endpoint", name, "local")
+    if record.status in (_CREATING, _UPDATING):
+        _complete(backend, name, wait=False)
+    record = backend.store.get(ENDPOINT, name)
+    if record is None:
+        raise ResourceNotFoundError("Endpoint", name, "local")
+    if record.status == _IN_SERVICE and not processes.is_alive(record.pid, record.pid_start):
+        reason = f"the endpoint process (pid {record.pid}) is not running. Log:\n{_log_tail(backend, name)}"
+        backend.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_FAILED, failure_reason=reason)
+        record = backend.store.get(ENDPOINT, name)
+        assert record is not None
+    return EndpointDescription(
+        name=name,
+        status=EndpointStatus.parse(record.status),
+        config_name=record.data.get("config_name"),
+        failure_reason=record.failure_reason,
+        created_at=record.created_at,
+        url=record.data.get("url"),
+        tags=record.tags,
+    )
+
+
+def delete_endpoint(backend: LocalBackend, name: str) -> None:
+    record = backend.store.get(ENDPOINT, name)
+    if record is None:
+        return
+    pending = record.data.get("pending") or {}
+    processes.terminate(pending.get("pid"), pending.get("pid_start"), grace_seconds=5)
+    processes.terminate(record.pid, record.pid_start, grace_seconds=5)
+    backend.store.delete(ENDPOINT, name)
+    shutil.rmtree(endpoint_dir(backend, name), ignore_errors=True)
+
+
+def _connection(url: str) -> http.client.HTTPConnection:
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        pool = _local.pool = {}
+    conn = pool.get(url)
+    if conn is None:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        conn = pool[url] = http.client.HTTPConnection(host, int(port), timeout=300)
+    return conn
+
+
+def _post(url: str, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+    headers = {"Content-Type": content_type, "Accept": accept, "Content-Length": str(len(body))}
+    for attempt in (1, 2):
+        conn = _connection(url)
+        try:
+            conn.request("POST", "/invocations", body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read(), response.getheader("Content-Type") or accept
+        except (http.client.HTTPException, OSError):
+            conn.close()
+            _local.pool.pop(url, None)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def invoke_endpoint(backend: LocalBackend, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
+    desc = describe_endpoint(backend, name)
+    if desc.status not in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING) or not desc.url:
+        raise EndpointError(
+            name,
+            f"is {desc.status.value}, not InService: {desc.failure_reason or 'no reason given'}",
+            desc.status.value,
+        )
+    url = desc.url
+    try:
+        status, data, out_type = _post(url, body, content_type, accept)
+    except OSError:
+        # An update may have just switched servers: look again once before giving up.
+        desc = describe_endpoint(backend, name)
+        if desc.url and desc.url != url and desc.status == EndpointStatus.IN_SERVICE:
+            status, data, out_type = _post(desc.url, body, content_type, accept)
+        else:
+            raise EndpointError(
+                name,
+                "is not reachable: its server process is not running. Redeploy it, or delete it.",
+                desc.status.value,
+            ) from None
+    if status >= 400:
+        try:
+            message = json.loads(data).get("message", "")
+        except ValueError:
+            message = data.decode(errors="replace")
+        raise EndpointError(name, f"the model answered {status}: {message}")
+    return InvocationResult(data, out_type)

@@ -1,0 +1,173 @@
+"""A real-time endpoint on this machine, serving a model's own ``code/serve.py``.
+
+Plays the part of the SageMaker inference container's model server: loads the model once with
+``model_fn``, then answers ``GET /ping`` and ``POST /invocations`` with ``transform_fn``. It also
+answers the runtime API path ``POST /endpoints/<name>/invocations``, so boto3's
+``sagemaker-runtime`` client pointed at it with ``endpoint_url`` works unchanged.
+
+Standalone: imports nothing from the Airflow provider.
+
+    python local_endpoint.py --model-dir DIR --name NAME --ready-file PATH [--host 127.0.0.1] [--port 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+#: SageMaker's real-time payload limit.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+def load_handler(model_dir: str, program: str) -> tuple[Any, Any]:
+    code_dir = Path(model_dir) / "code"
+    sys.path.insert(0, str(code_dir))
+    spec = importlib.util.spec_from_file_location("serve", code_dir / program)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"No serving script {program} in {code_dir}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, module.model_fn(model_dir)
+
+
+class EndpointServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], name: str, module: Any, model: Any, max_body: int) -> None:
+        super().__init__(address, Handler)
+        self.endpoint_name = name
+        self.module = module
+        self.model = model
+        self.max_body = max_body
+        self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    server: EndpointServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per request would dominate the cost of small requests
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str, runtime_api: bool) -> None:
+        if runtime_api and 400 <= status < 600 and status not in (404, 411, 413):
+            # The SageMaker runtime reports a container's error as ModelError (HTTP 424).
+            body = {
+                "ErrorCode": "ModelError",
+                "message": f'Received client error ({status}) from primary with message "{message}"',
+                "OriginalStatusCode": status,
+                "OriginalMessage": message,
+                "LogStreamArn": "",
+            }
+            self._send(424, json.dumps(body).encode(), "application/json", {"x-amzn-ErrorType": "ModelError"})
+            return
+        headers = {"x-amzn-ErrorType": "ValidationError"} if runtime_api else None
+        self._send(status, json.dumps({"message": message}).encode(), "application/json", headers)
+
+    def do_GET(self) -> None:
+        if self.path == "/ping":
+            self._send(200, b"", "text/plain")
+        else:
+            self._send(404, b'{"message": "not found"}', "application/json")
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        runtime_api = path.startswith("/endpoints/")
+        if runtime_api:
+            parts = path.strip("/").split("/")
+            if len(parts) != 3 or parts[2] != "invocations" or parts[1] != self.server.endpoint_name:
+                self._error(404, f"Endpoint {parts[1] if len(parts) > 1 else ''!r} not found here.", True)
+                return
+        elif path != "/invocations":
+            self._send(404, b'{"message": "not found"}', "application/json")
+            return
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            self._error(411, "a Content-Length header is required", runtime_api)
+            return
+        length = int(length_header)
+        if length > self.server.max_body:
+            self.close_connection = True  # do not read a body we refuse
+            self._error(
+                413,
+                f"the request body is {length} bytes; the limit is {self.server.max_body} bytes (6 MB). "
+                "Send fewer rows per request, or use batch prediction.",
+                runtime_api,
+            )
+            return
+        body = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("Content-Type") or "text/csv"
+        accept = self.headers.get("Accept") or ""
+        if accept in ("", "*/*"):
+            accept = self.server.default_accept
+        try:
+            result = self.server.module.transform_fn(self.server.model, body, content_type, accept)
+        except Exception as err:
+            status = getattr(err, "status_code", None)
+            if not isinstance(status, int) or not 400 <= status < 500:
+                status = 500
+            message = getattr(err, "message", None) or str(err) or type(err).__name__
+            self._error(status, str(message), runtime_api)
+            return
+        out, out_type = result if isinstance(result, tuple) else (result, accept)
+        data = out.encode() if isinstance(out, str) else bytes(out)
+        self._send(200, data, out_type)
+
+
+def write_ready_file(path: str, port: int, host: str) -> None:
+    target = Path(path)
+    tmp = target.with_name(target.name + ".partial")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"port": port, "pid": os.getpid(), "host": host}, fh)
+    os.replace(tmp, target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--program", default=os.environ.get("SAGEMAKER_PROGRAM", "serve.py"))
+    parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    args = parser.parse_args(argv)
+
+    print(f"Loading model from {args.model_dir} for endpoint {args.name}", flush=True)
+    module, model = load_handler(args.model_dir, args.program)
+    server = EndpointServer((args.host, args.port), args.name, module, model, args.max_body_bytes)
+    port = server.server_address[1]
+
+    def shutdown(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    write_ready_file(args.ready_file, port, args.host)
+    print(f"Endpoint {args.name} serving on http://{args.host}:{port}", flush=True)
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    print(f"Endpoint {args.name} stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
