@@ -22,7 +22,7 @@ from typing import Any
 try:  # In the AWS inference container the toolkit maps this error type to its status code.
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ErrorBase
 except ImportError:  # pragma: no cover - outside the container
-    _ErrorBase = Exception  # type: ignore[misc,assignment]
+    _ErrorBase = Exception
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -32,7 +32,7 @@ _ALIASES = {"application/jsonlines": JSONL, "application/x-jsonlines": JSONL, "a
 _ACCEPTED = (CSV, JSON, JSONL, PARQUET)
 
 
-class BadRequestError(_ErrorBase):  # type: ignore[misc,valid-type]
+class BadRequestError(_ErrorBase):
     """A request the model cannot answer; ``status_code`` is 400, 406 or 415."""
 
     def __init__(self, status_code: int, message: str) -> None:

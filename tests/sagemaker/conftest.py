@@ -1,0 +1,65 @@
+"""moto-backed AWS for the SageMaker backend's tests. moto validates every request against
+botocore's service model; it is not AWS, and these tests say nothing about AWS's behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::123456789012:role/AutoGluonSageMakerRole"
+BUCKET = "agc-test-bucket"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDBASEKEY0000000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "base-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_AGC",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "extra": {
+                    "region_name": REGION,
+                    "role_arn": ROLE_ARN,
+                    "assume_role_kwargs": {"ExternalId": "conn-external-id"},
+                },
+            }
+        ),
+    )
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+        yield
+
+
+@pytest.fixture
+def hook(aws):
+    from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+
+    return AutoGluonCloudHook(aws_conn_id="aws_agc", backend="sagemaker", cloud_output_path=f"s3://{BUCKET}/agc")
+
+
+class RequestRecorder:
+    """Records the parameters of every call to the given operations, after botocore validated them."""
+
+    def __init__(self, client, *operations):
+        self.calls: dict[str, list[dict]] = {op: [] for op in operations}
+        service = client.meta.service_model.service_name
+        for op in operations:
+            client.meta.events.register(f"provide-client-params.{service}.{op}", self._record(op))
+
+    def _record(self, op):
+        def handler(params, **kwargs):
+            self.calls[op].append(json.loads(json.dumps(params, default=str)))
+
+        return handler
+
+
+@pytest.fixture
+def record():
+    return RequestRecorder
