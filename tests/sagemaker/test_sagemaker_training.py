@@ -161,8 +161,8 @@ def test_bad_sagemaker_input_creates_nothing(aws, frame, record, kwargs, paramet
         backend="sagemaker",
         cloud_output_path=kwargs.pop("cloud_output_path", f"s3://{BUCKET}/p"),
     )
+    recorder = record(hook.backend.client("sagemaker"), "CreateTrainingJob")
     with pytest.raises(InvalidParameterError) as err:
-        recorder = record(hook.backend.client("sagemaker"), "CreateTrainingJob")
         hook.start_training(job_name="ag-af-bad", predictor_init_args={"label": "y"}, **{"train_data": frame, **kwargs})
     assert err.value.parameter == parameter
     assert recorder.calls["CreateTrainingJob"] == []
