@@ -25,6 +25,7 @@ from typing import Any
 
 #: SageMaker's real-time payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def load_handler(model_dir: str, program: str) -> tuple[Any, Any]:
@@ -105,7 +106,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         length = int(length_header)
         if length > self.server.max_body:
-            self.close_connection = True  # do not read a body we refuse
+            # Read and discard the body (in chunks, never held in memory) so the client sees the 413
+            # instead of a broken pipe; a body beyond the drain limit just gets the connection closed.
+            remaining = length if length <= DRAIN_LIMIT_BYTES else 0
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1024 * 1024))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+            self.close_connection = True
             self._error(
                 413,
                 f"the request body is {length} bytes; the limit is {self.server.max_body} bytes (6 MB). "

@@ -107,9 +107,8 @@ def _parse_csv(model: LoadedModel, text: str) -> Any:
     except Exception:
         header = ()
     names = {str(v).strip() for v in header}
-    has_header = bool(model.feature_set) and model.feature_set <= names
-    if not model.feature_set:
-        has_header = True
+    # A first row naming any feature is a header (a partial one then fails with "missing columns").
+    has_header = not model.feature_set or bool(model.feature_set & names)
     try:
         if has_header:
             return pd.read_csv(io.StringIO(text))

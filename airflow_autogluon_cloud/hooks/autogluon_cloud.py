@@ -644,11 +644,6 @@ class AutoGluonCloudHook(BaseHook):
                 self.log.info("Creating endpoint %s with config %s", endpoint_name, config_name)
                 self.backend.create_endpoint(endpoint_name, config_name, all_tags)
                 plan["action"] = "create"
-            elif current.config_name == config_name:
-                self.log.info(
-                    "Endpoint %s already uses config %s (an earlier try); waiting for it.", endpoint_name, config_name
-                )
-                plan["action"] = "reattach"
             elif current.status.value == "Failed":
                 self.log.warning("Endpoint %s is Failed (%s); replacing it.", endpoint_name, current.failure_reason)
                 self.backend.delete_endpoint(endpoint_name)
@@ -656,6 +651,11 @@ class AutoGluonCloudHook(BaseHook):
                 self.backend.create_endpoint(endpoint_name, config_name, all_tags)
                 plan["action"] = "recreate"
                 plan["replaced_config"] = current.config_name
+            elif current.config_name == config_name:
+                self.log.info(
+                    "Endpoint %s already uses config %s (an earlier try); waiting for it.", endpoint_name, config_name
+                )
+                plan["action"] = "reattach"
             else:
                 if not current.status.is_terminal:
                     self.wait_for_endpoint(endpoint_name, check_interval=10)
