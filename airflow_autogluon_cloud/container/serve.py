@@ -1,226 +1,391 @@
 """AutoGluon serving script (SageMaker inference-toolkit handler contract).
 
-Copied into every model's ``code/`` directory by ``train.py``; the AWS AutoGluon inference
-container and this provider's local endpoint and batch jobs all load it the same way:
+Copied into every model's ``code/`` directory by ``train.py``. The AWS AutoGluon inference
+container and this provider's local endpoints and batch jobs all load it the same way:
 ``model_fn(model_dir)`` once, then ``transform_fn(model, body, content_type, accept)`` per request.
+Self-contained: imports only the standard library, pandas (pyarrow for Parquet) and AutoGluon.
 
-Requests: ``text/csv`` (with or without a header line), ``application/json`` (records, or
-``{"instances": [...]}``), ``application/jsonl`` and ``application/x-parquet``. Answers, in the
-``Accept`` type (JSON records by default): the prediction column named after the label, then one
-``<class>_proba`` column per class for classifiers. Bad requests raise :class:`BadRequestError`
-with a 4xx ``status_code``; they never surface as a 500.
+Requests (``Content-Type``): ``text/csv`` (with or without a header line), ``application/json``
+(an array of records, ``{"instances": [...]}``, or pandas ``split``/``columns`` orient),
+``application/jsonl`` (one record per line) and ``application/x-parquet``.
+
+Answers (``Accept``; JSON records when missing or ``*/*``): ``application/json``,
+``application/jsonl``, ``text/csv`` or ``application/x-parquet``, holding the prediction in a
+column named after the label and, for classifiers, one ``<class>_proba`` column per class.
+
+Bad requests raise :class:`BadRequestError` with ``status_code`` 400 (bad input), 406
+(unsupported ``Accept``) or 415 (unsupported ``Content-Type``); they never surface as a 500.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-try:  # In the AWS inference container the toolkit maps this error type to its status code.
+import pandas as pd
+
+try:  # In the AWS inference container the toolkit answers this error type with its status code.
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ErrorBase
-except ImportError:  # pragma: no cover - outside the container
-    _ErrorBase = Exception
+except ImportError:  # outside the container
+    _ErrorBase = Exception  # type: ignore[misc,assignment]
 
 CSV = "text/csv"
 JSON = "application/json"
 JSONL = "application/jsonl"
 PARQUET = "application/x-parquet"
-_ALIASES = {"application/jsonlines": JSONL, "application/x-jsonlines": JSONL, "application/parquet": PARQUET}
-_ACCEPTED = (CSV, JSON, JSONL, PARQUET)
+#: Other spellings of the same formats.
+_ALIASES = {
+    "application/jsonlines": JSONL,
+    "application/x-jsonlines": JSONL,
+    "application/x-ndjson": JSONL,
+    "application/parquet": PARQUET,
+    "application/vnd.apache.parquet": PARQUET,
+}
+_FORMATS = (CSV, JSON, JSONL, PARQUET)
+_ANY = ("", "*/*")
 
 
 class BadRequestError(_ErrorBase):
     """A request the model cannot answer; ``status_code`` is 400, 406 or 415."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, phrase: str | None = None) -> None:
+        if phrase is None:
+            try:
+                phrase = HTTPStatus(status_code).phrase
+            except ValueError:
+                phrase = "Bad Request"
+        # (status_code, message, phrase) is the toolkit's signature; these args also make the error
+        # picklable (batch transform workers send it back to their parent process).
+        super().__init__(status_code, message, phrase)
         self.status_code = status_code
         self.message = message
-        try:
-            super().__init__(status_code, message, "Bad Request")  # toolkit signature
-        except TypeError:
-            Exception.__init__(self, message)
+        self.phrase = phrase
 
     def __str__(self) -> str:
         return self.message
 
 
 class LoadedModel:
-    """The predictor and what each request needs, computed once at load time."""
+    """The predictor and what each request needs, computed once by :func:`model_fn`."""
 
     def __init__(self, predictor: Any, predictor_type: str, summary: dict[str, Any]) -> None:
         self.predictor = predictor
         self.predictor_type = predictor_type
-        self.label = str(getattr(predictor, "label", None) or summary.get("label") or "prediction")
-        features = summary.get("features") or list(getattr(predictor, "original_features", []) or [])
-        self.features = [str(f) for f in features]
-        self.feature_set = set(self.features)
-        self.can_predict_proba = bool(getattr(predictor, "can_predict_proba", False))
+        self.summary = summary
+        label = _attr(predictor, "label") or _attr(predictor, "target") or summary.get("label") or "prediction"
+        self.label = str(label)
+        features = _attr(predictor, "original_features") if predictor_type == "tabular" else None
+        if features is None:
+            features = summary.get("features") or []
+        self.features: list[str] = [str(f) for f in features]
+        self.feature_set = frozenset(self.features)
+        if predictor_type == "tabular":
+            self.can_predict_proba = bool(_attr(predictor, "can_predict_proba"))
+        elif predictor_type == "multimodal":
+            self.can_predict_proba = summary.get("class_labels") is not None
+        else:
+            self.can_predict_proba = False
+        timeseries = summary.get("timeseries") or {}
+        self.id_column = str(timeseries.get("id_column") or "item_id")
+        self.timestamp_column = str(timeseries.get("timestamp_column") or "timestamp")
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.predictor_type}, label={self.label!r}, {len(self.features)} features)"
+
+
+def _attr(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # some predictor properties raise when they do not apply
+        return None
 
 
 def media_type(value: str | None) -> str:
-    base = (value or "").split(";", 1)[0].strip().lower()
-    return _ALIASES.get(base, base)
+    """``"Text/CSV; charset=utf-8"`` -> ``"text/csv"``."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _format(value: str | None) -> str:
+    kind = media_type(value)
+    return _ALIASES.get(kind, kind)
+
+
+# --------------------------------------------------------------------------- loading
 
 
 def model_fn(model_dir: str) -> LoadedModel:
+    """Load the predictor once; called by the model server before the first request."""
     path = Path(model_dir)
     summary_path = path / "training_summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    predictor_type = summary.get("predictor_type", "tabular")
+    summary: dict[str, Any] = {}
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    predictor_type = str(summary.get("predictor_type") or "tabular")
+    print(f"Loading {predictor_type} predictor from {model_dir}", flush=True)
     if predictor_type == "timeseries":
         from autogluon.timeseries import TimeSeriesPredictor
 
-        predictor = TimeSeriesPredictor.load(model_dir, require_py_version_match=False)
+        predictor = TimeSeriesPredictor.load(str(model_dir), require_py_version_match=False)
     elif predictor_type == "multimodal":
         from autogluon.multimodal import MultiModalPredictor
 
-        predictor = MultiModalPredictor.load(model_dir)
+        predictor = MultiModalPredictor.load(str(model_dir))
     else:
         from autogluon.tabular import TabularPredictor
 
-        predictor = TabularPredictor.load(model_dir, require_py_version_match=False)
+        predictor = TabularPredictor.load(str(model_dir), require_py_version_match=False)
         try:
-            predictor.persist()  # keep every model in memory: no disk reads per request
-        except Exception:
-            pass
-    return LoadedModel(predictor, predictor_type, summary)
+            predictor.persist()  # keep the models in memory: no disk reads per request
+        except Exception as err:  # an optimisation only
+            print(f"Could not persist the models in memory ({type(err).__name__}: {err}); continuing", flush=True)
+    model = LoadedModel(predictor, predictor_type, summary)
+    print(f"Loaded {model!r}", flush=True)
+    return model
 
 
-def _text(body: bytes | str) -> str:
+# --------------------------------------------------------------------------- requests
+
+
+def _is_empty(body: Any) -> bool:
+    if body is None:
+        return True
+    if isinstance(body, str):
+        return not body.strip()
+    if isinstance(body, (bytes, bytearray)):
+        return not body or body.isspace()
+    if isinstance(body, memoryview):
+        return _is_empty(body.tobytes())
+    if isinstance(body, (list, dict)):
+        return not body
+    return False
+
+
+def _text(body: Any) -> str:
     if isinstance(body, str):
         return body
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(body).decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise BadRequestError(400, f"the request body is not UTF-8 text: {err}") from None
+    if isinstance(body, (list, dict)):  # a server that already decoded the JSON body
+        return json.dumps(body)
+    raise BadRequestError(400, f"cannot read a request body of type {type(body).__name__}")
+
+
+def _first_row(text: str) -> list[str]:
+    line = text.lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
     try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequestError(400, "the request body is not UTF-8 text") from None
+        return [value.strip() for value in next(csv.reader([line]))]
+    except (csv.Error, StopIteration):
+        return []
 
 
-def _parse_csv(model: LoadedModel, text: str) -> Any:
-    import pandas as pd
-
-    first_line = text.split("\n", 1)[0]
-    try:
-        header = next(iter(pd.read_csv(io.StringIO(first_line), header=None, dtype=str).itertuples(index=False)))
-    except Exception:
-        header = ()
-    names = {str(v).strip() for v in header}
-    # A first row naming any feature is a header (a partial one then fails with "missing columns").
-    has_header = not model.feature_set or bool(model.feature_set & names)
+def _parse_csv(model: LoadedModel, text: str) -> pd.DataFrame:
+    first = _first_row(text)
+    # A first row naming any feature is a header: a header lacking some features is then answered
+    # with "missing columns" rather than read as a row of data.
+    has_header = not model.feature_set or any(value in model.feature_set for value in first)
     try:
         if has_header:
-            return pd.read_csv(io.StringIO(text))
-        frame = pd.read_csv(io.StringIO(text), header=None)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
-        raise BadRequestError(400, f"could not parse the CSV body: {err}") from None
+            return pd.read_csv(io.StringIO(text), skip_blank_lines=True)
+        frame = pd.read_csv(io.StringIO(text), header=None, skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as err:
+        raise BadRequestError(400, f"could not parse the CSV body: {' '.join(str(err).split())}") from None
     if len(frame.columns) != len(model.features):
+        expected = ", ".join(model.features)
+        extra = ""
+        if len(frame.columns) == len(model.features) + 1:
+            extra = f" (does it include the label column {model.label!r}? send it with a header line, or without it)"
         raise BadRequestError(
             400,
-            f"the CSV has no header line matching the model and {len(frame.columns)} columns; expected a header "
-            f"or exactly {len(model.features)} columns in this order: {', '.join(model.features)}",
+            f"the CSV body has no header line naming the model's features and {len(frame.columns)} columns; "
+            f"send a header line, or exactly {len(model.features)} columns in this order: {expected}{extra}",
         )
     frame.columns = model.features
     return frame
 
 
-def _parse(model: LoadedModel, body: bytes | str, content_type: str) -> Any:
-    import pandas as pd
+def _records_frame(model: LoadedModel, records: list[Any]) -> pd.DataFrame:
+    if records and all(isinstance(r, (list, tuple)) for r in records):
+        # Positional rows ({"instances": [[...], ...]}): the features in training order.
+        if model.features and all(len(r) == len(model.features) for r in records):
+            return pd.DataFrame.from_records(records, columns=model.features)
+        raise BadRequestError(
+            400,
+            f"rows given as arrays must each hold exactly {len(model.features)} values, in this order: "
+            f"{', '.join(model.features)}; or send records (objects) keyed by column name",
+        )
+    if not all(isinstance(r, dict) for r in records):
+        raise BadRequestError(400, "every record must be a JSON object keyed by column name")
+    return pd.DataFrame.from_records(records)
 
-    if body is None or len(body) == 0:
-        raise BadRequestError(400, "the request body is empty")
-    kind = media_type(content_type) or CSV
-    if kind == CSV:
-        return _parse_csv(model, _text(body))
-    if kind == JSON:
+
+def _parse_json_payload(model: LoadedModel, payload: Any) -> pd.DataFrame:
+    if isinstance(payload, dict) and "instances" in payload:
+        payload = payload["instances"]
+        if not isinstance(payload, list):
+            raise BadRequestError(400, '"instances" must be a JSON array of records')
+    if isinstance(payload, list):
+        return _records_frame(model, payload)
+    if isinstance(payload, dict):
+        if "columns" in payload and "data" in payload:  # pandas orient="split"
+            return pd.DataFrame(payload["data"], columns=payload["columns"])
+        if payload and all(isinstance(v, dict) for v in payload.values()):  # pandas orient="columns"
+            return pd.DataFrame(payload)
+        if payload and all(isinstance(v, list) for v in payload.values()):  # {column: [values]}
+            return pd.DataFrame(payload)
+        if not any(isinstance(v, (dict, list)) for v in payload.values()):  # one record
+            return pd.DataFrame.from_records([payload])
+    raise BadRequestError(
+        400, 'expected a JSON array of records, {"instances": [...]}, or a pandas "split" or "columns" object'
+    )
+
+
+def _parse_json(model: LoadedModel, body: Any) -> pd.DataFrame:
+    if isinstance(body, (list, dict)):
+        payload = body
+    else:
         try:
             payload = json.loads(_text(body))
         except json.JSONDecodeError as err:
             raise BadRequestError(400, f"the body is not valid JSON: {err}") from None
-        if isinstance(payload, dict) and "instances" in payload:
-            payload = payload["instances"]
-        try:
-            if isinstance(payload, list):
-                return pd.DataFrame.from_records(payload)
-            if isinstance(payload, dict) and "columns" in payload and "data" in payload:
-                return pd.DataFrame(payload["data"], columns=payload["columns"])
-            if isinstance(payload, dict):
-                return pd.DataFrame(payload)
-        except (ValueError, TypeError) as err:
-            raise BadRequestError(400, f"could not read records from the JSON body: {err}") from None
-        raise BadRequestError(400, 'expected a JSON array of records or {"instances": [...]}')
-    if kind == JSONL:
-        try:
-            return pd.read_json(io.StringIO(_text(body)), lines=True)
-        except ValueError as err:
-            raise BadRequestError(400, f"could not parse the JSON lines body: {err}") from None
-    if kind == PARQUET:
-        data = body.encode() if isinstance(body, str) else body
-        try:
-            return pd.read_parquet(io.BytesIO(data))
-        except Exception as err:
-            raise BadRequestError(400, f"could not read the Parquet body: {err}") from None
-    raise BadRequestError(415, f"unsupported content type {content_type!r}; send one of {', '.join(_ACCEPTED)}")
+    return _parse_json_payload(model, payload)
 
 
-def _align(model: LoadedModel, frame: Any) -> Any:
+def _parse_jsonl(model: LoadedModel, body: Any) -> pd.DataFrame:
+    records = []
+    for number, line in enumerate(_text(body).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise BadRequestError(400, f"line {number} of the JSON lines body is not valid JSON: {err}") from None
+    return _records_frame(model, records)
+
+
+def _parse_parquet(body: Any) -> pd.DataFrame:
+    if isinstance(body, str):
+        raise BadRequestError(400, "a Parquet body must be sent as bytes")
+    try:
+        return pd.read_parquet(io.BytesIO(bytes(body)))
+    except ImportError as err:
+        raise BadRequestError(415, f"Parquet is not supported by this container ({err}); send CSV or JSON") from None
+    except Exception as err:
+        raise BadRequestError(400, f"could not read the Parquet body: {type(err).__name__}: {err}") from None
+
+
+def parse(model: LoadedModel, body: Any, content_type: str | None) -> pd.DataFrame:
+    """The request as a data frame, or :class:`BadRequestError`."""
+    kind = _format(content_type) or CSV
+    if kind not in _FORMATS:
+        raise BadRequestError(415, f"unsupported content type {content_type!r}; send one of: {', '.join(_FORMATS)}")
+    if _is_empty(body):
+        raise BadRequestError(400, "the request body is empty")
+    try:
+        if kind == CSV:
+            return _parse_csv(model, _text(body))
+        if kind == JSON:
+            return _parse_json(model, body)
+        if kind == JSONL:
+            return _parse_jsonl(model, body)
+        return _parse_parquet(body)
+    except BadRequestError:
+        raise
+    except Exception as err:  # whatever else a malformed body can raise is still the request's fault
+        raise BadRequestError(400, f"could not read the {kind} body: {type(err).__name__}: {err}") from None
+
+
+def align(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's features, in training order; extra columns are dropped."""
     if len(frame) == 0:
         raise BadRequestError(400, "the request has no rows")
-    frame.columns = [str(c) for c in frame.columns]
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.columns.has_duplicates:
+        frame = frame.loc[:, ~frame.columns.duplicated()]
     if not model.features:
-        return frame
+        return frame.reset_index(drop=True)
     missing = [f for f in model.features if f not in frame.columns]
     if missing:
-        raise BadRequestError(
-            400, f"missing columns: {', '.join(missing)} (the model expects: {', '.join(model.features)})"
-        )
-    return frame[model.features]
+        raise BadRequestError(400, f"missing columns: {', '.join(missing)} (expected: {', '.join(model.features)})")
+    return frame[model.features].reset_index(drop=True)
 
 
-def predict(model: LoadedModel, frame: Any) -> Any:
+# --------------------------------------------------------------------------- predictions
+
+
+def _with_proba(label: str, pred: Any, proba: pd.DataFrame) -> pd.DataFrame:
+    columns = {label: pd.Series(pred).to_numpy()}
+    for cls in proba.columns:
+        columns[f"{cls}_proba"] = proba[cls].to_numpy()
+    return pd.DataFrame(columns)
+
+
+def predict(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     """The answer frame: the prediction named after the label, then ``<class>_proba`` columns."""
-    import pandas as pd
-
     predictor = model.predictor
-    if model.predictor_type != "tabular":
-        result = predictor.predict(frame)
-        return result.reset_index() if hasattr(result, "reset_index") else pd.DataFrame({model.label: result})
     try:
+        if model.predictor_type == "timeseries":
+            from autogluon.timeseries import TimeSeriesDataFrame
+
+            data = TimeSeriesDataFrame.from_data_frame(
+                frame, id_column=model.id_column, timestamp_column=model.timestamp_column
+            )
+            return predictor.predict(data).reset_index()
+        if model.predictor_type == "multimodal":
+            if model.can_predict_proba:
+                proba = predictor.predict_proba(frame, as_pandas=True, as_multiclass=True)
+                return _with_proba(model.label, proba.idxmax(axis=1), proba)
+            return pd.DataFrame({model.label: pd.Series(predictor.predict(frame, as_pandas=True)).to_numpy()})
         if model.can_predict_proba:
             proba = predictor.predict_proba(frame, as_multiclass=True)
-            pred = predictor.predict_from_proba(proba)
-            out = pd.DataFrame({model.label: pred.to_numpy()})
-            for cls in proba.columns:
-                out[f"{cls}_proba"] = proba[cls].to_numpy()
-            return out
-        return pd.DataFrame({model.label: predictor.predict(frame).to_numpy()})
+            # predict_from_proba applies the fitted decision threshold, exactly as predict() does.
+            return _with_proba(model.label, predictor.predict_from_proba(proba), proba)
+        return pd.DataFrame({model.label: pd.Series(predictor.predict(frame)).to_numpy()})
     except (KeyError, ValueError, TypeError) as err:
-        # Wrong dtypes or unseen values the model cannot take: the request's fault, not the server's.
-        raise BadRequestError(400, f"the model could not score these rows: {err}") from None
+        # Wrong types or values the model cannot take: the request's fault, not the server's.
+        message = " ".join(str(err).split())
+        raise BadRequestError(400, f"the model could not score these rows: {type(err).__name__}: {message}") from None
 
 
-def _encode(frame: Any, accept: str) -> tuple[bytes | str, str]:
+# --------------------------------------------------------------------------- answers
+
+
+def _answer_type(accept: str | None) -> str:
     kind = media_type(accept)
-    if kind in ("", "*/*"):
-        kind = media_type(os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", JSON))
-    if kind == JSON:
-        return frame.to_json(orient="records"), JSON
-    if kind == JSONL:
-        return frame.to_json(orient="records", lines=True).rstrip("\n") + "\n", JSONL
-    if kind == CSV:
-        return frame.to_csv(index=False), CSV
-    if kind == PARQUET:
-        buf = io.BytesIO()
-        frame.columns = [str(c) for c in frame.columns]
-        frame.to_parquet(buf, index=False)
-        return buf.getvalue(), PARQUET
-    raise BadRequestError(406, f"unsupported Accept type {accept!r}; ask for one of {', '.join(_ACCEPTED)}")
+    if kind in _ANY:
+        kind = media_type(os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")) or JSON
+        if kind in _ANY:
+            kind = JSON
+    if _ALIASES.get(kind, kind) not in _FORMATS:
+        raise BadRequestError(406, f"unsupported Accept type {accept!r}; ask for one of: {', '.join(_FORMATS)}")
+    return kind
 
 
-def transform_fn(model: LoadedModel, request_body: bytes | str, content_type: str, accept: str) -> tuple[Any, str]:
-    kind = media_type(accept)
-    if kind not in ("", "*/*", *_ACCEPTED):
-        raise BadRequestError(406, f"unsupported Accept type {accept!r}; ask for one of {', '.join(_ACCEPTED)}")
-    frame = _align(model, _parse(model, request_body, content_type))
-    return _encode(predict(model, frame), accept)
+def encode(frame: pd.DataFrame, kind: str) -> bytes | str:
+    """``frame`` in the answer media type ``kind`` (already checked by :func:`_answer_type`)."""
+    fmt = _ALIASES.get(kind, kind)
+    if fmt == JSON:
+        return frame.to_json(orient="records", date_format="iso")
+    if fmt == JSONL:
+        text = frame.to_json(orient="records", lines=True, date_format="iso")
+        return text if text.endswith("\n") else text + "\n"
+    if fmt == CSV:
+        return frame.to_csv(index=False)
+    buf = io.BytesIO()
+    frame.columns = [str(c) for c in frame.columns]
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def transform_fn(model: LoadedModel, request_body: Any, content_type: str, accept: str) -> tuple[bytes | str, str]:
+    """Answer one request: ``(body, content type)``."""
+    kind = _answer_type(accept)  # fail fast: before parsing or predicting
+    frame = align(model, parse(model, request_body, content_type))
+    return encode(predict(model, frame), kind), kind

@@ -1,16 +1,23 @@
 """AutoGluon training entry script (SageMaker training contract).
 
 Runs inside the AWS AutoGluon training container, and on this machine under the local backend,
-unchanged. Self-contained: imports nothing from the Airflow provider.
+unchanged. Self-contained: imports only the standard library, pandas and AutoGluon.
 
-Inputs (``SM_*`` environment, defaults are the container layout):
-  SM_CHANNEL_TRAIN_DATA   one data file (csv, csv.gz, parquet, jsonl)
-  SM_CHANNEL_TUNING_DATA  optional validation data file
+Inputs (``SM_*`` environment; the defaults are the container layout):
+  SM_CHANNEL_TRAIN_DATA   one data file (.csv, .csv.gz, .parquet, .pq, .jsonl, .json)
+  SM_CHANNEL_TUNING_DATA  optional: one validation data file
   SM_CHANNEL_AG_ARGS      ag_args.json: predictor type, init and fit arguments
 Outputs:
-  SM_MODEL_DIR            the fitted predictor, plus code/serve.py so model.tar.gz deploys as is
+  SM_MODEL_DIR            the fitted predictor, training_summary.json, and code/serve.py so that
+                          model.tar.gz deploys as is
   SM_OUTPUT_DATA_DIR      leaderboard.csv and training_summary.json (output.tar.gz)
-  SM_OUTPUT_DIR/failure   a one-paragraph reason when the job fails
+  SM_OUTPUT_DIR/failure   a one-paragraph reason when the job fails (exit code 1)
+
+ag_args.json::
+
+  {"version": 1, "predictor_type": "tabular" | "multimodal" | "timeseries",
+   "predictor_init_args": {...}, "predictor_fit_args": {...}, "leaderboard": true,
+   "timeseries": {"id_column": "item_id", "timestamp_column": "timestamp"}}
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -29,104 +37,199 @@ from typing import Any
 SUPPORTED_VERSION = 1
 PREDICTOR_TYPES = ("tabular", "multimodal", "timeseries")
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".json")
+AG_ARGS_FILE = "ag_args.json"
+SERVE_SCRIPT = "serve.py"
+MAX_REASON_CHARS = 1000
+PREDICTOR_CLASSES = {
+    "tabular": ("autogluon.tabular", "TabularPredictor"),
+    "multimodal": ("autogluon.multimodal", "MultiModalPredictor"),
+    "timeseries": ("autogluon.timeseries", "TimeSeriesPredictor"),
+}
 
 log = logging.getLogger("ag-train")
 
 
 class TrainingInputError(Exception):
-    """Bad data or configuration: reported as the job's failure reason, without a traceback."""
+    """Bad data or configuration: the job's failure reason, reported without a long story."""
+
+
+# --------------------------------------------------------------------------- environment
 
 
 def env_path(name: str, default: str) -> Path:
     return Path(os.environ.get(name) or default)
 
 
+def required_channel(name: str, channel: str) -> Path:
+    value = os.environ.get(name)
+    if not value:
+        raise TrainingInputError(f"{name} is not set: the {channel} channel is missing")
+    path = Path(value)
+    if not path.is_dir():
+        raise TrainingInputError(f"the {channel} channel directory {path} does not exist")
+    return path
+
+
+def visible_files(channel_dir: Path) -> list[Path]:
+    """Files under ``channel_dir`` (recursively), skipping hidden files and directories."""
+    files = []
+    for path in channel_dir.rglob("*"):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(channel_dir).parts):
+            files.append(path)
+    return sorted(files)
+
+
+def optional_channel(name: str) -> Path | None:
+    """An optional channel: ``None`` when the variable is unset or the directory is missing or empty."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_dir() or not visible_files(path):
+        return None
+    return path
+
+
+# --------------------------------------------------------------------------- inputs
+
+
 def data_file(channel_dir: Path, channel: str) -> Path:
-    files = sorted(p for p in channel_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = visible_files(channel_dir)
     if not files:
-        raise TrainingInputError(f"channel {channel} ({channel_dir}) holds no data file")
+        raise TrainingInputError(f"the {channel} channel ({channel_dir}) holds no data file")
     if len(files) > 1:
-        names = ", ".join(p.name for p in files[:10])
-        raise TrainingInputError(f"channel {channel} holds {len(files)} files ({names}); expected exactly one")
+        names = ", ".join(str(p.relative_to(channel_dir)) for p in files[:10])
+        more = f" and {len(files) - 10} more" if len(files) > 10 else ""
+        raise TrainingInputError(
+            f"the {channel} channel holds {len(files)} files ({names}{more}); expected exactly one data file"
+        )
     return files[0]
+
+
+def _read(path: Path) -> Any:
+    import pandas as pd
+
+    name = path.name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        return pd.read_csv(path)
+    if name.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if name.endswith(".jsonl"):
+        return pd.read_json(path, lines=True)
+    if name.endswith(".json"):
+        try:
+            return pd.read_json(path, lines=True)
+        except ValueError:
+            return pd.read_json(path)  # a JSON array of records rather than JSON lines
+    raise TrainingInputError(f"unsupported file {path.name}; use one of: {', '.join(DATA_SUFFIXES)}")
 
 
 def load_frame(path: Path, channel: str) -> Any:
     import pandas as pd
 
-    name = path.name.lower()
-    if name.endswith((".csv", ".csv.gz")):
-        frame = pd.read_csv(path)
-    elif name.endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path)
-    elif name.endswith((".jsonl", ".json")):
-        frame = pd.read_json(path, lines=True)
-    else:
-        raise TrainingInputError(f"{channel}: unsupported file {path.name}; use one of {', '.join(DATA_SUFFIXES)}")
+    log.info("Loading %s from %s", channel, path)
+    started = time.monotonic()
+    try:
+        frame = _read(path)
+    except TrainingInputError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise TrainingInputError(f"{channel} ({path.name}) is empty: it has no rows") from None
+    except Exception as err:
+        raise TrainingInputError(f"could not read {channel} ({path.name}): {type(err).__name__}: {err}") from None
     if len(frame) == 0:
-        raise TrainingInputError(f"{channel} ({path.name}) has no rows")
-    log.info("Loaded %s: %d rows, %d columns from %s", channel, len(frame), len(frame.columns), path.name)
+        raise TrainingInputError(f"{channel} ({path.name}) is empty: it has no rows")
+    log.info(
+        "Loaded %s: %d rows, %d columns in %.1fs",
+        channel,
+        len(frame),
+        len(frame.columns),
+        time.monotonic() - started,
+    )
     return frame
 
 
 def load_ag_args(channel_dir: Path) -> dict[str, Any]:
-    path = channel_dir / "ag_args.json"
+    path = channel_dir / AG_ARGS_FILE
     if not path.is_file():
         path = data_file(channel_dir, "ag_args")
+    log.info("Reading training arguments from %s", path)
     try:
-        args = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise TrainingInputError(f"ag_args.json is not valid JSON: {err}") from None
+        args = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TrainingInputError(f"{path.name} is not valid JSON: {err}") from None
+    if not isinstance(args, dict):
+        raise TrainingInputError(f"{path.name} must hold a JSON object, not {type(args).__name__}")
     if args.get("version") != SUPPORTED_VERSION:
         raise TrainingInputError(
-            f"ag_args.json version {args.get('version')!r} is not supported (this script reads {SUPPORTED_VERSION})"
+            f"{path.name} version {args.get('version')!r} is not supported (this script reads version "
+            f"{SUPPORTED_VERSION})"
         )
     if args.get("predictor_type") not in PREDICTOR_TYPES:
         raise TrainingInputError(
-            f"unknown predictor_type {args.get('predictor_type')!r}; expected one of {', '.join(PREDICTOR_TYPES)}"
+            f"unknown predictor_type {args.get('predictor_type')!r}; expected one of: {', '.join(PREDICTOR_TYPES)}"
         )
+    for key in ("predictor_init_args", "predictor_fit_args", "timeseries"):
+        if args.get(key) is not None and not isinstance(args[key], dict):
+            raise TrainingInputError(f"{path.name}: {key} must be a JSON object, not {type(args[key]).__name__}")
+    if args["predictor_type"] == "tabular" and not (args.get("predictor_init_args") or {}).get("label"):
+        raise TrainingInputError("predictor_init_args.label is required for a tabular predictor")
     return args
 
 
-def check_label(frame: Any, label: str | None, channel: str) -> None:
-    if label is not None and label not in frame.columns:
-        columns = ", ".join(str(c) for c in list(frame.columns)[:30])
-        raise TrainingInputError(f"label column {label!r} not found in {channel}; columns are: {columns}")
+def timeseries_options(args: dict[str, Any]) -> dict[str, str]:
+    options = args.get("timeseries") or {}
+    return {
+        "id_column": str(options.get("id_column") or "item_id"),
+        "timestamp_column": str(options.get("timestamp_column") or "timestamp"),
+    }
+
+
+def required_columns(args: dict[str, Any]) -> tuple[str | None, list[tuple[str, str]]]:
+    """The label, and every ``(role, column)`` the data must hold."""
+    init_args = args.get("predictor_init_args") or {}
+    if args["predictor_type"] == "timeseries":
+        label = str(init_args.get("target") or "target")
+        options = timeseries_options(args)
+        return label, [
+            ("label", label),
+            ("id", options["id_column"]),
+            ("timestamp", options["timestamp_column"]),
+        ]
+    label = init_args.get("label")
+    return (str(label) if label is not None else None), ([("label", str(label))] if label is not None else [])
+
+
+def check_columns(frame: Any, required: list[tuple[str, str]], channel: str) -> None:
+    present = {str(c) for c in frame.columns}
+    for role, column in required:
+        if column not in present:
+            names = [str(c) for c in frame.columns]
+            listed = ", ".join(names[:50]) + (f", ... ({len(names)} in all)" if len(names) > 50 else "")
+            raise TrainingInputError(f"{role} column {column!r} not found in {channel}; columns are: {listed}")
+
+
+# --------------------------------------------------------------------------- fitting
 
 
 def import_predictor(predictor_type: str) -> Any:
-    module, cls = {
-        "tabular": ("autogluon.tabular", "TabularPredictor"),
-        "multimodal": ("autogluon.multimodal", "MultiModalPredictor"),
-        "timeseries": ("autogluon.timeseries", "TimeSeriesPredictor"),
-    }[predictor_type]
+    import importlib
+
+    module, cls = PREDICTOR_CLASSES[predictor_type]
     try:
-        return getattr(__import__(module, fromlist=[cls]), cls)
+        return getattr(importlib.import_module(module), cls)
     except ImportError as err:
         raise TrainingInputError(
-            f"{predictor_type} predictors need the {module} package, which is not installed here ({err})"
+            f"a {predictor_type} predictor needs the {module} package, which is not installed in this "
+            f"environment ({err}); use an AutoGluon container that includes it"
         ) from None
 
 
-def autogluon_version(predictor_type: str) -> str:
-    from importlib import metadata
-
-    package = {"tabular": "autogluon.tabular", "multimodal": "autogluon.multimodal"}.get(
-        predictor_type, "autogluon.timeseries"
-    )
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def to_timeseries(frame: Any, options: dict[str, Any]) -> Any:
+def to_timeseries(frame: Any, options: dict[str, str]) -> Any:
     from autogluon.timeseries import TimeSeriesDataFrame
 
     return TimeSeriesDataFrame.from_data_frame(
-        frame,
-        id_column=options.get("id_column", "item_id"),
-        timestamp_column=options.get("timestamp_column", "timestamp"),
+        frame, id_column=options["id_column"], timestamp_column=options["timestamp_column"]
     )
 
 
@@ -134,15 +237,24 @@ def fit(args: dict[str, Any], train: Any, tuning: Any, model_dir: Path) -> tuple
     predictor_type = args["predictor_type"]
     init_args = dict(args.get("predictor_init_args") or {})
     fit_args = dict(args.get("predictor_fit_args") or {})
-    fit_args.pop("train_data", None)
-    fit_args.pop("tuning_data", None)
+    for key in ("train_data", "tuning_data"):
+        if fit_args.pop(key, None) is not None:
+            log.warning("Ignoring predictor_fit_args.%s: the data comes from the %s channel", key, key)
+    if init_args.get("path") not in (None, str(model_dir)):
+        log.warning("Ignoring predictor_init_args.path=%r: the model is written to %s", init_args["path"], model_dir)
     init_args["path"] = str(model_dir)
     predictor_cls = import_predictor(predictor_type)
     if predictor_type == "timeseries":
-        options = args.get("timeseries") or {}
+        options = timeseries_options(args)
         train = to_timeseries(train, options)
         tuning = to_timeseries(tuning, options) if tuning is not None else None
-    log.info("Fitting %s with %s", predictor_cls.__name__, json.dumps(fit_args, sort_keys=True, default=str))
+
+    log.info(
+        "Fitting %s with init args %s and fit args %s",
+        predictor_cls.__name__,
+        json.dumps(init_args, sort_keys=True, default=str),
+        json.dumps(fit_args, sort_keys=True, default=str),
+    )
     started = time.monotonic()
     predictor = predictor_cls(**init_args)
     if tuning is not None:
@@ -152,30 +264,76 @@ def fit(args: dict[str, Any], train: Any, tuning: Any, model_dir: Path) -> tuple
     elapsed = time.monotonic() - started
     if predictor_type == "multimodal":
         # Standalone: serving then needs no access to a model hub.
+        log.info("Saving the multimodal predictor standalone to %s", model_dir)
         predictor.save(str(model_dir), standalone=True)
     return predictor, elapsed
 
 
-def summarise(args: dict[str, Any], predictor: Any, train: Any, tuning: Any, elapsed: float) -> tuple[dict, Any]:
+# --------------------------------------------------------------------------- outputs
+
+
+def autogluon_version(predictor_type: str) -> str | None:
+    from importlib import metadata
+
+    package = PREDICTOR_CLASSES[predictor_type][0]
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        import autogluon.core
+
+        return str(autogluon.core.__version__)
+    except (ImportError, AttributeError):
+        return None
+
+
+def leaderboard(predictor: Any) -> Any:
+    try:
+        return predictor.leaderboard(silent=True)
+    except TypeError:  # a version without the ``silent`` keyword
+        return predictor.leaderboard()
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def _attr(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # some predictor properties raise when they do not apply
+        return None
+
+
+def summarise(
+    args: dict[str, Any], predictor: Any, train: Any, tuning: Any, elapsed: float
+) -> tuple[dict[str, Any], Any]:
     predictor_type = args["predictor_type"]
     board = None
     if predictor_type in ("tabular", "timeseries") and args.get("leaderboard", True):
-        board = predictor.leaderboard(silent=True)
-    label = getattr(predictor, "label", None) or getattr(predictor, "target", None)
-    best = getattr(predictor, "model_best", None)
+        board = leaderboard(predictor)
+    label = _attr(predictor, "label") or _attr(predictor, "target")
+    best = _attr(predictor, "model_best")
     score_val = None
-    if board is not None and best is not None and "score_val" in board.columns:
+    if board is not None and best is not None and "score_val" in board.columns and "model" in board.columns:
         rows = board[board["model"] == best]
         if len(rows):
-            score_val = float(rows["score_val"].iloc[0])
-    metric = getattr(predictor, "eval_metric", None)
-    class_labels = getattr(predictor, "class_labels", None) if predictor_type == "tabular" else None
-    summary = {
+            score_val = _float_or_none(rows["score_val"].iloc[0])
+    metric = _attr(predictor, "eval_metric")
+    metric_name = getattr(metric, "name", None) or (str(metric) if metric is not None else None)
+    class_labels = _attr(predictor, "class_labels") if predictor_type != "timeseries" else None
+    problem_type = _attr(predictor, "problem_type")
+    summary: dict[str, Any] = {
         "predictor_type": predictor_type,
         "label": str(label) if label is not None else None,
-        "problem_type": getattr(predictor, "problem_type", None),
-        "eval_metric": getattr(metric, "name", None) or (str(metric) if metric is not None else None),
-        "best_model": best,
+        "problem_type": str(problem_type) if problem_type is not None else None,
+        "eval_metric": str(metric_name) if metric_name is not None else None,
+        "best_model": str(best) if best is not None else None,
         "score_val": score_val,
         "autogluon_version": autogluon_version(predictor_type),
         "features": [str(f) for f in predictor.original_features] if predictor_type == "tabular" else [],
@@ -184,66 +342,124 @@ def summarise(args: dict[str, Any], predictor: Any, train: Any, tuning: Any, ela
         "num_tuning_rows": int(len(tuning)) if tuning is not None else 0,
         "fit_seconds": round(elapsed, 2),
     }
+    if predictor_type == "timeseries":
+        summary["timeseries"] = timeseries_options(args)  # serve.py rebuilds TimeSeriesDataFrames with it
     return summary, board
 
 
+def write_outputs(summary: dict[str, Any], board: Any, model_dir: Path, output_data: Path) -> None:
+    if board is not None:
+        board.to_csv(output_data / "leaderboard.csv", index=False)
+        log.info("Wrote leaderboard (%d models) to %s", len(board), output_data / "leaderboard.csv")
+    text = json.dumps(summary, indent=2, default=str)
+    for directory in (output_data, model_dir):
+        (directory / "training_summary.json").write_text(text, encoding="utf-8")
+    log.info("Wrote training_summary.json to %s and %s", output_data, model_dir)
+
+
+def serve_script() -> Path:
+    path = Path(__file__).resolve().parent / SERVE_SCRIPT
+    if not path.is_file():
+        raise TrainingInputError(f"the serving script {path} is missing: it must sit next to train.py")
+    return path
+
+
+def install_serve_script(source: Path, model_dir: Path) -> None:
+    code_dir = model_dir / "code"
+    code_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, code_dir / SERVE_SCRIPT)
+    log.info("Copied %s to %s: model.tar.gz deploys without repacking", SERVE_SCRIPT, code_dir / SERVE_SCRIPT)
+
+
+def failure_reason(err: BaseException) -> str:
+    """One paragraph: the exception type and message on a single line, at most 1000 characters."""
+    message = " ".join(str(err).split()) or "(no message)"
+    reason = f"{type(err).__name__}: {message}"
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 3] + "..."
+
+
+def write_failure(output_dir: Path, reason: str) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "failure").write_text(reason, encoding="utf-8")
+    except OSError as err:
+        log.error("Could not write the failure file in %s: %s", output_dir, err)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> list[str]:
+    # The SageMaker toolkit passes hyperparameters as ``--key value``: everything is in ag_args.json.
+    # No options of our own, no help and no abbreviations, so no hyperparameter can be mistaken for one.
+    parser = argparse.ArgumentParser(description="AutoGluon training entry script", add_help=False, allow_abbrev=False)
+    _, ignored = parser.parse_known_args(argv)
+    return ignored
+
+
+def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
+    ignored = parse_args(argv)
+    if ignored:
+        log.info("Ignoring command-line arguments %s: training arguments come from ag_args.json", ignored)
+    ag_args_dir = required_channel("SM_CHANNEL_AG_ARGS", "ag_args")
+    train_dir = required_channel("SM_CHANNEL_TRAIN_DATA", "train_data")
+    tuning_dir = optional_channel("SM_CHANNEL_TUNING_DATA")
+    try:
+        num_gpus = int(os.environ.get("SM_NUM_GPUS") or 0)
+    except ValueError:
+        num_gpus = 0
+    log.info("Model directory %s, output data directory %s, %d GPU(s)", model_dir, output_data, num_gpus)
+
+    args = load_ag_args(ag_args_dir)
+    predictor_type = args["predictor_type"]
+    source = serve_script()  # fail before fitting, not after
+    import_predictor(predictor_type)  # likewise: a missing package is reported at once
+    label, required = required_columns(args)
+    log.info("Predictor type %s, label %r", predictor_type, label)
+
+    train = load_frame(data_file(train_dir, "train_data"), "train_data")
+    check_columns(train, required, "train_data")
+    tuning = None
+    if tuning_dir is not None:
+        tuning = load_frame(data_file(tuning_dir, "tuning_data"), "tuning_data")
+        check_columns(tuning, required, "tuning_data")
+    else:
+        log.info("No tuning_data channel: AutoGluon holds out validation data from train_data")
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    output_data.mkdir(parents=True, exist_ok=True)
+    predictor, elapsed = fit(args, train, tuning, model_dir)
+    summary, board = summarise(args, predictor, train, tuning, elapsed)
+    log.info(
+        "Fit finished in %.1fs; best model %s, score_val %s (%s, higher is better)",
+        elapsed,
+        summary["best_model"],
+        summary["score_val"],
+        summary["eval_metric"],
+    )
+    write_outputs(summary, board, model_dir, output_data)
+    install_serve_script(source, model_dir)
+    log.info("Training complete")
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_known_args(argv)  # SageMaker passes hyperparameters as --key value; they are in ag_args.json
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout, force=True
+    )
     model_dir = env_path("SM_MODEL_DIR", "/opt/ml/model")
     output_data = env_path("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data")
     output_dir = env_path("SM_OUTPUT_DIR", "/opt/ml/output")
     try:
-        if not os.environ.get("SM_CHANNEL_TRAIN_DATA"):
-            raise TrainingInputError("SM_CHANNEL_TRAIN_DATA is not set: the train_data channel is missing")
-        if not os.environ.get("SM_CHANNEL_AG_ARGS"):
-            raise TrainingInputError("SM_CHANNEL_AG_ARGS is not set: the ag_args channel is missing")
-        args = load_ag_args(Path(os.environ["SM_CHANNEL_AG_ARGS"]))
-        init_args = args.get("predictor_init_args") or {}
-        label = init_args.get("target", "target") if args["predictor_type"] == "timeseries" else init_args.get("label")
-        train = load_frame(data_file(Path(os.environ["SM_CHANNEL_TRAIN_DATA"]), "train_data"), "train_data")
-        check_label(train, label, "train_data")
-        tuning = None
-        tuning_dir = os.environ.get("SM_CHANNEL_TUNING_DATA")
-        if tuning_dir and Path(tuning_dir).is_dir() and any(Path(tuning_dir).iterdir()):
-            tuning = load_frame(data_file(Path(tuning_dir), "tuning_data"), "tuning_data")
-            check_label(tuning, label, "tuning_data")
-
-        model_dir.mkdir(parents=True, exist_ok=True)
-        output_data.mkdir(parents=True, exist_ok=True)
-        predictor, elapsed = fit(args, train, tuning, model_dir)
-        summary, board = summarise(args, predictor, train, tuning, elapsed)
-        log.info(
-            "Fit finished in %.1fs; best model %s, %s on validation %s",
-            elapsed,
-            summary["best_model"],
-            summary["eval_metric"],
-            summary["score_val"],
-        )
-        if board is not None:
-            board.to_csv(output_data / "leaderboard.csv", index=False)
-            log.info("Wrote leaderboard (%d models) to leaderboard.csv", len(board))
-        text = json.dumps(summary, indent=2, default=str)
-        (output_data / "training_summary.json").write_text(text)
-        (model_dir / "training_summary.json").write_text(text)
-        code_dir = model_dir / "code"
-        code_dir.mkdir(exist_ok=True)
-        shutil.copy2(Path(__file__).resolve().parent / "serve.py", code_dir / "serve.py")
-        log.info("Copied serve.py into the model's code/ directory")
+        run(argv, model_dir, output_data)
         return 0
     except Exception as err:
+        reason = failure_reason(err)
         if isinstance(err, TrainingInputError):
-            reason = f"TrainingInputError: {err}"
-            log.error("%s", reason)
+            log.error("Training failed: %s", err)
+            log.debug("Traceback:\n%s", traceback.format_exc())
         else:
-            reason = f"{type(err).__name__}: {err}"
-            log.error("Training failed:\n%s", traceback.format_exc())
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            (output_dir / "failure").write_text(reason[:1000])
-        except OSError:
-            pass
+            log.error("Training failed: %s\n%s", reason, traceback.format_exc())
+        write_failure(output_dir, reason)
         return 1
 
 

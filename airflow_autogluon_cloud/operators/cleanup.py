@@ -24,12 +24,12 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
 
     :param endpoint_name: the endpoint, or the deploy task's XCom dict. (templated)
     :param sweep: sweep instead of deleting one endpoint.
-    :param max_age: sweep endpoints older than this (a timedelta or seconds).
-    :param keep: sweep every endpoint not named here. (templated)
+    :param max_age: sweep endpoints older than this (a timedelta, or seconds). (templated)
+    :param keep: sweep every endpoint not named here (a list, or its JSON/Python literal). (templated)
     :param dry_run: report what would be deleted, delete nothing. (templated, as ``report_only``)
     """
 
-    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "keep", "report_only")
+    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "max_age", "keep", "report_only")
 
     def __init__(
         self,
@@ -59,8 +59,9 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
         flag = self.report_only
         dry_run = flag if isinstance(flag, bool) else str(flag).strip().lower() in ("true", "1", "yes")
         if self.sweep:
-            age = self.max_age.total_seconds() if isinstance(self.max_age, timedelta) else self.max_age
-            report = self.hook.sweep_endpoints(max_age_seconds=age, keep=self.keep, dry_run=dry_run)
+            report = self.hook.sweep_endpoints(
+                max_age_seconds=_seconds(self.max_age), keep=_names(self.keep), dry_run=dry_run
+            )
             self.log.info("Sweep%s: %d endpoint(s) matched.", " (dry run)" if dry_run else "", len(report))
             for entry in report:
                 self.log.info(
@@ -74,3 +75,30 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
             self.log.info("Dry run: would delete endpoint %s", name)
             return {"endpoint_name": name, "deleted": False, "dry_run": True}
         return self.hook.delete_endpoint(name)
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError("max_age", value, "give a timedelta or a number of seconds.") from None
+
+
+def _names(value: Any) -> list[str] | None:
+    """A list of endpoint names; a rendered template arrives as its string form."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        import ast
+
+        try:
+            value = ast.literal_eval(value) if value.strip() else []
+        except (ValueError, SyntaxError):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple, set)):
+        raise InvalidParameterError("keep", value, "give a list of endpoint names.")
+    return [str(v) for v in value]

@@ -38,23 +38,6 @@ def test_shared_fit_loads_as_tabular_predictor(trained_job, churn_frames, tmp_pa
     assert "LightGBM" in set(board["model"])
 
 
-def test_example_dag_trains_and_reports(airflow_db, tmp_path, monkeypatch):
-    """The README's main DAG, end to end on the local backend, through dag.test()."""
-    monkeypatch.setenv("AG_EXAMPLE_TIME_LIMIT", "20")
-    dag_run = run_dag("ag_retrain_and_score")
-    assert dag_run.state == "success", task_states(dag_run)
-    fit = xcom("ag_retrain_and_score", "fit", dag_run.run_id)
-    assert fit["status"] == "Completed"
-    assert os.path.isfile(fit["model_artifact_uri"])
-    report = xcom("ag_retrain_and_score", "report", dag_run.run_id)
-    assert report["job_name"] == fit["job_name"]
-    assert report["leaderboard"]
-    from autogluon.tabular import TabularPredictor
-
-    predictor = AutoGluonCloudHook(aws_conn_id=None).to_local_predictor(fit["model_artifact_uri"], tmp_path / "p")
-    assert isinstance(predictor, TabularPredictor)
-
-
 def test_deferrable_sensor_reattaches_to_job_started_without_waiting(airflow_db, churn_frames):
     dag_run = run_dag("agc_test_fit_sensor")
     assert dag_run.state == "success", task_states(dag_run)

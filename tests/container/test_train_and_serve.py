@@ -1,0 +1,464 @@
+"""The container entry scripts, exactly as SageMaker runs them: ``train.py`` as a subprocess under
+the ``SM_*`` contract, then the model's own ``code/serve.py`` through ``model_fn``/``transform_fn``."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CONTAINER = Path(__file__).resolve().parents[2] / "airflow_autogluon_cloud" / "container"
+TRAIN_SCRIPT = CONTAINER / "train.py"
+FAST_FIT_ARGS = {"time_limit": 30, "hyperparameters": {"GBM": {"num_boost_round": 30}}, "verbosity": 1}
+FEATURES = ["age", "tenure", "plan"]
+LABEL = "churn"
+TARGET = "spend"
+
+CONTENT_TYPES = ["csv_header", "csv_no_header", "json_records", "json_instances", "jsonl", "parquet"]
+ACCEPTS = ["application/json", "application/jsonl", "text/csv", "application/x-parquet", "*/*", ""]
+
+
+# --------------------------------------------------------------------------- data and jobs
+
+
+def make_frame(rows: int, seed: int) -> pd.DataFrame:
+    """Synthetic churn data: numeric ``age``, ``tenure``, categorical ``plan``; ``churn`` yes/no and
+    a numeric ``spend``, both depending on the features plus noise."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, rows)
+    tenure = rng.integers(0, 72, rows)
+    plan = rng.choice(["basic", "plus", "pro"], rows)
+    plan_effect = pd.Series(plan).map({"basic": 1.0, "plus": 0.0, "pro": -1.0}).to_numpy()
+    score = 1.5 - 0.05 * tenure + 0.02 * (age - 45) + plan_effect + rng.normal(0, 0.7, rows)
+    spend = 20 + 0.8 * tenure + pd.Series(plan).map({"basic": 0, "plus": 15, "pro": 40}).to_numpy()
+    return pd.DataFrame(
+        {
+            "age": age,
+            "tenure": tenure,
+            "plan": plan,
+            LABEL: np.where(score > 0, "yes", "no"),
+            TARGET: spend + rng.normal(0, 3, rows),
+        }
+    )
+
+
+def sm_layout(root: Path) -> dict[str, Path]:
+    """Directories laid out like ``/opt/ml``."""
+    dirs = {
+        "train": root / "input" / "data" / "train_data",
+        "tuning": root / "input" / "data" / "tuning_data",
+        "ag_args": root / "input" / "data" / "ag_args",
+        "model": root / "model",
+        "output": root / "output",
+        "output_data": root / "output" / "data",
+    }
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def write_ag_args(dirs: dict[str, Path], **overrides: Any) -> None:
+    args: dict[str, Any] = {
+        "version": 1,
+        "predictor_type": "tabular",
+        "predictor_init_args": {"label": LABEL},
+        "predictor_fit_args": FAST_FIT_ARGS,
+        "leaderboard": True,
+    }
+    args.update(overrides)
+    (dirs["ag_args"] / "ag_args.json").write_text(json.dumps(args))
+
+
+def run_train(dirs: dict[str, Path], *cli_args: str, tuning: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    for key in [k for k in env if k.startswith("SM_")]:
+        del env[key]
+    env.update(
+        {
+            "SM_MODEL_DIR": str(dirs["model"]),
+            "SM_OUTPUT_DATA_DIR": str(dirs["output_data"]),
+            "SM_OUTPUT_DIR": str(dirs["output"]),
+            "SM_CHANNEL_TRAIN_DATA": str(dirs["train"]),
+            "SM_CHANNEL_AG_ARGS": str(dirs["ag_args"]),
+            "SM_NUM_GPUS": "0",
+        }
+    )
+    if tuning:
+        env["SM_CHANNEL_TUNING_DATA"] = str(dirs["tuning"])
+    return subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *cli_args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def load_serve(model_dir: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, model_dir / "code" / "serve.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_model(root: Path, label: str, tuning: bool, *cli_args: str) -> dict[str, Any]:
+    dirs = sm_layout(root)
+    data = make_frame(300, seed=7).drop(columns=[TARGET if label == LABEL else LABEL])
+    if tuning:
+        data.iloc[:240].to_csv(dirs["train"] / "train.csv", index=False)
+        data.iloc[240:].to_parquet(dirs["tuning"] / "tuning.parquet", index=False)
+    else:
+        data.to_csv(dirs["train"] / "train.csv.gz", index=False)
+    (dirs["train"] / ".hidden-marker").write_text("ignored")
+    write_ag_args(dirs, predictor_init_args={"label": label, "path": "/somewhere/else"})
+    started = time.monotonic()
+    proc = run_train(dirs, *cli_args, tuning=tuning)
+    return {"dirs": dirs, "proc": proc, "seconds": time.monotonic() - started}
+
+
+@pytest.fixture(scope="module")
+def classification(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real classification fit (with a tuning channel and stray CLI hyperparameters)."""
+    job = train_model(tmp_path_factory.mktemp("clf"), LABEL, True, "--time_limit", "30", "--h", "1")
+    assert job["proc"].returncode == 0, job["proc"].stdout[-4000:] + job["proc"].stderr[-4000:]
+    return job
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real regression fit, without a tuning channel."""
+    job = train_model(tmp_path_factory.mktemp("reg"), TARGET, False)
+    assert job["proc"].returncode == 0, job["proc"].stdout[-4000:] + job["proc"].stderr[-4000:]
+    return job
+
+
+@pytest.fixture(scope="module")
+def served(classification: dict[str, Any]) -> tuple[ModuleType, Any, Any]:
+    """``(serve module, model_fn's model, the predictor loaded in-process)``."""
+    from autogluon.tabular import TabularPredictor
+
+    model_dir = classification["dirs"]["model"]
+    module = load_serve(model_dir, "ag_serve_clf")
+    return module, module.model_fn(str(model_dir)), TabularPredictor.load(str(model_dir))
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    """Rows to score: the features in a shuffled order, plus an extra column serving must drop."""
+    frame = make_frame(40, seed=99)[["plan", "tenure", "age"]]
+    frame["customer_id"] = [f"c{i}" for i in range(len(frame))]
+    return frame
+
+
+# --------------------------------------------------------------------------- request and answer codecs
+
+
+def encode_request(kind: str, frame: pd.DataFrame) -> tuple[bytes | str, str]:
+    if kind == "csv_header":
+        return frame.to_csv(index=False).encode(), "text/csv; charset=utf-8"
+    if kind == "csv_no_header":
+        return frame[FEATURES].to_csv(index=False, header=False), "Text/CSV"
+    if kind == "json_records":
+        return frame.to_json(orient="records"), "application/json"
+    if kind == "json_instances":
+        return json.dumps({"instances": json.loads(frame.to_json(orient="records"))}).encode(), "application/json"
+    if kind == "jsonl":
+        return frame.to_json(orient="records", lines=True).encode(), "application/jsonlines"
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue(), "application/x-parquet"
+
+
+def decode_answer(body: bytes | str, content_type: str) -> pd.DataFrame:
+    data = body.encode() if isinstance(body, str) else body
+    if content_type == "application/json":
+        return pd.DataFrame.from_records(json.loads(data))
+    if content_type == "application/jsonl":
+        text = data.decode()
+        assert text.endswith("\n")
+        return pd.DataFrame.from_records([json.loads(line) for line in text.splitlines()])
+    if content_type == "text/csv":
+        return pd.read_csv(io.BytesIO(data))
+    assert content_type == "application/x-parquet"
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def bad_request(serve: ModuleType, model: Any, body: Any, content_type: str, accept: str = "application/json"):
+    with pytest.raises(serve.BadRequestError) as info:
+        serve.transform_fn(model, body, content_type, accept)
+    return info.value
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_outputs(classification: dict[str, Any]) -> None:
+    from autogluon.tabular import TabularPredictor
+
+    dirs, proc = classification["dirs"], classification["proc"]
+    assert "Fitting TabularPredictor" in proc.stdout
+    assert "Fit finished in" in proc.stdout
+    assert "Ignoring command-line arguments" in proc.stdout
+    assert not (dirs["output"] / "failure").exists()
+
+    predictor = TabularPredictor.load(str(dirs["model"]))
+    assert predictor.label == LABEL
+    assert predictor.path.rstrip("/") == str(dirs["model"])  # the path in init args was overridden
+    assert (dirs["model"] / "code" / "serve.py").read_bytes() == (CONTAINER / "serve.py").read_bytes()
+
+    board = pd.read_csv(dirs["output_data"] / "leaderboard.csv")
+    assert {"model", "score_val"} <= set(board.columns)
+    assert len(board) >= 1
+
+    summary = json.loads((dirs["output_data"] / "training_summary.json").read_text())
+    assert summary == json.loads((dirs["model"] / "training_summary.json").read_text())
+    assert set(summary) == {
+        "predictor_type",
+        "label",
+        "problem_type",
+        "eval_metric",
+        "best_model",
+        "score_val",
+        "autogluon_version",
+        "features",
+        "class_labels",
+        "num_train_rows",
+        "num_tuning_rows",
+        "fit_seconds",
+    }
+    assert summary["predictor_type"] == "tabular"
+    assert summary["label"] == LABEL
+    assert summary["problem_type"] == "binary"
+    assert summary["eval_metric"] == "accuracy"
+    assert summary["best_model"] == predictor.model_best
+    assert summary["best_model"] in set(board["model"])
+    assert summary["score_val"] == pytest.approx(float(board.set_index("model").loc[predictor.model_best, "score_val"]))
+    assert 0.5 < summary["score_val"] <= 1.0
+    assert summary["autogluon_version"].startswith("1.")
+    assert summary["features"] == FEATURES
+    assert summary["class_labels"] == ["no", "yes"]
+    assert summary["num_train_rows"] == 240
+    assert summary["num_tuning_rows"] == 60
+    assert 0 < summary["fit_seconds"] < classification["seconds"]
+
+
+def test_regression_outputs(regression: dict[str, Any]) -> None:
+    summary = json.loads((regression["dirs"]["output_data"] / "training_summary.json").read_text())
+    assert summary["problem_type"] == "regression"
+    assert summary["label"] == TARGET
+    assert summary["class_labels"] is None
+    assert summary["num_train_rows"] == 300
+    assert summary["num_tuning_rows"] == 0
+    assert isinstance(summary["score_val"], float)  # higher is better: an error metric is negated
+    assert summary["score_val"] < 0
+
+
+def _failing_job(tmp_path: Path, case: str) -> dict[str, Path]:
+    dirs = sm_layout(tmp_path)
+    data = make_frame(50, seed=1).drop(columns=[TARGET])
+    if case == "missing_label":
+        data.drop(columns=[LABEL]).to_csv(dirs["train"] / "train.csv", index=False)
+        write_ag_args(dirs)
+    elif case == "empty_data":
+        data.iloc[:0].to_csv(dirs["train"] / "train.csv", index=False)
+        write_ag_args(dirs)
+    elif case == "empty_file":
+        (dirs["train"] / "train.csv").write_text("")
+        write_ag_args(dirs)
+    elif case == "bad_version":
+        data.to_csv(dirs["train"] / "train.csv", index=False)
+        write_ag_args(dirs, version=2)
+    elif case == "bad_predictor_type":
+        data.to_csv(dirs["train"] / "train.csv", index=False)
+        write_ag_args(dirs, predictor_type="vision")
+    elif case == "missing_package":
+        data.to_csv(dirs["train"] / "train.csv", index=False)
+        write_ag_args(dirs, predictor_type="multimodal")
+    elif case == "several_files":
+        data.to_csv(dirs["train"] / "a.csv", index=False)
+        data.to_csv(dirs["train"] / "b.csv", index=False)
+        write_ag_args(dirs)
+    elif case == "unknown_extension":
+        data.to_csv(dirs["train"] / "train.xlsx", index=False)
+        write_ag_args(dirs)
+    elif case == "missing_tuning_label":
+        data.to_csv(dirs["train"] / "train.csv", index=False)
+        data.drop(columns=[LABEL]).to_json(dirs["tuning"] / "tuning.jsonl", orient="records", lines=True)
+        write_ag_args(dirs)
+    return dirs
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing_label", "label column 'churn' not found in train_data; columns are: age, tenure, plan"),
+        ("empty_data", "has no rows"),
+        ("empty_file", "has no rows"),
+        ("bad_version", "version 2 is not supported"),
+        ("bad_predictor_type", "unknown predictor_type 'vision'"),
+        ("missing_package", "needs the autogluon.multimodal package"),
+        ("several_files", "holds 2 files (a.csv, b.csv)"),
+        ("unknown_extension", "unsupported file train.xlsx"),
+        ("missing_tuning_label", "label column 'churn' not found in tuning_data"),
+    ],
+)
+def test_training_fails_fast_with_a_clear_reason(tmp_path: Path, case: str, expected: str) -> None:
+    dirs = _failing_job(tmp_path, case)
+    started = time.monotonic()
+    proc = run_train(dirs)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert time.monotonic() - started < 60
+    reason = (dirs["output"] / "failure").read_text()
+    assert reason.startswith("TrainingInputError: ")
+    assert expected in reason
+    assert "\n" not in reason
+    assert len(reason) <= 1000
+    assert "Fitting" not in proc.stdout
+    assert not (dirs["model"] / "code").exists()
+    assert expected in proc.stdout
+
+
+def test_empty_tuning_channel_means_no_tuning_data(tmp_path: Path) -> None:
+    """An empty tuning channel directory (only a hidden file) is no tuning data, not an error."""
+    dirs = sm_layout(tmp_path)
+    make_frame(50, seed=1).drop(columns=[TARGET, LABEL]).to_csv(dirs["train"] / "train.csv", index=False)
+    (dirs["tuning"] / ".keep").write_text("")
+    write_ag_args(dirs)
+    proc = run_train(dirs)
+    assert proc.returncode == 1
+    # It got past the tuning channel and failed on the train data's missing label instead.
+    assert "label column 'churn' not found in train_data" in (dirs["output"] / "failure").read_text()
+
+
+# --------------------------------------------------------------------------- serving
+
+
+@pytest.mark.parametrize("kind", CONTENT_TYPES)
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_serve_every_format(served: tuple[ModuleType, Any, Any], rows: pd.DataFrame, kind: str, accept: str) -> None:
+    serve, model, predictor = served
+    body, content_type = encode_request(kind, rows)
+    out, out_type = serve.transform_fn(model, body, content_type, accept)
+    assert out_type == (accept if accept not in ("", "*/*") else "application/json")
+    answer = decode_answer(out, out_type)
+
+    assert list(answer.columns) == [LABEL, "no_proba", "yes_proba"]
+    assert len(answer) == len(rows)
+    expected = predictor.predict(rows[FEATURES]).reset_index(drop=True)
+    assert answer[LABEL].astype(str).tolist() == expected.astype(str).tolist()
+    assert np.allclose(answer[["no_proba", "yes_proba"]].sum(axis=1), 1.0, atol=1e-6)
+    proba = predictor.predict_proba(rows[FEATURES]).reset_index(drop=True)
+    assert np.allclose(answer["yes_proba"], proba["yes"], atol=1e-6)
+
+
+def test_serve_model_fn(served: tuple[ModuleType, Any, Any]) -> None:
+    _, model, _ = served
+    assert model.predictor_type == "tabular"
+    assert model.features == FEATURES
+    assert model.label == LABEL
+    assert model.can_predict_proba is True
+
+
+def test_serve_str_and_bytes_bodies_agree(served: tuple[ModuleType, Any, Any], rows: pd.DataFrame) -> None:
+    serve, model, _ = served
+    text = rows.to_csv(index=False)
+    as_text, _ = serve.transform_fn(model, text, "text/csv", "text/csv")
+    as_bytes, _ = serve.transform_fn(model, text.encode(), "text/csv", "text/csv")
+    as_bytearray, _ = serve.transform_fn(model, bytearray(text.encode()), "text/csv", "text/csv")
+    assert as_text == as_bytes == as_bytearray
+
+
+def test_serve_accepts_json_variants(served: tuple[ModuleType, Any, Any], rows: pd.DataFrame) -> None:
+    serve, model, predictor = served
+    expected = predictor.predict(rows[FEATURES]).astype(str).tolist()
+    bodies = [
+        rows.to_json(orient="split", index=False),
+        rows.to_json(orient="columns"),
+        json.dumps({"instances": rows[FEATURES].to_numpy().tolist()}, default=str),
+    ]
+    for body in bodies:
+        out, _ = serve.transform_fn(model, body, "application/json", "application/json")
+        assert pd.DataFrame.from_records(json.loads(out))[LABEL].astype(str).tolist() == expected
+    one = json.loads(rows.iloc[:1].to_json(orient="records"))[0]
+    out, _ = serve.transform_fn(model, json.dumps(one), "application/json", "application/json")
+    assert [r[LABEL] for r in json.loads(out)] == expected[:1]
+
+
+def test_serve_bad_requests(served: tuple[ModuleType, Any, Any], rows: pd.DataFrame) -> None:
+    serve, model, _ = served
+
+    err = bad_request(serve, model, rows.drop(columns=["plan"]).to_csv(index=False), "text/csv")
+    assert err.status_code == 400
+    assert "missing columns: plan" in str(err)
+    err = bad_request(serve, model, rows.drop(columns=["plan", "age"]).to_json(orient="records"), "application/json")
+    assert err.status_code == 400
+    assert "missing columns: age, plan" in str(err)
+
+    cases = [
+        (b"PAR1 this is not parquet at all \x00\x01\x02", "application/x-parquet"),
+        ("PAR1 text", "application/x-parquet"),
+        (b"", "text/csv"),
+        ("", "application/json"),
+        ("  \n ", "text/csv"),
+        (b"", "application/x-parquet"),
+        ("[]", "application/json"),
+        ("{not json", "application/json"),
+        ('{"instances": 3}', "application/json"),
+        ("[1, 2, 3]", "application/json"),
+        ('{"age": 3}\n{oops', "application/jsonl"),
+        (b"\xff\xfe\x00garbage\xff", "text/csv"),
+        ("1,2\n3,4\n", "text/csv"),  # headerless with the wrong number of columns
+        ('"unterminated\n1,2,3', "text/csv"),
+        (rows.iloc[:0].to_csv(index=False), "text/csv"),  # a header and no rows
+    ]
+    for body, content_type in cases:
+        err = bad_request(serve, model, body, content_type)
+        assert err.status_code == 400, (body, content_type, err)
+        assert str(err)
+
+    err = bad_request(serve, model, rows.to_csv(index=False), "application/xml")
+    assert err.status_code == 415
+    err = bad_request(serve, model, rows.to_csv(index=False), "text/csv", "application/xml")
+    assert err.status_code == 406
+    err = bad_request(serve, model, b"", "text/csv", "image/png")
+    assert err.status_code == 406
+
+
+def test_bad_request_error_survives_pickling(served: tuple[ModuleType, Any, Any]) -> None:
+    """Batch transform workers send errors back to their parent process."""
+    serve, _, _ = served
+    err = pickle.loads(pickle.dumps(serve.BadRequestError(415, "nope")))
+    assert (err.status_code, err.message, str(err)) == (415, "nope", "nope")
+
+
+def test_serve_regression(regression: dict[str, Any], rows: pd.DataFrame) -> None:
+    from autogluon.tabular import TabularPredictor
+
+    model_dir = regression["dirs"]["model"]
+    serve = load_serve(model_dir, "ag_serve_reg")
+    model = serve.model_fn(str(model_dir))
+    assert model.can_predict_proba is False
+    predictor = TabularPredictor.load(str(model_dir))
+    expected = predictor.predict(rows[FEATURES]).to_numpy()
+    for accept in ("application/json", "text/csv", "application/x-parquet", "application/jsonl"):
+        out, out_type = serve.transform_fn(model, rows.to_csv(index=False), "text/csv", accept)
+        answer = decode_answer(out, out_type)
+        assert list(answer.columns) == [TARGET]
+        assert np.allclose(answer[TARGET].to_numpy(), expected, rtol=1e-5)
