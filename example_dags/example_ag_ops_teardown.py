@@ -13,7 +13,7 @@ from airflow.sdk import DAG, Param
 
 from airflow_autogluon_cloud.operators.cleanup import AGCleanupOperator
 
-# [START howto_operator_ag_sweep]
+# --8<-- [start:operator_ag_sweep]
 with DAG(
     dag_id="ag_ops_teardown",
     schedule="@daily",
@@ -33,4 +33,4 @@ with DAG(
         keep="{{ params.keep }}",
         dry_run="{{ params.dry_run }}",
     )
-# [END howto_operator_ag_sweep]
+# --8<-- [end:operator_ag_sweep]

@@ -35,7 +35,7 @@ def endpoint_dag(dag_id: str, endpoint_name: str, teardown: bool) -> DAG:
         catchup=False,
         tags=["autogluon", "example", "endpoint"],
     ) as dag:
-        # [START howto_operator_ag_deploy]
+        # --8<-- [start:operator_ag_deploy]
         fit = AGFitOperator(
             task_id="fit",
             train_data=TRAIN,
@@ -55,12 +55,12 @@ def endpoint_dag(dag_id: str, endpoint_name: str, teardown: bool) -> DAG:
             task_id="smoke_test", endpoint_name=endpoint_name, data=SMOKE_ROWS, predict_proba=True
         )
         fit >> deploy >> in_service >> smoke_test
-        # [END howto_operator_ag_deploy]
+        # --8<-- [end:operator_ag_deploy]
         if teardown:
-            # [START howto_operator_ag_cleanup_teardown]
+            # --8<-- [start:operator_ag_cleanup_teardown]
             cleanup = AGCleanupOperator(task_id="cleanup", endpoint_name=endpoint_name)
             smoke_test >> cleanup.as_teardown(setups=deploy)
-            # [END howto_operator_ag_cleanup_teardown]
+            # --8<-- [end:operator_ag_cleanup_teardown]
     return dag
 
 

@@ -22,7 +22,7 @@ from airflow_autogluon_cloud.sensors.autogluon_cloud import AGBatchPredictJobSen
 DATA_DIR = Path(__file__).resolve().parent / "data"
 FIT_ARGS = {"time_limit": int(os.environ.get("AG_EXAMPLE_TIME_LIMIT", "60")), "presets": "medium_quality"}
 
-# [START howto_sensor_ag_fit_job]
+# --8<-- [start:sensor_ag_fit_job]
 with DAG(
     dag_id="ag_reattach_sensor",
     schedule=None,
@@ -44,9 +44,9 @@ with DAG(
         poke_interval=10,
     )
     start >> wait
-# [END howto_sensor_ag_fit_job]
+# --8<-- [end:sensor_ag_fit_job]
 
-# [START howto_sensor_ag_external_job]
+# --8<-- [start:sensor_ag_external_job]
 with DAG(
     dag_id="ag_reattach_external_job",
     schedule=None,
@@ -74,4 +74,4 @@ with DAG(
         poke_interval=5,
     )
     fitted >> score >> scored
-# [END howto_sensor_ag_external_job]
+# --8<-- [end:sensor_ag_external_job]

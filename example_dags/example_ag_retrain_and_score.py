@@ -33,7 +33,7 @@ CHAMPION_VARIABLE = "ag_churn_champion"
 MODEL_ASSET = Asset(name="ag_churn_model")
 SCORES_ASSET = Asset(name="ag_churn_scores")
 
-# [START howto_example_retrain_and_score]
+# --8<-- [start:example_retrain_and_score]
 with DAG(
     dag_id="ag_retrain_and_score",
     description="Retrain an AutoGluon churn model weekly, promote it if it is at least as good, score new customers.",
@@ -157,4 +157,4 @@ with DAG(
     decision >> score
     publish(decision, score.output)
     report(fit.output, decision, score.output)
-# [END howto_example_retrain_and_score]
+# --8<-- [end:example_retrain_and_score]

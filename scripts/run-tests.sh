@@ -10,10 +10,6 @@ ruff check .
 ruff format --check .
 echo ">> mypy"
 mypy
-if [ -f mkdocs.yml ]; then
-  echo ">> docs (mkdocs build --strict)"
-  mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
-fi
 
 run_pytest() {
   # pytest exits 5 when a selection collects no tests; that is not a failure of the suite.

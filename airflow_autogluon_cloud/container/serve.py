@@ -32,7 +32,7 @@ import pandas as pd
 try:  # In the AWS inference container the toolkit answers this error type with its status code.
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ErrorBase
 except ImportError:  # outside the container
-    _ErrorBase = Exception  # type: ignore[misc,assignment]
+    _ErrorBase = Exception
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -118,6 +118,19 @@ def _format(value: str | None) -> str:
 # --------------------------------------------------------------------------- loading
 
 
+def _load(predictor_cls: Any, model_dir: str) -> Any:
+    """``predictor_cls.load``, tolerating a Python minor version change where the class allows it."""
+    import inspect
+
+    try:
+        accepts = "require_py_version_match" in inspect.signature(predictor_cls.load).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if accepts:
+        return predictor_cls.load(model_dir, require_py_version_match=False)
+    return predictor_cls.load(model_dir)
+
+
 def model_fn(model_dir: str) -> LoadedModel:
     """Load the predictor once; called by the model server before the first request."""
     path = Path(model_dir)
@@ -130,11 +143,11 @@ def model_fn(model_dir: str) -> LoadedModel:
     if predictor_type == "timeseries":
         from autogluon.timeseries import TimeSeriesPredictor
 
-        predictor = TimeSeriesPredictor.load(str(model_dir), require_py_version_match=False)
+        predictor = _load(TimeSeriesPredictor, str(model_dir))
     elif predictor_type == "multimodal":
         from autogluon.multimodal import MultiModalPredictor
 
-        predictor = MultiModalPredictor.load(str(model_dir))
+        predictor = _load(MultiModalPredictor, str(model_dir))
     else:
         from autogluon.tabular import TabularPredictor
 

@@ -189,15 +189,17 @@ def required_columns(args: dict[str, Any]) -> tuple[str | None, list[tuple[str, 
     """The label, and every ``(role, column)`` the data must hold."""
     init_args = args.get("predictor_init_args") or {}
     if args["predictor_type"] == "timeseries":
-        label = str(init_args.get("target") or "target")
+        target = str(init_args.get("target") or init_args.get("label") or "target")
         options = timeseries_options(args)
-        return label, [
-            ("label", label),
+        return target, [
+            ("label", target),
             ("id", options["id_column"]),
             ("timestamp", options["timestamp_column"]),
         ]
     label = init_args.get("label")
-    return (str(label) if label is not None else None), ([("label", str(label))] if label is not None else [])
+    if label is None:
+        return None, []
+    return str(label), [("label", str(label))]
 
 
 def check_columns(frame: Any, required: list[tuple[str, str]], channel: str) -> None:
@@ -348,8 +350,11 @@ def summarise(
 
 
 def write_outputs(summary: dict[str, Any], board: Any, model_dir: Path, output_data: Path) -> None:
+    model_dir.mkdir(parents=True, exist_ok=True)
     if board is not None:
         board.to_csv(output_data / "leaderboard.csv", index=False)
+        shown = [c for c in ("model", "score_val", "fit_time", "pred_time_val") if c in board.columns]
+        log.info("Leaderboard (top 10 of %d):\n%s", len(board), board[shown].head(10).to_string(index=False))
         log.info("Wrote leaderboard (%d models) to %s", len(board), output_data / "leaderboard.csv")
     text = json.dumps(summary, indent=2, default=str)
     for directory in (output_data, model_dir):
@@ -426,7 +431,6 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
     else:
         log.info("No tuning_data channel: AutoGluon holds out validation data from train_data")
 
-    model_dir.mkdir(parents=True, exist_ok=True)
     output_data.mkdir(parents=True, exist_ok=True)
     predictor, elapsed = fit(args, train, tuning, model_dir)
     summary, board = summarise(args, predictor, train, tuning, elapsed)

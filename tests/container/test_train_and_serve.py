@@ -83,7 +83,9 @@ def write_ag_args(dirs: dict[str, Path], **overrides: Any) -> None:
     (dirs["ag_args"] / "ag_args.json").write_text(json.dumps(args))
 
 
-def run_train(dirs: dict[str, Path], *cli_args: str, tuning: bool = True) -> subprocess.CompletedProcess[str]:
+def run_train(
+    dirs: dict[str, Path], *cli_args: str, tuning: bool = True, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     for key in [k for k in env if k.startswith("SM_")]:
         del env[key]
@@ -99,6 +101,7 @@ def run_train(dirs: dict[str, Path], *cli_args: str, tuning: bool = True) -> sub
     )
     if tuning:
         env["SM_CHANNEL_TUNING_DATA"] = str(dirs["tuning"])
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, str(TRAIN_SCRIPT), *cli_args],
         env=env,
@@ -444,8 +447,12 @@ def test_serve_bad_requests(served: tuple[ModuleType, Any, Any], rows: pd.DataFr
 def test_bad_request_error_survives_pickling(served: tuple[ModuleType, Any, Any]) -> None:
     """Batch transform workers send errors back to their parent process."""
     serve, _, _ = served
-    err = pickle.loads(pickle.dumps(serve.BadRequestError(415, "nope")))
-    assert (err.status_code, err.message, str(err)) == (415, "nope", "nope")
+    sys.modules["ag_serve_clf"] = serve  # as when a worker imported it under that name
+    try:
+        err = pickle.loads(pickle.dumps(serve.BadRequestError(415, "nope")))
+    finally:
+        del sys.modules["ag_serve_clf"]
+    assert (err.status_code, err.message, err.phrase, str(err)) == (415, "nope", "Unsupported Media Type", "nope")
 
 
 def test_serve_regression(regression: dict[str, Any], rows: pd.DataFrame) -> None:
@@ -462,3 +469,203 @@ def test_serve_regression(regression: dict[str, Any], rows: pd.DataFrame) -> Non
         answer = decode_answer(out, out_type)
         assert list(answer.columns) == [TARGET]
         assert np.allclose(answer[TARGET].to_numpy(), expected, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- multimodal and timeseries
+# Neither package is installed here: stand-ins with the same API exercise the scripts' code paths.
+
+STUB_MULTIMODAL = """
+import os
+import pickle
+
+import pandas as pd
+
+
+class MultiModalPredictor:
+    def __init__(self, label=None, path=None, problem_type=None, **kwargs):
+        self.label, self.path, self.problem_type, self.eval_metric = label, path, problem_type, "accuracy"
+        self.class_labels = None
+        self.standalone = None
+
+    def fit(self, train_data, tuning_data=None, **kwargs):
+        assert isinstance(train_data, pd.DataFrame) and "train_data" not in kwargs
+        self.class_labels = sorted(train_data[self.label].astype(str).unique())
+        self.problem_type = "binary"
+        os.makedirs(self.path, exist_ok=True)
+        return self
+
+    def save(self, path, standalone=False):
+        self.standalone = standalone
+        with open(os.path.join(path, "stub.pkl"), "wb") as fh:
+            pickle.dump(self, fh)
+
+    @classmethod
+    def load(cls, path, resume=False, verbosity=3):
+        with open(os.path.join(path, "stub.pkl"), "rb") as fh:
+            return pickle.load(fh)
+
+    def predict_proba(self, data, as_pandas=None, as_multiclass=True):
+        p = (data["tenure"].to_numpy() < 36) * 0.8 + 0.1
+        return pd.DataFrame({"no": 1 - p, "yes": p})
+
+    def predict(self, data, as_pandas=None):
+        return self.predict_proba(data).idxmax(axis=1)
+"""
+
+STUB_TIMESERIES = """
+import os
+import pickle
+
+import pandas as pd
+
+
+class TimeSeriesDataFrame(pd.DataFrame):
+    @classmethod
+    def from_data_frame(cls, df, id_column="item_id", timestamp_column="timestamp"):
+        df = df.rename(columns={id_column: "item_id", timestamp_column: "timestamp"})
+        df["timestamp"] = pd.to_datetime(df["timestamp"])
+        return cls(df.set_index(["item_id", "timestamp"]).sort_index())
+
+
+class _Metric:
+    name = "WQL"
+
+
+class TimeSeriesPredictor:
+    model_best = "WeightedEnsemble"
+
+    def __init__(self, target="target", prediction_length=1, path=None, **kwargs):
+        self.target, self.prediction_length, self.path = target, prediction_length, path
+        self.eval_metric = _Metric()
+
+    def fit(self, train_data, tuning_data=None, **kwargs):
+        assert isinstance(train_data, TimeSeriesDataFrame)
+        os.makedirs(self.path, exist_ok=True)
+        with open(os.path.join(self.path, "stub.pkl"), "wb") as fh:
+            pickle.dump(self, fh)
+        return self
+
+    def leaderboard(self, silent=False):
+        return pd.DataFrame({"model": ["WeightedEnsemble", "Naive"], "score_val": [-0.25, -0.5]})
+
+    @classmethod
+    def load(cls, path, require_version_match=True):
+        with open(os.path.join(path, "stub.pkl"), "rb") as fh:
+            return pickle.load(fh)
+
+    def predict(self, data):
+        rows = []
+        for item, frame in data.groupby(level="item_id"):
+            last = frame.index.get_level_values("timestamp").max()
+            value = float(frame[self.target].iloc[-1])
+            for step in range(1, self.prediction_length + 1):
+                rows.append((item, last + pd.Timedelta(days=step), value, value))
+        out = pd.DataFrame(rows, columns=["item_id", "timestamp", "mean", "0.5"])
+        return out.set_index(["item_id", "timestamp"])
+"""
+
+
+@pytest.fixture(scope="module")
+def stub_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("stubs")
+    for name, source in (("multimodal", STUB_MULTIMODAL), ("timeseries", STUB_TIMESERIES)):
+        (root / "autogluon" / name).mkdir(parents=True)
+        (root / "autogluon" / name / "__init__.py").write_text(source)
+    return root
+
+
+@pytest.fixture
+def stubs_importable(stub_path: Path):
+    """The stand-ins importable in this process, for this test only."""
+    sys.path.insert(0, str(stub_path))
+    yield
+    sys.path.remove(str(stub_path))
+    for name in [m for m in sys.modules if m.startswith(("autogluon.multimodal", "autogluon.timeseries"))]:
+        del sys.modules[name]
+
+
+def run_train_with_stubs(dirs: dict[str, Path], stub_path: Path) -> subprocess.CompletedProcess[str]:
+    old = os.environ.get("PYTHONPATH")
+    return run_train(dirs, tuning=False, extra_env={"PYTHONPATH": str(stub_path) + (os.pathsep + old if old else "")})
+
+
+def test_multimodal_train_and_serve(tmp_path: Path, stub_path: Path, stubs_importable: None) -> None:
+    dirs = sm_layout(tmp_path)
+    make_frame(60, seed=3).drop(columns=[TARGET]).to_json(dirs["train"] / "train.jsonl", orient="records", lines=True)
+    write_ag_args(
+        dirs,
+        predictor_type="multimodal",
+        predictor_fit_args={"time_limit": 10, "train_data": "ignored"},
+        leaderboard=False,
+    )
+    proc = run_train_with_stubs(dirs, stub_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (dirs["output_data"] / "leaderboard.csv").exists()
+    summary = json.loads((dirs["model"] / "training_summary.json").read_text())
+    assert summary["predictor_type"] == "multimodal"
+    assert summary["label"] == LABEL
+    assert summary["class_labels"] == ["no", "yes"]
+    assert summary["features"] == []
+    assert summary["best_model"] is None
+    assert summary["score_val"] is None
+
+    serve = load_serve(dirs["model"], "ag_serve_mm")
+    model = serve.model_fn(str(dirs["model"]))
+    assert model.predictor.standalone is True
+    rows = make_frame(5, seed=4)[FEATURES]
+    out, out_type = serve.transform_fn(model, rows.to_csv(index=False), "text/csv", "text/csv")
+    answer = decode_answer(out, out_type)
+    assert list(answer.columns) == [LABEL, "no_proba", "yes_proba"]
+    assert answer[LABEL].tolist() == ["yes" if t < 36 else "no" for t in rows["tenure"]]
+
+
+def test_timeseries_train_and_serve(tmp_path: Path, stub_path: Path, stubs_importable: None) -> None:
+    dirs = sm_layout(tmp_path)
+    dates = pd.date_range("2024-01-01", periods=20, freq="D")
+    data = pd.DataFrame(
+        {
+            "store": np.repeat(["a", "b"], len(dates)),
+            "day": np.tile(dates.strftime("%Y-%m-%d"), 2),
+            "sales": np.arange(2 * len(dates), dtype=float),
+        }
+    )
+    data.to_parquet(dirs["train"] / "train.pq", index=False)
+    write_ag_args(
+        dirs,
+        predictor_type="timeseries",
+        predictor_init_args={"target": "sales", "prediction_length": 2},
+        timeseries={"id_column": "store", "timestamp_column": "day"},
+    )
+    proc = run_train_with_stubs(dirs, stub_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((dirs["output_data"] / "training_summary.json").read_text())
+    assert summary["predictor_type"] == "timeseries"
+    assert summary["label"] == "sales"
+    assert summary["eval_metric"] == "WQL"
+    assert summary["best_model"] == "WeightedEnsemble"
+    assert summary["score_val"] == -0.25
+    assert summary["class_labels"] is None
+    assert summary["timeseries"] == {"id_column": "store", "timestamp_column": "day"}
+    assert len(pd.read_csv(dirs["output_data"] / "leaderboard.csv")) == 2
+
+    serve = load_serve(dirs["model"], "ag_serve_ts")
+    model = serve.model_fn(str(dirs["model"]))
+    out, out_type = serve.transform_fn(model, data.to_json(orient="records"), "application/json", "*/*")
+    assert out_type == "application/json"
+    answer = pd.DataFrame.from_records(json.loads(out))
+    assert list(answer.columns) == ["item_id", "timestamp", "mean", "0.5"]
+    assert len(answer) == 4
+    assert answer["mean"].tolist() == [19.0, 19.0, 39.0, 39.0]
+
+
+def test_timeseries_missing_columns_fail_fast(tmp_path: Path, stub_path: Path) -> None:
+    dirs = sm_layout(tmp_path)
+    pd.DataFrame({"item_id": ["a"], "timestamp": ["2024-01-01"], "sales": [1.0]}).to_csv(
+        dirs["train"] / "train.csv", index=False
+    )
+    write_ag_args(
+        dirs, predictor_type="timeseries", predictor_init_args={"target": "sales"}, timeseries={"id_column": "store"}
+    )
+    proc = run_train_with_stubs(dirs, stub_path)
+    assert proc.returncode == 1
+    assert "id column 'store' not found in train_data" in (dirs["output"] / "failure").read_text()
