@@ -9,5 +9,6 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/example_dags"
 export AG_EXAMPLE_PERIODS_ROOT="${AG_EXAMPLE_PERIODS_ROOT:-$AIRFLOW_HOME/example_periods}"
 echo ">> Preparing the Airflow home at $AIRFLOW_HOME (SQLite metadata database)"
-airflow db migrate > "$AIRFLOW_HOME.migrate.log" 2>&1 || { cat "$AIRFLOW_HOME.migrate.log"; exit 1; }
+mkdir -p "$AIRFLOW_HOME"
+airflow db migrate > "$AIRFLOW_HOME/migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/migrate.log"; exit 1; }
 python scripts/main_job.py "$@"

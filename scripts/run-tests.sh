@@ -19,7 +19,7 @@ run_pytest() {
   set -e
   if [ "$code" -ne 0 ] && [ "$code" -ne 5 ]; then exit "$code"; fi
 }
+echo ">> pytest: fault injection (kills processes on purpose)"
+run_pytest -p no:cacheprovider -m faults "$@"
 echo ">> pytest"
 run_pytest -p no:cacheprovider -m "not faults" "$@"
-echo ">> pytest: fault injection"
-run_pytest -p no:cacheprovider -m faults "$@"

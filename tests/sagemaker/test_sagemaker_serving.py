@@ -302,3 +302,76 @@ def test_invoke_model_error_is_reported(aws):
         )
         with pytest.raises(EndpointError, match="answered 400: missing columns: plan"):
             backend.invoke_endpoint("ag-af-ep", b"a,b\n1,2\n", "text/csv", "application/json")
+
+
+def _deploy_operator(hook):
+    from airflow_autogluon_cloud.operators.deploy import AGDeployOperator
+
+    op = AGDeployOperator(
+        task_id="deploy",
+        model_uri={"model_artifact_uri": MODEL_URI, "framework_version": "1.5.0"},
+        endpoint_name="ag-af-ep",
+        backend="sagemaker",
+        deferrable=True,
+        check_interval=20,
+    )
+    op.__dict__["hook"] = hook
+    return op
+
+
+def _ti():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dag_id="d", task_id="deploy", run_id="r", map_index=-1, xcom_push=lambda **kw: None)
+
+
+def _queue_create(stub):
+    _queue_new_model_and_config(stub)
+    stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint.")
+    stub.add_response(
+        "create_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/ag-af-ep"}, None
+    )
+
+
+def test_deferrable_deploy_defers_then_finishes(stubbed):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonEndpointTrigger
+
+    hook, stub = stubbed
+    op = _deploy_operator(hook)
+    _queue_create(stub)
+    stub.add_response("describe_endpoint", _endpoint("Creating", "pending"), {"EndpointName": "ag-af-ep"})
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": _ti()})
+    assert isinstance(deferred.value.trigger, AutoGluonEndpointTrigger)
+    assert deferred.value.trigger.poll_interval == 20
+    plan = deferred.value.kwargs["plan"]
+    assert plan["action"] == "create"
+    stub.add_response("describe_endpoint", _endpoint("InService", plan["config_name"]), {"EndpointName": "ag-af-ep"})
+    result = op.execute_complete({"ti": _ti()}, {"status": "success", "job_name": "ag-af-ep"}, plan=plan)
+    assert result["config_name"] == plan["config_name"]
+
+
+def test_deferred_deploy_that_failed_is_rolled_back(stubbed):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    hook, stub = stubbed
+    op = _deploy_operator(hook)
+    _queue_create(stub)
+    stub.add_response("describe_endpoint", _endpoint("Creating", "pending"), {"EndpointName": "ag-af-ep"})
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": _ti()})
+    plan = deferred.value.kwargs["plan"]
+    stub.add_response(
+        "describe_endpoint",
+        _endpoint("Failed", plan["config_name"], "model failed to load"),
+        {"EndpointName": "ag-af-ep"},
+    )
+    stub.add_response("delete_endpoint", {}, {"EndpointName": "ag-af-ep"})
+    stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": plan["config_name"]})
+    stub.add_response("delete_model", {}, {"ModelName": plan["model_name"]})
+    with pytest.raises(EndpointError, match="model failed to load"):
+        op.execute_complete(
+            {"ti": _ti()}, {"status": "failed", "job_name": "ag-af-ep", "message": "model failed to load"}, plan=plan
+        )
