@@ -260,6 +260,7 @@ class AutoGluonCloudHook(BaseHook):
                 job_name,
                 "use 1-63 letters, digits and hyphens, starting with a letter or digit (SageMaker's rule).",
             )
+        self.cloud_output_path  # noqa: B018 - validates the output location before anything else
         for parameter, value in (("volume_size", volume_size), ("max_runtime", max_runtime)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise InvalidParameterError(parameter, value, "expected a positive integer.")
@@ -597,6 +598,7 @@ class AutoGluonCloudHook(BaseHook):
             )
         if not isinstance(instance_count, int) or instance_count < 1:
             raise InvalidParameterError("instance_count", instance_count, "expected an integer >= 1.")
+        self.cloud_output_path  # noqa: B018 - validates the output location before anything else
         self.check_model_uri(model_uri)
         digest = naming.short_hash(model_uri, instance_type, instance_count, framework_version, custom_image_uri, 8)
         model_name = naming.derived_name(endpoint_name, f"m-{digest}")
@@ -867,6 +869,7 @@ class AutoGluonCloudHook(BaseHook):
             raise InvalidParameterError("job_name", job_name, "use 1-63 letters, digits and hyphens.")
         if not isinstance(instance_count, int) or instance_count < 1:
             raise InvalidParameterError("instance_count", instance_count, "expected an integer >= 1.")
+        self.cloud_output_path  # noqa: B018 - validates the output location before anything else
         self.check_model_uri(model_uri)
         features = self.model_summary(model_uri).get("features") or []
         prepared = self.prepare_data(test_data, "test_data", features)

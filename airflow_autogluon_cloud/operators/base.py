@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator, conf
 
 from airflow_autogluon_cloud import polling
 from airflow_autogluon_cloud.exceptions import (
+    InvalidParameterError,
     JobFailedError,
     JobTimeoutError,
     ResourceNotFoundError,
@@ -94,6 +95,12 @@ class AutoGluonCloudBaseOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(check_interval, (int, float)) or check_interval <= 0:
+            raise InvalidParameterError("check_interval", check_interval, "give a positive number of seconds.")
+        if max_check_interval is not None and max_check_interval < check_interval:
+            raise InvalidParameterError(
+                "max_check_interval", max_check_interval, f"give at least check_interval ({check_interval})."
+            )
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.role_arn = role_arn

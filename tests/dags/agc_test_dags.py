@@ -67,3 +67,23 @@ with DAG("agc_test_teardown", schedule=None, start_date=START, catchup=False) as
 
     cleanup = AGCleanupOperator(task_id="cleanup", endpoint_name=endpoint)
     deploy >> smoke >> broken_step() >> cleanup.as_teardown(setups=deploy)
+
+with DAG("agc_test_secrets", schedule=None, start_date=START, catchup=False) as secrets_dag:
+    # Artifacts on an S3-compatible server reached through a connection holding (fake) secrets.
+    secret_fit = AGFitOperator(
+        task_id="fit",
+        aws_conn_id="aws_secrets",
+        cloud_output_path="s3://agc-secrets/runs",
+        train_data=DATA + "/train.csv",
+        predictor_init_args={"label": LABEL},
+        predictor_fit_args=FAST_FIT,
+        check_interval=1,
+    )
+    AGDeployOperator(
+        task_id="deploy",
+        aws_conn_id="aws_secrets",
+        cloud_output_path="s3://agc-secrets/runs",
+        model_uri=secret_fit.output,
+        endpoint_name="ag-af-secrets-ep",
+        check_interval=1,
+    ) >> AGCleanupOperator(task_id="cleanup", aws_conn_id="aws_secrets", endpoint_name="ag-af-secrets-ep")
