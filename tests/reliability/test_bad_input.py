@@ -219,9 +219,11 @@ INVALID = [
 def test_invalid_operator_arguments_fail_before_creating_anything(case, build, parameter, tmp_path, monkeypatch):
     root = tmp_path / "root"
     monkeypatch.setenv("AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT", str(root))
+    def build_and_run():  # some arguments fail in the constructor, the rest in execute
+        build().execute(_context())
+
     with pytest.raises(InvalidParameterError) as err:
-        op = build()
-        op.execute(_context())
+        build_and_run()
     assert err.value.parameter == parameter, str(err.value)
     assert parameter.split("[")[0] in str(err.value)
     # nothing was created: no job, model or endpoint recorded, nothing staged
