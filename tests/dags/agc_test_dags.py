@@ -87,3 +87,24 @@ with DAG("agc_test_secrets", schedule=None, start_date=START, catchup=False) as 
         endpoint_name="ag-af-secrets-ep",
         check_interval=1,
     ) >> AGCleanupOperator(task_id="cleanup", aws_conn_id="aws_secrets", endpoint_name="ag-af-secrets-ep")
+
+from airflow_autogluon_cloud.operators.batch_predict import AGBatchPredictOperator  # noqa: E402
+
+with DAG("agc_test_batch_retry", schedule=None, start_date=START, catchup=False) as batch_retry_dag:
+    AGBatchPredictOperator(
+        task_id="score",
+        model_uri=os.environ.get("AGC_TEST_MODEL_URI", "missing"),
+        test_data=DATA + "/big.csv",
+        check_interval=1,
+        max_check_interval=2,
+        retries=1,
+    )
+
+with DAG("agc_test_deploy_retry", schedule=None, start_date=START, catchup=False) as deploy_retry_dag:
+    AGDeployOperator(
+        task_id="deploy",
+        model_uri=os.environ.get("AGC_TEST_MODEL_URI", "missing"),
+        endpoint_name="ag-af-deploy-retry",
+        check_interval=1,
+        retries=1,
+    )

@@ -219,6 +219,7 @@ INVALID = [
 def test_invalid_operator_arguments_fail_before_creating_anything(case, build, parameter, tmp_path, monkeypatch):
     root = tmp_path / "root"
     monkeypatch.setenv("AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT", str(root))
+
     def build_and_run():  # some arguments fail in the constructor, the rest in execute
         build().execute(_context())
 

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 SERVER_SCRIPT = Path(__file__).resolve().parents[2] / "container" / "local_endpoint.py"
 READY_TIMEOUT_SECONDS = 300.0
+#: How long a pending server may go without a recorded PID before it counts as never started.
+_SPAWN_GRACE_SECONDS = 60.0
 _CREATING, _UPDATING, _IN_SERVICE, _FAILED = "Creating", "Updating", "InService", "Failed"
 _local = threading.local()
 
@@ -60,8 +62,8 @@ def _model_uri(backend: LocalBackend, config_name: str) -> str:
     return str(model.data["model_data_uri"])
 
 
-def _start_server(backend: LocalBackend, name: str, config_name: str) -> dict[str, Any]:
-    """Unpack the model and start a server for it; return its record (not yet serving)."""
+def _prepare_server(backend: LocalBackend, name: str, config_name: str) -> dict[str, Any]:
+    """Unpack the model for a new server; return its pending record (no process yet)."""
     from airflow_autogluon_cloud.backends.local.runner import make_storage
 
     uri = _model_uri(backend, config_name)
@@ -75,30 +77,40 @@ def _start_server(backend: LocalBackend, name: str, config_name: str) -> dict[st
     make_storage(uri, aws).download_file(uri, archive)
     safe_extract(archive, model_dir)
     archive.unlink()
-    ready_file = workdir / "ready.json"
+    return {
+        "config_name": config_name,
+        "pid": None,
+        "pid_start": None,
+        "ready_file": str(workdir / "ready.json"),
+        "dir": str(workdir),
+        "prepared_at": time.time(),
+    }
+
+
+def _spawn_server(backend: LocalBackend, name: str, pending: dict[str, Any]) -> None:
+    """Start the server recorded in ``pending`` and record its PID.
+
+    The pending record is stored before the process starts, so a caller killed in between leaves
+    a server that can still be found: it writes its PID into its ready file.
+    """
+    backend.store.update(ENDPOINT, name, data_updates={"pending": pending})
     argv = [
         sys.executable,
         str(SERVER_SCRIPT),
         "--model-dir",
-        str(model_dir),
+        str(Path(pending["dir"]) / "model"),
         "--name",
         name,
         "--ready-file",
-        str(ready_file),
+        pending["ready_file"],
         "--host",
         backend.endpoint_host,
         "--port",
         "0",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-    pid, start = processes.spawn_detached(argv, cwd=workdir, env=env, log_path=endpoint_log_path(backend, name))
-    return {
-        "config_name": config_name,
-        "pid": pid,
-        "pid_start": start,
-        "ready_file": str(ready_file),
-        "dir": str(workdir),
-    }
+    pid, start = processes.spawn_detached(argv, cwd=pending["dir"], env=env, log_path=endpoint_log_path(backend, name))
+    backend.store.update(ENDPOINT, name, data_updates={"pending": {**pending, "pid": pid, "pid_start": start}})
 
 
 def _ping(url: str, timeout: float = 2.0) -> bool:
@@ -113,13 +125,23 @@ def _ping(url: str, timeout: float = 2.0) -> bool:
         conn.close()
 
 
-def _ready_url(pending: dict[str, Any]) -> str | None:
+def _ready_server(pending: dict[str, Any]) -> tuple[str, int] | None:
+    """The URL and PID of a pending server once it answers ``/ping``."""
     ready = Path(pending["ready_file"])
     if not ready.exists():
         return None
     info = json.loads(ready.read_text())
     url = f"http://{info['host']}:{info['port']}"
-    return url if _ping(url) else None
+    return (url, int(info["pid"])) if _ping(url) else None
+
+
+def _pending_dead(pending: dict[str, Any]) -> bool:
+    if pending.get("pid"):
+        return not processes.is_alive(pending["pid"], pending["pid_start"])
+    # Spawned by a caller that died before recording the PID: the ready file would name it.
+    return (
+        time.time() - pending.get("prepared_at", 0) > _SPAWN_GRACE_SECONDS and not Path(pending["ready_file"]).exists()
+    )
 
 
 def _complete(backend: LocalBackend, name: str, wait: bool) -> None:
@@ -127,19 +149,36 @@ def _complete(backend: LocalBackend, name: str, wait: bool) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while True:
         record = backend.store.get(ENDPOINT, name)
-        if record is None or record.status not in (_CREATING, _UPDATING) or not record.data.get("pending"):
+        if record is None or record.status not in (_CREATING, _UPDATING):
             return
-        pending = record.data["pending"]
-        url = _ready_url(pending)
-        if url is not None:
+        pending = record.data.get("pending")
+        if not pending:
+            # The caller died before the server was prepared: nothing is running for it.
+            if time.time() - record.updated_at > _SPAWN_GRACE_SECONDS:
+                pending = {
+                    "config_name": record.data.get("config_name"),
+                    "pid": None,
+                    "pid_start": None,
+                    "ready_file": "/nonexistent",
+                    "dir": None,
+                    "prepared_at": 0,
+                }
+            elif wait:
+                time.sleep(0.2)
+                continue
+            else:
+                return
+        ready = _ready_server(pending)
+        if ready is not None:
+            url, pid = ready
             switched = backend.store.update(
                 ENDPOINT,
                 name,
                 expect_status=(_CREATING, _UPDATING),
                 status=_IN_SERVICE,
                 failure_reason=None,
-                pid=pending["pid"],
-                pid_start=pending["pid_start"],
+                pid=pid,
+                pid_start=pending.get("pid_start") or processes.process_start_time(pid),
                 data_updates={
                     "config_name": pending["config_name"],
                     "url": url,
@@ -155,7 +194,7 @@ def _complete(backend: LocalBackend, name: str, wait: bool) -> None:
                     shutil.rmtree(old_dir, ignore_errors=True)
             return
         timed_out = time.monotonic() > deadline
-        if not processes.is_alive(pending["pid"], pending["pid_start"]) or timed_out:
+        if _pending_dead(pending) or timed_out:
             processes.terminate(pending["pid"], pending["pid_start"], grace_seconds=2)
             why = "did not answer /ping in time" if timed_out else "exited before it was ready"
             reason = f"the endpoint server for {pending['config_name']} {why}. Log:\n{_log_tail(backend, name)}"
@@ -193,11 +232,10 @@ def create_endpoint(backend: LocalBackend, name: str, config_name: str, tags: di
     except AlreadyExistsError:
         raise AutoGluonCloudError(f"Endpoint {name!r} already exists on the local backend.") from None
     try:
-        pending = _start_server(backend, name, config_name)
+        _spawn_server(backend, name, _prepare_server(backend, name, config_name))
     except Exception as err:
         backend.store.update(ENDPOINT, name, status=_FAILED, failure_reason=f"could not start: {err}")
         raise EndpointError(name, f"could not start the endpoint server: {err}") from err
-    backend.store.update(ENDPOINT, name, data_updates={"pending": pending})
     _complete(backend, name, wait=True)
 
 
@@ -208,14 +246,16 @@ def update_endpoint(backend: LocalBackend, name: str, config_name: str) -> None:
     if not backend.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_UPDATING):
         raise EndpointError(name, f"can only be updated while InService (it is {record.status})", record.status)
     try:
-        _model_uri(backend, config_name)
-        pending = _start_server(backend, name, config_name)
+        _spawn_server(backend, name, _prepare_server(backend, name, config_name))
     except Exception as err:
         backend.store.update(
-            ENDPOINT, name, status=_IN_SERVICE, failure_reason=f"update to {config_name} failed: {err}"
+            ENDPOINT,
+            name,
+            status=_IN_SERVICE,
+            failure_reason=f"update to {config_name} failed: {err}",
+            data_updates={"pending": None},
         )
         raise
-    backend.store.update(ENDPOINT, name, data_updates={"pending": pending})
     _complete(backend, name, wait=True)
 
 
@@ -249,7 +289,11 @@ def delete_endpoint(backend: LocalBackend, name: str) -> None:
     if record is None:
         return
     pending = record.data.get("pending") or {}
-    processes.terminate(pending.get("pid"), pending.get("pid_start"), grace_seconds=5)
+    pending_pid = pending.get("pid")
+    ready = Path(pending["ready_file"]) if pending.get("ready_file") else None
+    if not pending_pid and ready is not None and ready.exists():
+        pending_pid = json.loads(ready.read_text()).get("pid")  # spawned, but its PID was never recorded
+    processes.terminate(pending_pid, pending.get("pid_start"), grace_seconds=5)
     processes.terminate(record.pid, record.pid_start, grace_seconds=5)
     backend.store.delete(ENDPOINT, name)
     shutil.rmtree(endpoint_dir(backend, name), ignore_errors=True)

@@ -1,0 +1,259 @@
+"""Faults on the local backend with real processes: workers, runners, triggers and endpoints killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from airflow_autogluon_cloud.backends.local.backend import LocalBackend
+from airflow_autogluon_cloud.exceptions import EndpointError, JobFailedError
+from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+from airflow_autogluon_cloud.status import JobStatus
+from tests.conftest import REPO, run_dag, task_states, xcom
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def big_input(churn_frames) -> Path:
+    """Scoring data large enough that a batch job is still running when it is killed."""
+    from airflow_autogluon_cloud.example_data import make_churn
+
+    path = Path(os.environ["AGC_TEST_DATA_DIR"]) / "big.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_churn(300_000, seed=21, with_label=False).to_csv(path, index=False)
+    return path
+
+
+def _kill_worker_when(dag_id: str, logical: datetime, ready, timeout: float = 180) -> None:
+    """Run ``dag_id`` in a worker subprocess and SIGKILL it as soon as ``ready()`` is true."""
+    script = textwrap.dedent(
+        f"""
+        from datetime import datetime, timezone
+        from tests.conftest import run_dag
+        ld = datetime.fromisoformat("{logical.isoformat()}")
+        run_dag("{dag_id}", logical_date=ld, run_after=ld)
+        """
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            assert worker.poll() is None, "the worker finished before it could be killed"
+            time.sleep(0.2)
+        raise AssertionError("the condition to kill the worker never came true")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+
+
+def test_worker_killed_mid_batch_retry_reattaches(airflow_db, trained_job, big_input, local_root, monkeypatch):
+    monkeypatch.setenv("AGC_TEST_MODEL_URI", trained_job["model_artifact_uri"])
+    backend = LocalBackend(local_root)
+    logical = datetime(2026, 11, 7, tzinfo=UTC)
+
+    def scoring():
+        return any(
+            "agc-test-batch-retry" in r.name
+            and r.status == "InProgress"
+            and "Scoring" in backend.log_tail("transform", r.name, 20)
+            for r in backend.store.list("transform")
+        )
+
+    _kill_worker_when("agc_test_batch_retry", logical, scoring)
+    [job] = [r.name for r in backend.store.list("transform") if "agc-test-batch-retry" in r.name]
+    assert backend.describe_transform_job(job).status == JobStatus.IN_PROGRESS  # outlived its worker
+
+    dag_run = run_dag("agc_test_batch_retry", logical_date=logical, run_after=logical)
+    assert dag_run.state == "success", task_states(dag_run)
+    result = xcom("agc_test_batch_retry", "score", dag_run.run_id)
+    assert result["job_name"] == job
+    assert [r.name for r in backend.store.list("transform") if "agc-test-batch-retry" in r.name] == [job]
+    assert sum(1 for _ in open(result["output_uri"])) == 300_000
+
+
+def test_worker_killed_mid_deploy_retry_reattaches(airflow_db, trained_job, local_root, monkeypatch):
+    monkeypatch.setenv("AGC_TEST_MODEL_URI", trained_job["model_artifact_uri"])
+    backend = LocalBackend(local_root)
+    logical = datetime(2026, 11, 8, tzinfo=UTC)
+    _kill_worker_when(
+        "agc_test_deploy_retry", logical, lambda: backend.store.get("endpoint", "ag-af-deploy-retry") is not None
+    )
+    dag_run = run_dag("agc_test_deploy_retry", logical_date=logical, run_after=logical)
+    assert dag_run.state == "success", task_states(dag_run)
+    result = xcom("agc_test_deploy_retry", "deploy", dag_run.run_id)
+    assert result["action"] == "reattach"
+    assert [r.name for r in backend.store.list("endpoint")].count("ag-af-deploy-retry") == 1
+    configs = [r.name for r in backend.store.list("endpoint_config") if r.name.startswith("ag-af-deploy-retry")]
+    models = [r.name for r in backend.store.list("model") if r.name.startswith("ag-af-deploy-retry")]
+    assert len(configs) == 1
+    assert len(models) == 1
+    hook = AutoGluonCloudHook(aws_conn_id=None)
+    assert (
+        len(
+            hook.predict_real_time(
+                "ag-af-deploy-retry", pd.read_csv(Path(os.environ["AGC_TEST_DATA_DIR"]) / "test.csv").head(3)
+            )
+        )
+        == 3
+    )
+    hook.delete_endpoint("ag-af-deploy-retry")
+
+
+def test_batch_killed_midway_leaves_no_partial_output_and_retry_matches(trained_job, big_input, tmp_path):
+    hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
+    sub = hook.start_batch_predict(
+        job_name="ag-af-killed-batch", model_uri=trained_job["model_artifact_uri"], test_data=str(big_input)
+    )
+    final = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "Scored" not in hook.backend.log_tail("transform", sub.job_name, 20):
+        time.sleep(0.2)
+    record = hook.backend.store.get("transform", sub.job_name)
+    os.killpg(record.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    desc = hook.backend.describe_transform_job(sub.job_name)
+    assert desc.status == JobStatus.FAILED
+    final = Path(desc.artifact_uri) / "big.csv.out"
+    assert not final.exists()  # the partial result never appears at the final path
+    retry = hook.start_batch_predict(
+        job_name="ag-af-killed-batch", model_uri=trained_job["model_artifact_uri"], test_data=str(big_input)
+    )
+    assert retry.job_name == "ag-af-killed-batch-r1"
+    hook.wait_for_job("transform", retry.job_name, check_interval=1, max_check_interval=2)
+    retried = hook.read_predict_results(retry.job_name)
+    uninterrupted = hook.to_local_predictor(trained_job["model_artifact_uri"], tmp_path / "p").predict(
+        pd.read_csv(big_input)
+    )
+    assert retried["churned"].tolist() == uninterrupted.tolist()
+
+
+def test_training_runner_killed_is_reported_within_one_poll(churn_frames, tmp_path):
+    from airflow_autogluon_cloud.operators.fit import AGFitOperator
+
+    train, _ = churn_frames
+    op = AGFitOperator(
+        task_id="fit",
+        train_data=train,
+        predictor_init_args={"label": "churned"},
+        local_root=str(tmp_path / "root"),
+        predictor_fit_args={
+            "time_limit": 120,
+            "hyperparameters": {"GBM": {"num_boost_round": 100000, "learning_rate": 0.0001}},
+        },
+        job_name="ag-af-fault-fit",
+        check_interval=2,
+        max_check_interval=2,
+        aws_conn_id=None,
+        deferrable=False,
+    )
+    outcome: dict = {}
+
+    def run():
+        from types import SimpleNamespace
+
+        try:
+            op.execute({"ti": SimpleNamespace(xcom_push=lambda **kw: None)})
+        except Exception as err:
+            outcome["error"] = err
+            outcome["at"] = time.monotonic()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    backend = LocalBackend(tmp_path / "root")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "Fitting" not in backend.log_tail("training", "ag-af-fault-fit", 50):
+        time.sleep(0.2)
+    os.killpg(backend.store.get("training", "ag-af-fault-fit").pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    thread.join(timeout=60)
+    error = outcome["error"]
+    assert isinstance(error, JobFailedError)
+    assert "exited without reporting" in str(error)
+    assert "Fitting" in str(error)  # the log tail
+    assert outcome["at"] - killed_at < 2 * 2 + 3  # noticed at the next poll, not after a long wait
+
+
+def test_trigger_stopped_and_restarted_resumes_without_burst(churn_frames, tmp_path, monkeypatch):
+    from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonJobTrigger
+
+    train, _ = churn_frames
+    hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
+    sub = hook.start_training(
+        job_name="ag-af-trigger-restart",
+        train_data=train,
+        predictor_init_args={"label": "churned"},
+        predictor_fit_args={
+            "time_limit": 12,
+            "hyperparameters": {"GBM": {"num_boost_round": 100000, "learning_rate": 0.0001}},
+        },
+    )
+    trigger = AutoGluonJobTrigger("training", sub.job_name, hook.hook_params(), poll_interval=1, max_poll_interval=2)
+    calls: list[float] = []
+    original = AutoGluonCloudHook.describe_job
+
+    def counting(self, kind, name):
+        calls.append(time.monotonic())
+        return original(self, kind, name)
+
+    monkeypatch.setattr(AutoGluonCloudHook, "describe_job", counting)
+
+    async def first_life():
+        task = asyncio.ensure_future(trigger.run().__anext__())
+        await asyncio.sleep(3)
+        assert not task.done()
+        task.cancel()  # the triggerer goes away
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(first_life())
+    classpath, kwargs = trigger.serialize()
+    calls.clear()
+    restarted_at = time.monotonic()
+    reborn = AutoGluonJobTrigger(**kwargs)
+
+    async def second_life():
+        return await reborn.run().__anext__()
+
+    event = asyncio.run(second_life())
+    assert event.payload["status"] == "success"
+    assert event.payload["job_name"] == sub.job_name
+    early = [c for c in calls if c - restarted_at < 1.5]
+    assert len(early) <= 2, f"{len(early)} status calls right after the restart"
+
+
+def test_killed_endpoint_sensor_reports_failed(trained_job, tmp_path):
+    from airflow_autogluon_cloud.sensors.autogluon_cloud import AGEndpointSensor
+
+    root = tmp_path / "root"
+    hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(root))
+    hook.finish_deploy(hook.start_deploy(endpoint_name="ag-af-fault-ep", model_uri=trained_job["model_artifact_uri"]))
+    os.kill(hook.backend.store.get("endpoint", "ag-af-fault-ep").pid, signal.SIGKILL)
+    time.sleep(0.3)
+    sensor = AGEndpointSensor(task_id="s", endpoint_name="ag-af-fault-ep", local_root=str(root), aws_conn_id=None)
+    with pytest.raises(EndpointError, match="ag-af-fault-ep.*not running"):
+        sensor.poke({})
+    hook.finish_deploy(hook.start_deploy(endpoint_name="ag-af-fault-ep", model_uri=trained_job["model_artifact_uri"]))
+    assert sensor.poke({}).is_done
+    hook.delete_endpoint("ag-af-fault-ep")
