@@ -1,0 +1,159 @@
+"""Load on a local endpoint, and several runs of the main DAG at once."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+LOAD_SECONDS = 60
+CLIENTS = 8
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_endpoint_under_eight_clients_for_a_minute(trained_job, tmp_path):
+    from airflow_autogluon_cloud.example_data import make_churn
+
+    hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
+    result = hook.finish_deploy(
+        hook.start_deploy(endpoint_name="ag-af-load", model_uri=trained_job["model_artifact_uri"])
+    )
+    host, port = result["url"].removeprefix("http://").split(":")
+    pid = hook.backend.store.get("endpoint", "ag-af-load").pid
+    rows = make_churn(1000, seed=5, with_label=False)
+    bodies = [rows.head(1).to_csv(index=False).encode(), rows.to_csv(index=False).encode()]
+    stop = threading.Event()
+    counts = {"ok": 0, "errors": [], "pings": 0, "ping_failures": 0}
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        n = 0
+        while not stop.is_set():
+            body = bodies[1] if n % 5 == i % 5 else bodies[0]  # one 1000-row request in five
+            n += 1
+            try:
+                conn.request(
+                    "POST",
+                    "/invocations",
+                    body=body,
+                    headers={"Content-Type": "text/csv", "Accept": "application/json"},
+                )
+                response = conn.getresponse()
+                response.read()
+                with lock:
+                    if response.status == 200:
+                        counts["ok"] += 1
+                    else:
+                        counts["errors"].append(response.status)
+            except Exception as err:  # noqa: BLE001 - every failure is counted
+                with lock:
+                    counts["errors"].append(repr(err))
+                conn = http.client.HTTPConnection(host, int(port), timeout=60)
+
+    def pinger() -> None:
+        while not stop.is_set():
+            conn = http.client.HTTPConnection(host, int(port), timeout=5)
+            try:
+                conn.request("GET", "/ping")
+                ok = conn.getresponse().status == 200
+            except Exception:  # noqa: BLE001
+                ok = False
+            finally:
+                conn.close()
+            with lock:
+                counts["pings"] += 1
+                counts["ping_failures"] += 0 if ok else 1
+            time.sleep(0.5)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)] + [threading.Thread(target=pinger)]
+    for t in threads:
+        t.start()
+    samples = []
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < LOAD_SECONDS:
+            time.sleep(2)
+            samples.append(_rss_kb(pid))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        hook.delete_endpoint("ag-af-load")
+    assert counts["errors"] == []
+    assert counts["ok"] > 1000
+    assert counts["ping_failures"] == 0
+    assert counts["pings"] > LOAD_SECONDS
+    warm = samples[len(samples) // 3 :]  # after warm-up
+    growth_mb = (max(warm) - min(warm)) / 1024
+    assert growth_mb < 50, f"RSS grew by {growth_mb:.0f} MB under steady load: {samples}"
+    print(f"load: {counts['ok']} requests in {LOAD_SECONDS}s, RSS {min(warm) / 1024:.0f}-{max(warm) / 1024:.0f} MB")
+
+
+def test_five_concurrent_runs_of_the_main_dag_do_not_collide(airflow_db, local_root):
+    """Five runs of ag_retrain_and_score at once, each in its own worker process."""
+    base = datetime(2026, 12, 1, tzinfo=UTC)
+    dates = [base + timedelta(days=7 * i) for i in range(5)]
+    script = textwrap.dedent(
+        """
+        import sys
+        from datetime import datetime
+        from tests.conftest import run_dag
+        ld = datetime.fromisoformat(sys.argv[1])
+        run = run_dag("ag_retrain_and_score", logical_date=ld, run_after=ld)
+        print("STATE", run.state, run.run_id)
+        """
+    )
+    env = {**os.environ, "AG_EXAMPLE_TIME_LIMIT": "10"}
+    workers = []
+    for d in dates:
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", script, d.isoformat()],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+        # dag.test() first syncs the DAG files into Airflow's SQLite database, which does not take
+        # five writers at the same instant; a short stagger leaves the runs themselves overlapping.
+        time.sleep(4)
+    outputs = [w.communicate(timeout=1200)[0] for w in workers]
+    for output in outputs:
+        assert "STATE success" in output, output[-3000:]
+    from tests.conftest import xcom
+
+    run_ids = [o.split("STATE success ", 1)[1].split()[0] for o in outputs]
+    fits = [xcom("ag_retrain_and_score", "fit", r) for r in run_ids]
+    reports = [xcom("ag_retrain_and_score", "report", r) for r in run_ids]
+    assert len({f["job_name"] for f in fits}) == 5
+    assert len({f["model_artifact_uri"] for f in fits}) == 5
+    assert len({r["scores_uri"] for r in reports}) == 5
+    periods = [xcom("ag_retrain_and_score", "prepare_period_data", r) for r in run_ids]
+    assert len({p["train"] for p in periods}) == 5
+    for period, report in zip(periods, reports, strict=True):
+        assert report["scored_rows"] == int(period["score_rows"])  # each run scored its own period
+        assert Path(report["scores_uri"]).is_file()
+    hook = AutoGluonCloudHook(aws_conn_id=None)
+    names = [r.name for r in hook.backend.store.list("training")]
+    assert len(names) == len(set(names))
