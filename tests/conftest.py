@@ -4,9 +4,13 @@ local-backend root, and one real AutoGluon fit shared by every test that needs a
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -118,3 +122,33 @@ def trained_job(churn_frames) -> dict:
     )
     hook.wait_for_job("training", submission.job_name, check_interval=1, max_check_interval=2)
     return hook.training_result(submission.job_name)
+
+
+def kill_worker_running_dag_when(dag_id: str, logical: datetime, ready, timeout: float = 180) -> None:
+    """Run ``dag_id`` in a worker subprocess and SIGKILL it as soon as ``ready()`` is true."""
+    script = textwrap.dedent(
+        f"""
+        from datetime import datetime, timezone
+        from tests.conftest import run_dag
+        ld = datetime.fromisoformat("{logical.isoformat()}")
+        run_dag("{dag_id}", logical_date=ld, run_after=ld)
+        """
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            assert worker.poll() is None, "the worker finished before it could be killed"
+            time.sleep(0.2)
+        raise AssertionError("the condition to kill the worker never came true")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)

@@ -926,10 +926,16 @@ class AutoGluonCloudHook(BaseHook):
 
         assert prepared.local_path is not None
         path = prepared.local_path
-        frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "test_data.csv"
-            (frame[features] if features else frame).to_csv(out, index=False)
+            if path.name.lower().endswith((".csv", ".csv.gz")):
+                # Rewritten in chunks: memory stays flat whatever the file's size.
+                with open(out, "w", newline="") as fh:
+                    for i, chunk in enumerate(pd.read_csv(path, chunksize=200_000)):
+                        (chunk[features] if features else chunk).to_csv(fh, index=False, header=i == 0)
+            else:
+                frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_json(path, lines=True)
+                (frame[features] if features else frame).to_csv(out, index=False)
             return self.stage_file(out, "test_data.csv")
 
     def batch_result(self, job_name: str) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 A trigger holds primitives only (names, numbers, the hook's settings as a dict), rebuilds the
 hook in the triggerer, runs the blocking status calls in a thread so the event loop never
-stalls, streams the job's new log lines, and yields exactly one event.
+stalls, streams a job's new log lines, and yields exactly one event.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +27,74 @@ ERROR = "error"
 _CONSECUTIVE_ERRORS_ALLOWED = 5
 
 
-class AutoGluonJobTrigger(BaseTrigger):
+class _PollingTrigger(BaseTrigger):
+    """The loop both triggers share: check, back off, tolerate a few transient errors, one event.
+
+    Subclasses say how to check (:meth:`check`), returning an event to finish with or ``None`` to
+    keep waiting, and name what they wait for in :attr:`label`.
+    """
+
+    kind: str
+    name: str
+    hook_params: dict[str, Any]
+    poll_interval: float
+    max_poll_interval: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    def _hook(self) -> Any:
+        from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+
+        return AutoGluonCloudHook(**self.hook_params)
+
+    def _event(self, status: str, message: str, resource_status: str | None = None) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "kind": self.kind,
+                "job_name": self.name,
+                "job_status": resource_status,
+                "message": message,
+            }
+        )
+
+    @abc.abstractmethod
+    async def check(self, hook: Any, started: float) -> TriggerEvent | None:
+        """One status check: the event to finish with, or ``None`` to keep waiting."""
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_autogluon_cloud.exceptions import ResourceNotFoundError
+
+        hook = await asyncio.to_thread(self._hook)
+        interval = float(self.poll_interval)
+        ceiling = polling.max_interval(self.poll_interval, self.max_poll_interval)
+        errors = 0
+        started = time.time()
+        while True:
+            try:
+                event = await self.check(hook, started)
+                errors = 0
+            except ResourceNotFoundError as err:
+                yield self._event(NOT_FOUND, str(err))
+                return
+            except Exception as err:
+                # Transient API or database trouble: retry a few times before giving up.
+                errors += 1
+                self.log.warning("Checking %s failed (%d in a row): %s", self.label, errors, err)
+                if errors >= _CONSECUTIVE_ERRORS_ALLOWED:
+                    yield self._event(ERROR, f"Could not check {self.label}: {err}")
+                    return
+                event = None
+            if event is not None:
+                yield event
+                return
+            await asyncio.sleep(interval)
+            interval = polling.next_interval(interval, ceiling)
+
+
+class AutoGluonJobTrigger(_PollingTrigger):
     """Wait for a training or transform job to reach a terminal state.
 
     :param kind: ``training`` or ``transform``.
@@ -48,11 +116,12 @@ class AutoGluonJobTrigger(BaseTrigger):
     ) -> None:
         super().__init__()
         self.kind = kind
-        self.job_name = job_name
+        self.name = self.job_name = job_name
         self.hook_params = hook_params
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.stream_log = stream_log
+        self._cursor: dict[str, Any] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -67,74 +136,26 @@ class AutoGluonJobTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> Any:
-        from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
-
-        return AutoGluonCloudHook(**self.hook_params)
-
-    def _event(self, status: str, message: str, job_status: str | None = None) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": status,
-                "kind": self.kind,
-                "job_name": self.job_name,
-                "job_status": job_status,
-                "message": message,
-            }
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_autogluon_cloud.exceptions import ResourceNotFoundError
-
-        hook = await asyncio.to_thread(self._hook)
-        interval = float(self.poll_interval)
-        ceiling = polling.max_interval(self.poll_interval, self.max_poll_interval)
-        cursor: dict[str, Any] | None = None
-        errors = 0
-        started = time.time()
-        while True:
-            try:
-                desc = await asyncio.to_thread(hook.describe_job, self.kind, self.job_name)
-                errors = 0
-            except ResourceNotFoundError as err:
-                yield self._event(NOT_FOUND, str(err))
-                return
-            except Exception as err:
-                # Transient API or database trouble: retry a few times before giving up.
-                errors += 1
-                self.log.warning("Checking %s failed (%d in a row): %s", self.job_name, errors, err)
-                if errors >= _CONSECUTIVE_ERRORS_ALLOWED:
-                    yield self._event(ERROR, f"Could not check {self.kind} job {self.job_name}: {err}")
-                    return
-                await asyncio.sleep(interval)
-                interval = polling.next_interval(interval, ceiling)
-                continue
-            if self.stream_log:
-                cursor = await asyncio.to_thread(hook._stream_log, self.kind, self.job_name, cursor)
-            status = desc.status
-            if status.is_terminal:
-                if status.is_successful:
-                    yield self._event(SUCCESS, f"{self.kind} job {self.job_name} completed.", status.value)
-                else:
-                    reason = desc.failure_reason or "no reason given"
-                    tail = await asyncio.to_thread(hook.log_tail, self.kind, self.job_name, 20)
-                    message = f"{reason}\nLast lines of its log:\n{tail}" if tail else reason
-                    yield self._event(STOPPED if status.value == "Stopped" else FAILED, message, status.value)
-                return
-            deadline = polling.wait_deadline(desc.created_at, desc.max_runtime, hook.backend_name, started)
-            if deadline is not None and time.time() > deadline:
-                yield self._event(
-                    TIMEOUT,
-                    f"{self.kind} job {self.job_name} is still {status.value} past its maximum runtime.",
-                    status.value,
-                )
-                return
-            self.log.info("%s job %s is %s; next check in %.0fs", self.kind, self.job_name, status.value, interval)
-            await asyncio.sleep(interval)
-            interval = polling.next_interval(interval, ceiling)
+    async def check(self, hook: Any, started: float) -> TriggerEvent | None:
+        desc = await asyncio.to_thread(hook.describe_job, self.kind, self.job_name)
+        if self.stream_log:
+            self._cursor = await asyncio.to_thread(hook._stream_log, self.kind, self.job_name, self._cursor)
+        status = desc.status
+        if status.is_terminal:
+            if status.is_successful:
+                return self._event(SUCCESS, f"{self.label} completed.", status.value)
+            reason = desc.failure_reason or "no reason given"
+            tail = await asyncio.to_thread(hook.log_tail, self.kind, self.job_name, 20)
+            message = f"{reason}\nLast lines of its log:\n{tail}" if tail else reason
+            return self._event(STOPPED if status.value == "Stopped" else FAILED, message, status.value)
+        deadline = polling.wait_deadline(desc.created_at, desc.max_runtime, hook.backend_name, started)
+        if deadline is not None and time.time() > deadline:
+            return self._event(TIMEOUT, f"{self.label} is still {status.value} past its maximum runtime.", status.value)
+        self.log.info("%s job %s is %s", self.kind.capitalize(), self.job_name, status.value)
+        return None
 
 
-class AutoGluonEndpointTrigger(BaseTrigger):
+class AutoGluonEndpointTrigger(_PollingTrigger):
     """Wait for an endpoint to leave ``Creating``/``Updating``.
 
     Yields ``success`` when it is ``InService`` (the operator then checks it serves the new
@@ -146,6 +167,8 @@ class AutoGluonEndpointTrigger(BaseTrigger):
     :param timeout_seconds: give up (``timeout`` event) after this long.
     """
 
+    kind = "endpoint"
+
     def __init__(
         self,
         endpoint_name: str,
@@ -155,7 +178,7 @@ class AutoGluonEndpointTrigger(BaseTrigger):
         timeout_seconds: float = 3 * 3600,
     ) -> None:
         super().__init__()
-        self.endpoint_name = endpoint_name
+        self.name = self.endpoint_name = endpoint_name
         self.hook_params = hook_params
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
@@ -173,51 +196,14 @@ class AutoGluonEndpointTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str, endpoint_status: str | None = None) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": status,
-                "kind": "endpoint",
-                "job_name": self.endpoint_name,
-                "job_status": endpoint_status,
-                "message": message,
-            }
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_autogluon_cloud.exceptions import ResourceNotFoundError
-        from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
-
-        hook = await asyncio.to_thread(AutoGluonCloudHook, **self.hook_params)
-        interval = float(self.poll_interval)
-        ceiling = polling.max_interval(self.poll_interval, self.max_poll_interval)
-        deadline = time.time() + self.timeout_seconds
-        errors = 0
-        while True:
-            try:
-                desc = await asyncio.to_thread(hook.backend.describe_endpoint, self.endpoint_name)
-                errors = 0
-            except ResourceNotFoundError as err:
-                yield self._event(NOT_FOUND, str(err))
-                return
-            except Exception as err:
-                errors += 1
-                self.log.warning("Checking endpoint %s failed (%d in a row): %s", self.endpoint_name, errors, err)
-                if errors >= _CONSECUTIVE_ERRORS_ALLOWED:
-                    yield self._event(ERROR, f"Could not check endpoint {self.endpoint_name}: {err}")
-                    return
-                await asyncio.sleep(interval)
-                continue
-            status = desc.status
-            if status.is_terminal:
-                if status.is_successful:
-                    yield self._event(SUCCESS, f"Endpoint {self.endpoint_name} is InService.", status.value)
-                else:
-                    yield self._event(FAILED, desc.failure_reason or f"endpoint is {status.value}", status.value)
-                return
-            if time.time() > deadline:
-                yield self._event(TIMEOUT, f"Endpoint {self.endpoint_name} is still {status.value}.", status.value)
-                return
-            self.log.info("Endpoint %s is %s; next check in %.0fs", self.endpoint_name, status.value, interval)
-            await asyncio.sleep(interval)
-            interval = polling.next_interval(interval, ceiling)
+    async def check(self, hook: Any, started: float) -> TriggerEvent | None:
+        desc = await asyncio.to_thread(hook.backend.describe_endpoint, self.endpoint_name)
+        status = desc.status
+        if status.is_terminal:
+            if status.is_successful:
+                return self._event(SUCCESS, f"Endpoint {self.endpoint_name} is InService.", status.value)
+            return self._event(FAILED, desc.failure_reason or f"endpoint is {status.value}", status.value)
+        if time.time() - started > self.timeout_seconds:
+            return self._event(TIMEOUT, f"Endpoint {self.endpoint_name} is still {status.value}.", status.value)
+        self.log.info("Endpoint %s is %s", self.endpoint_name, status.value)
+        return None

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from datetime import UTC, datetime
 
@@ -16,7 +13,7 @@ from airflow_autogluon_cloud.backends.local.backend import LocalBackend
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, ResourceNotFoundError
 from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from airflow_autogluon_cloud.status import JobStatus
-from tests.conftest import REPO, run_dag, task_states, xcom
+from tests.conftest import kill_worker_running_dag_when, run_dag, task_states, xcom
 
 pytestmark = pytest.mark.slow
 
@@ -53,34 +50,18 @@ def test_deferrable_sensor_reattaches_to_job_started_without_waiting(airflow_db,
 def test_task_retried_after_worker_killed_mid_training_ends_with_one_job(airflow_db, churn_frames, local_root):
     """Kill the process running the fit task mid-training; the retry reattaches instead of starting again."""
     logical = datetime(2026, 11, 5, tzinfo=UTC)
-    script = textwrap.dedent(
-        """
-        from datetime import datetime, timezone
-        from tests.conftest import run_dag
-        ld = datetime(2026, 11, 5, tzinfo=timezone.utc)
-        run_dag("agc_test_fit_retry", logical_date=ld, run_after=ld)
-        """
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-c", script],
-        cwd=REPO,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     backend = LocalBackend(local_root)
-    deadline = time.monotonic() + 180
-    job = None
-    while time.monotonic() < deadline and job is None:
-        for record in backend.store.list("training"):
-            if "agc-test-fit-retry" in record.name and record.status == "InProgress":
-                log = backend.log_path("training", record.name)
-                if log.exists() and "Fitting" in log.read_text(errors="replace"):
-                    job = record.name
-        time.sleep(0.5)
-    assert job is not None, "the first try never started training"
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=30)
+
+    def training() -> bool:
+        return any(
+            "agc-test-fit-retry" in r.name
+            and r.status == "InProgress"
+            and "Fitting" in backend.log_tail("training", r.name, 50)
+            for r in backend.store.list("training")
+        )
+
+    kill_worker_running_dag_when("agc_test_fit_retry", logical, training)
+    [job] = [r.name for r in backend.store.list("training") if "agc-test-fit-retry" in r.name]
     assert backend.describe_training_job(job).status == JobStatus.IN_PROGRESS  # the job outlived its worker
 
     dag_run = run_dag("agc_test_fit_retry", logical_date=logical, run_after=logical)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,7 +17,7 @@ from airflow_autogluon_cloud.backends.local.backend import LocalBackend
 from airflow_autogluon_cloud.exceptions import EndpointError, JobFailedError
 from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from airflow_autogluon_cloud.status import JobStatus
-from tests.conftest import REPO, run_dag, task_states, xcom
+from tests.conftest import kill_worker_running_dag_when, run_dag, task_states, xcom
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -36,36 +33,6 @@ def big_input(churn_frames) -> Path:
     return path
 
 
-def _kill_worker_when(dag_id: str, logical: datetime, ready, timeout: float = 180) -> None:
-    """Run ``dag_id`` in a worker subprocess and SIGKILL it as soon as ``ready()`` is true."""
-    script = textwrap.dedent(
-        f"""
-        from datetime import datetime, timezone
-        from tests.conftest import run_dag
-        ld = datetime.fromisoformat("{logical.isoformat()}")
-        run_dag("{dag_id}", logical_date=ld, run_after=ld)
-        """
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-c", script],
-        cwd=REPO,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if ready():
-                return
-            assert worker.poll() is None, "the worker finished before it could be killed"
-            time.sleep(0.2)
-        raise AssertionError("the condition to kill the worker never came true")
-    finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-
-
 def test_worker_killed_mid_batch_retry_reattaches(airflow_db, trained_job, big_input, local_root, monkeypatch):
     monkeypatch.setenv("AGC_TEST_MODEL_URI", trained_job["model_artifact_uri"])
     backend = LocalBackend(local_root)
@@ -79,7 +46,7 @@ def test_worker_killed_mid_batch_retry_reattaches(airflow_db, trained_job, big_i
             for r in backend.store.list("transform")
         )
 
-    _kill_worker_when("agc_test_batch_retry", logical, scoring)
+    kill_worker_running_dag_when("agc_test_batch_retry", logical, scoring)
     [job] = [r.name for r in backend.store.list("transform") if "agc-test-batch-retry" in r.name]
     assert backend.describe_transform_job(job).status == JobStatus.IN_PROGRESS  # outlived its worker
 
@@ -95,7 +62,7 @@ def test_worker_killed_mid_deploy_retry_reattaches(airflow_db, trained_job, loca
     monkeypatch.setenv("AGC_TEST_MODEL_URI", trained_job["model_artifact_uri"])
     backend = LocalBackend(local_root)
     logical = datetime(2026, 11, 8, tzinfo=UTC)
-    _kill_worker_when(
+    kill_worker_running_dag_when(
         "agc_test_deploy_retry", logical, lambda: backend.store.get("endpoint", "ag-af-deploy-retry") is not None
     )
     dag_run = run_dag("agc_test_deploy_retry", logical_date=logical, run_after=logical)

@@ -122,7 +122,14 @@ def test_five_concurrent_runs_of_the_main_dag_do_not_collide(airflow_db, local_r
         print("STATE", run.state, run.run_id)
         """
     )
-    env = {**os.environ, "AG_EXAMPLE_TIME_LIMIT": "10"}
+    env = {
+        **os.environ,
+        "AG_EXAMPLE_TIME_LIMIT": "10",
+        # Five writers share Airflow's SQLite metadata database: wait for its lock, don't fail on it.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.reliability.sqlite_settings.CONNECT_ARGS",
+        # ... importable from every process Airflow starts, whatever its working directory
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
     workers = []
     for d in dates:
         workers.append(

@@ -13,10 +13,8 @@ end, so a partial result never appears at the final path.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,22 +37,12 @@ _model: Any = None
 _serve: ModuleType | None = None
 
 
-def load_serving(model_dir: str) -> tuple[ModuleType, Any]:
-    """Import ``code/serve.py`` from the model and call its ``model_fn`` once."""
-    code_dir = Path(model_dir) / "code"
-    program = os.environ.get("SAGEMAKER_PROGRAM", SERVE_SCRIPT)
-    sys.path.insert(0, str(code_dir))
-    spec = importlib.util.spec_from_file_location("ag_serve", code_dir / program)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"No serving script {program} in {code_dir}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, module.model_fn(model_dir)
-
-
 def _init_worker(model_dir: str) -> None:
+    # The same loader the local endpoint uses: code/serve.py's model_fn, called once.
+    from airflow_autogluon_cloud.container.local_endpoint import load_handler
+
     global _serve, _model
-    _serve, _model = load_serving(model_dir)
+    _serve, _model = load_handler(model_dir, os.environ.get("SAGEMAKER_PROGRAM", SERVE_SCRIPT))
 
 
 def _score(body: str, content_type: str, accept: str) -> bytes:
