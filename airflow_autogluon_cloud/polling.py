@@ -26,6 +26,20 @@ def next_interval(current: float, ceiling: float) -> float:
     return grown * random.uniform(0.9, 1.0)
 
 
+def interval_after(elapsed: float, check_interval: float, ceiling: float) -> float:
+    """The interval the backoff has reached after ``elapsed`` seconds of waiting (no jitter).
+
+    A trigger rebuilt after a triggerer restart resumes at this interval instead of starting
+    over at ``check_interval``, so a restart costs one status call, not a burst of them.
+    """
+    interval = float(check_interval)
+    waited = 0.0
+    while interval < ceiling and waited + interval <= elapsed:
+        waited += interval
+        interval = min(interval * BACKOFF_FACTOR, ceiling)
+    return interval
+
+
 def wait_deadline(created_at: float | None, max_runtime: int | None, backend: str, now: float) -> float | None:
     """Wall-clock time after which the job cannot still be legitimately running."""
     if not max_runtime:

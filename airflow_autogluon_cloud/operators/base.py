@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 
@@ -16,15 +17,11 @@ from airflow_autogluon_cloud.exceptions import (
     ResourceNotFoundError,
     TriggerEventError,
 )
-from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
-from airflow_autogluon_cloud.triggers.autogluon_cloud import (
-    FAILED,
-    NOT_FOUND,
-    STOPPED,
-    SUCCESS,
-    TIMEOUT,
-    AutoGluonJobTrigger,
-)
+from airflow_autogluon_cloud.triggers.events import FAILED, NOT_FOUND, STOPPED, SUCCESS, TIMEOUT
+
+if TYPE_CHECKING:
+    # The hook and the triggers are imported when a task runs, not when a DAG file is parsed.
+    from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 
 CONNECTION_TEMPLATE_FIELDS = (
     "aws_conn_id",
@@ -114,6 +111,8 @@ class AutoGluonCloudBaseOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> AutoGluonCloudHook:
+        from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+
         return AutoGluonCloudHook(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
@@ -126,6 +125,8 @@ class AutoGluonCloudBaseOperator(BaseOperator):
 
     def defer_to_job(self, kind: str, job_name: str, max_runtime: int | None) -> None:
         """Hand the wait to the triggerer; the task resumes in ``execute_complete``."""
+        from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonJobTrigger
+
         timeout = None
         if max_runtime:
             slack = polling.SAGEMAKER_WAIT_SLACK_SECONDS if self.hook.backend_name == "sagemaker" else 600
@@ -138,6 +139,7 @@ class AutoGluonCloudBaseOperator(BaseOperator):
                 hook_params=self.hook.hook_params(),
                 poll_interval=self.check_interval,
                 max_poll_interval=self.max_check_interval,
+                waiting_since=time.time(),
             ),
             method_name="execute_complete",
             timeout=timeout,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ from airflow_autogluon_cloud import naming
 from airflow_autogluon_cloud.exceptions import EndpointError, JobTimeoutError
 from airflow_autogluon_cloud.links.autogluon_cloud import AGEndpointLink
 from airflow_autogluon_cloud.operators.base import CONNECTION_TEMPLATE_FIELDS, AutoGluonCloudBaseOperator
-from airflow_autogluon_cloud.triggers.autogluon_cloud import SUCCESS, TIMEOUT, AutoGluonEndpointTrigger
+from airflow_autogluon_cloud.triggers.events import SUCCESS, TIMEOUT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -103,12 +104,15 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         if self.deferrable:
             desc = self.hook.backend.describe_endpoint(name)
             if not desc.status.is_terminal:
+                from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonEndpointTrigger
+
                 self.defer(
                     trigger=AutoGluonEndpointTrigger(
                         endpoint_name=name,
                         hook_params=self.hook.hook_params(),
                         poll_interval=self.check_interval,
                         max_poll_interval=self.max_check_interval,
+                        waiting_since=time.time(),
                     ),
                     method_name="execute_complete",
                     kwargs={"plan": plan},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -9,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from airflow_autogluon_cloud.operators.base import CONNECTION_TEMPLATE_FIELDS, default_deferrable, raise_for_event
-from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 
 
 class _AGJobSensor(BaseSensorOperator):
@@ -30,6 +31,9 @@ class _AGJobSensor(BaseSensorOperator):
     :param local_root: the local backend's state directory. (templated)
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param max_poke_interval: ceiling of the trigger's backoff (default 4x ``poke_interval``).
+
+    In poke and reschedule mode the interval backs off too (``exponential_backoff`` defaults to
+    True, ``max_wait`` to four times ``poke_interval``); pass them to change that.
     """
 
     kind: str
@@ -51,6 +55,9 @@ class _AGJobSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 30)
+        # Poke and reschedule modes back off like the triggers do: up to 4x the poke interval.
+        kwargs.setdefault("exponential_backoff", True)
+        kwargs.setdefault("max_wait", timedelta(seconds=4 * float(kwargs["poke_interval"])))
         super().__init__(**kwargs)
         self.job_name = job_name
         self.aws_conn_id = aws_conn_id
@@ -65,6 +72,8 @@ class _AGJobSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> AutoGluonCloudHook:
+        from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+
         return AutoGluonCloudHook(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
@@ -92,6 +101,8 @@ class _AGJobSensor(BaseSensorOperator):
         first = self.poke(context)
         if first.is_done:
             return first.xcom_value
+        from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonJobTrigger
+
         self.defer(
             trigger=AutoGluonJobTrigger(
                 kind=self.kind,
@@ -99,6 +110,7 @@ class _AGJobSensor(BaseSensorOperator):
                 hook_params=self.hook.hook_params(),
                 poll_interval=self.poke_interval,
                 max_poll_interval=self.max_poke_interval,
+                waiting_since=time.time(),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
@@ -171,6 +183,7 @@ class AGEndpointSensor(_AGJobSensor):
                 poll_interval=self.poke_interval,
                 max_poll_interval=self.max_poke_interval,
                 timeout_seconds=self.timeout or 3 * 3600,
+                waiting_since=time.time(),
             ),
             method_name="execute_complete",
         )

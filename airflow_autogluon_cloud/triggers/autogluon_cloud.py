@@ -16,14 +16,18 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_autogluon_cloud import polling
+from airflow_autogluon_cloud.triggers.events import ERROR, FAILED, NOT_FOUND, STOPPED, SUCCESS, TIMEOUT
 
-#: Event statuses. ``execute_complete`` returns only on ``success``.
-SUCCESS = "success"
-FAILED = "failed"
-STOPPED = "stopped"
-TIMEOUT = "timeout"
-NOT_FOUND = "not_found"
-ERROR = "error"
+__all__ = [
+    "ERROR",
+    "FAILED",
+    "NOT_FOUND",
+    "STOPPED",
+    "SUCCESS",
+    "TIMEOUT",
+    "AutoGluonEndpointTrigger",
+    "AutoGluonJobTrigger",
+]
 _CONSECUTIVE_ERRORS_ALLOWED = 5
 
 
@@ -39,6 +43,10 @@ class _PollingTrigger(BaseTrigger):
     hook_params: dict[str, Any]
     poll_interval: float
     max_poll_interval: float | None
+    #: Epoch seconds the wait began (set by the operator when it defers). The backoff and the
+    #: timeouts count from it, so a trigger rebuilt after a triggerer restart carries on where
+    #: it was instead of polling fast again.
+    waiting_since: float | None
 
     @property
     def label(self) -> str:
@@ -68,10 +76,12 @@ class _PollingTrigger(BaseTrigger):
         from airflow_autogluon_cloud.exceptions import ResourceNotFoundError
 
         hook = await asyncio.to_thread(self._hook)
-        interval = float(self.poll_interval)
+        if self.waiting_since is None:
+            self.waiting_since = time.time()
+        started = self.waiting_since
         ceiling = polling.max_interval(self.poll_interval, self.max_poll_interval)
+        interval = polling.interval_after(time.time() - started, self.poll_interval, ceiling)
         errors = 0
-        started = time.time()
         while True:
             try:
                 event = await self.check(hook, started)
@@ -103,6 +113,7 @@ class AutoGluonJobTrigger(_PollingTrigger):
     :param poll_interval: seconds between the first status checks.
     :param max_poll_interval: ceiling the interval backs off to (default 4x ``poll_interval``).
     :param stream_log: whether to copy the job's new log lines into the task log.
+    :param waiting_since: epoch seconds the wait began; the backoff resumes from there.
     """
 
     def __init__(
@@ -113,6 +124,7 @@ class AutoGluonJobTrigger(_PollingTrigger):
         poll_interval: float = 30,
         max_poll_interval: float | None = None,
         stream_log: bool = True,
+        waiting_since: float | None = None,
     ) -> None:
         super().__init__()
         self.kind = kind
@@ -121,6 +133,7 @@ class AutoGluonJobTrigger(_PollingTrigger):
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.stream_log = stream_log
+        self.waiting_since = waiting_since
         self._cursor: dict[str, Any] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -133,6 +146,7 @@ class AutoGluonJobTrigger(_PollingTrigger):
                 "poll_interval": self.poll_interval,
                 "max_poll_interval": self.max_poll_interval,
                 "stream_log": self.stream_log,
+                "waiting_since": self.waiting_since,
             },
         )
 
@@ -164,7 +178,8 @@ class AutoGluonEndpointTrigger(_PollingTrigger):
     :param endpoint_name: the endpoint to follow.
     :param hook_params: :meth:`AutoGluonCloudHook.hook_params` of the hook that deployed it.
     :param poll_interval: seconds between the first status checks; backs off to ``max_poll_interval``.
-    :param timeout_seconds: give up (``timeout`` event) after this long.
+    :param timeout_seconds: give up (``timeout`` event) this long after ``waiting_since``.
+    :param waiting_since: epoch seconds the wait began; the backoff and the timeout count from it.
     """
 
     kind = "endpoint"
@@ -176,6 +191,7 @@ class AutoGluonEndpointTrigger(_PollingTrigger):
         poll_interval: float = 30,
         max_poll_interval: float | None = None,
         timeout_seconds: float = 3 * 3600,
+        waiting_since: float | None = None,
     ) -> None:
         super().__init__()
         self.name = self.endpoint_name = endpoint_name
@@ -183,6 +199,7 @@ class AutoGluonEndpointTrigger(_PollingTrigger):
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.timeout_seconds = timeout_seconds
+        self.waiting_since = waiting_since
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -193,6 +210,7 @@ class AutoGluonEndpointTrigger(_PollingTrigger):
                 "poll_interval": self.poll_interval,
                 "max_poll_interval": self.max_poll_interval,
                 "timeout_seconds": self.timeout_seconds,
+                "waiting_since": self.waiting_since,
             },
         )
 

@@ -58,3 +58,31 @@ def test_provider_entry_point_and_info():
     eps = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_autogluon_cloud")]
     assert eps, "the apache_airflow_provider entry point is not installed (pip install -e .)"
     assert eps[0].load()() == info
+
+
+def test_a_dag_file_importing_the_operators_does_not_load_the_hook_or_triggers():
+    # DAG files import operators and sensors; the hook (and through it the backends) and the
+    # triggers are imported when a task runs, which keeps parse time down.
+    probe = (
+        "import sys\n"
+        "import airflow_autogluon_cloud.operators.fit, airflow_autogluon_cloud.operators.deploy\n"
+        "import airflow_autogluon_cloud.operators.batch_predict, airflow_autogluon_cloud.operators.predict\n"
+        "import airflow_autogluon_cloud.operators.cleanup, airflow_autogluon_cloud.sensors.autogluon_cloud\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('airflow_autogluon_cloud.hooks', "
+        "'airflow_autogluon_cloud.triggers.autogluon_cloud', 'airflow_autogluon_cloud.backends'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_sensors_back_off_in_poke_and_reschedule_mode():
+    from datetime import timedelta
+
+    from airflow_autogluon_cloud.sensors.autogluon_cloud import AGFitJobSensor
+
+    sensor = AGFitJobSensor(task_id="s", job_name="j", mode="reschedule", deferrable=False)
+    assert sensor.exponential_backoff is True
+    assert sensor.max_wait == timedelta(seconds=120)
+    custom = AGFitJobSensor(task_id="s2", job_name="j", poke_interval=10, exponential_backoff=False)
+    assert custom.exponential_backoff is False
+    assert custom.max_wait == timedelta(seconds=40)

@@ -35,6 +35,8 @@ HOOK_PARAMS = {
         AutoGluonJobTrigger("training", "ag-af-fit-x", HOOK_PARAMS, poll_interval=7, max_poll_interval=60),
         AutoGluonJobTrigger("transform", "ag-af-bt-x", HOOK_PARAMS, stream_log=False),
         AutoGluonEndpointTrigger("ag-af-ep-x", HOOK_PARAMS, poll_interval=3, timeout_seconds=99),
+        AutoGluonJobTrigger("training", "ag-af-fit-y", HOOK_PARAMS, waiting_since=1_700_000_000.5),
+        AutoGluonEndpointTrigger("ag-af-ep-y", HOOK_PARAMS, waiting_since=1_700_000_000.5),
     ],
 )
 def test_serialize_round_trip(trigger):
@@ -125,6 +127,30 @@ def test_job_trigger_success_after_polls_backs_off(monkeypatch):
     assert len(sleeps) == 5
     assert sleeps[-1] > sleeps[0]
     assert max(sleeps) <= 40  # default ceiling: 4x poll interval
+
+
+def test_trigger_rebuilt_after_a_restart_resumes_at_the_interval_it_had_reached(monkeypatch):
+    # A triggerer restart 20 minutes into the wait: the rebuilt trigger checks once, then sleeps
+    # at the backed-off interval instead of polling fast again from poll_interval.
+    hook = FakeHook(["InProgress", "InProgress", "Completed"])
+    trigger = AutoGluonJobTrigger("training", "j", HOOK_PARAMS, poll_interval=30, waiting_since=time.time() - 1200)
+    events, sleeps = _run(trigger, hook, monkeypatch)
+    assert events[0].payload["status"] == "success"
+    assert sleeps[0] == 120  # the ceiling (4 x 30 s), reached long before 20 minutes
+    fresh = AutoGluonJobTrigger("training", "j", HOOK_PARAMS, poll_interval=30, waiting_since=time.time())
+    _, fresh_sleeps = _run(fresh, FakeHook(["InProgress", "Completed"]), monkeypatch)
+    assert fresh_sleeps[0] == 30
+
+
+def test_interval_after_follows_the_backoff_schedule():
+    from airflow_autogluon_cloud.polling import interval_after
+
+    assert interval_after(0, 30, 120) == 30
+    assert interval_after(29, 30, 120) == 30
+    assert interval_after(30, 30, 120) == 45
+    assert interval_after(75, 30, 120) == 67.5
+    assert interval_after(10_000, 30, 120) == 120
+    assert interval_after(10_000, 30, 30) == 30
 
 
 @pytest.mark.parametrize(("final", "status"), [("Failed", "failed"), ("Stopped", "stopped")])
