@@ -16,9 +16,11 @@ import argparse
 import importlib.util
 import json
 import os
+import queue
 import signal
 import sys
 import threading
+from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,74 @@ def load_handler(model_dir: str, program: str) -> tuple[Any, Any]:
     return module, module.model_fn(model_dir)
 
 
+class MicroBatcher:
+    """Coalesces concurrent requests into one model call.
+
+    A request that finds the model idle and nobody waiting is scored at once on its own thread
+    (no hand-over cost). Otherwise it queues; one thread takes everything queued (never waiting
+    for more), scores it with the serving script's ``predict_many`` and hands each request its
+    own answer. The model is called by one thread at a time either way.
+    """
+
+    def __init__(self, module: Any, model: Any, max_rows: int = 20_000) -> None:
+        self.module = module
+        self.model = model
+        self.max_rows = max_rows
+        self._model_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._waiting = 0  # queued requests not yet answered; while any wait, nobody jumps the queue
+        self._queue: queue.SimpleQueue[tuple[Any, Future[Any]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
+
+    def submit(self, frame: Any) -> Any:
+        """Score ``frame`` (with whatever else is waiting); return its answer or raise its error."""
+        with self._state_lock:
+            inline = self._waiting == 0 and self._model_lock.acquire(blocking=False)
+            if not inline:
+                self._waiting += 1
+        if inline:
+            try:
+                answer = self.module.predict_many(self.model, [frame])[0]
+            finally:
+                self._model_lock.release()
+        else:
+            future: Future[Any] = Future()
+            self._queue.put((frame, future))
+            answer = future.result()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            with self._model_lock:
+                rows = len(batch[0][0])
+                while rows < self.max_rows:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    batch.append(item)
+                    rows += len(item[0])
+                try:
+                    answers = self.module.predict_many(self.model, [frame for frame, _ in batch])
+                except Exception as err:  # never leave a request waiting
+                    answers = [err] * len(batch)
+            with self._state_lock:
+                self._waiting -= len(batch)
+            for (_, future), answer in zip(batch, answers, strict=True):
+                future.set_result(answer)
+
+
+def _batcher_for(module: Any, model: Any) -> MicroBatcher | None:
+    # Only serving scripts that split a request into prepare/predict_many/encode can be batched;
+    # any other script is called through transform_fn, one request at a time.
+    if all(callable(getattr(module, name, None)) for name in ("prepare", "predict_many", "encode")):
+        return MicroBatcher(module, model)
+    return None
+
+
 class EndpointServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -50,10 +120,14 @@ class EndpointServer(ThreadingHTTPServer):
         self.model = model
         self.max_body = max_body
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
+        self.batcher = _batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the body would wait
+    # for the client's delayed ACK (about 40 ms per request on a kept-alive connection).
+    disable_nagle_algorithm = True
     server: EndpointServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -82,6 +156,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         headers = {"x-amzn-ErrorType": "ValidationError"} if runtime_api else None
         self._send(status, json.dumps({"message": message}).encode(), "application/json", headers)
+
+    def _answer(self, body: bytes, content_type: str, accept: str) -> Any:
+        server = self.server
+        if server.batcher is None:
+            return server.module.transform_fn(server.model, body, content_type, accept)
+        frame, kind = server.module.prepare(server.model, body, content_type, accept)
+        return server.module.encode(server.batcher.submit(frame), kind), kind
 
     def do_GET(self) -> None:
         if self.path == "/ping":
@@ -128,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         if accept in ("", "*/*"):
             accept = self.server.default_accept
         try:
-            result = self.server.module.transform_fn(self.server.model, body, content_type, accept)
+            result = self._answer(body, content_type, accept)
         except Exception as err:
             status = getattr(err, "status_code", None)
             if not isinstance(status, int) or not 400 <= status < 500:

@@ -397,8 +397,47 @@ def encode(frame: pd.DataFrame, kind: str) -> bytes | str:
     return buf.getvalue()
 
 
+def prepare(model: LoadedModel, request_body: Any, content_type: str, accept: str) -> tuple[pd.DataFrame, str]:
+    """A request's rows, aligned to the model, and the answer type; :class:`BadRequestError` if bad."""
+    kind = _answer_type(accept)  # fail fast: before parsing or predicting
+    return align(model, parse(model, request_body, content_type)), kind
+
+
+def predict_many(model: LoadedModel, frames: list[pd.DataFrame]) -> list[pd.DataFrame | Exception]:
+    """Score several requests' rows with as few model calls as possible; one answer per request.
+
+    The local endpoint hands concurrent requests over together. A tabular model scores rows
+    independently, so requests whose columns have the same types are scored in one call on
+    their concatenated rows, which gives each the answer it would get alone at a fraction of
+    the per-call overhead. If a combined call fails, its requests are scored one by one, so one
+    bad request cannot fail the others.
+    """
+    answers: list[pd.DataFrame | Exception | None] = [None] * len(frames)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, frame in enumerate(frames):
+        key = tuple(str(t) for t in frame.dtypes) if model.predictor_type == "tabular" else (f"#{i}",)
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        if len(members) > 1:
+            try:
+                combined = predict(model, pd.concat([frames[i] for i in members], ignore_index=True))
+            except Exception:
+                pass  # scored one by one below
+            else:
+                start = 0
+                for i in members:
+                    answers[i] = combined.iloc[start : start + len(frames[i])].reset_index(drop=True)
+                    start += len(frames[i])
+                continue
+        for i in members:
+            try:
+                answers[i] = predict(model, frames[i])
+            except Exception as err:
+                answers[i] = err
+    return [a if a is not None else RuntimeError("no answer") for a in answers]
+
+
 def transform_fn(model: LoadedModel, request_body: Any, content_type: str, accept: str) -> tuple[bytes | str, str]:
     """Answer one request: ``(body, content type)``."""
-    kind = _answer_type(accept)  # fail fast: before parsing or predicting
-    frame = align(model, parse(model, request_body, content_type))
+    frame, kind = prepare(model, request_body, content_type, accept)
     return encode(predict(model, frame), kind), kind

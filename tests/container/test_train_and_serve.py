@@ -371,6 +371,66 @@ def test_serve_every_format(served: tuple[ModuleType, Any, Any], rows: pd.DataFr
     assert np.allclose(answer["yes_proba"], proba["yes"], atol=1e-6)
 
 
+def test_predict_many_gives_each_request_its_own_answer(
+    served: tuple[ModuleType, Any, Any], rows: pd.DataFrame
+) -> None:
+    serve, model, _ = served
+    bodies = [rows.iloc[i : i + n].to_csv(index=False) for i, n in ((0, 1), (1, 5), (6, 3), (9, 20))]
+    frames = [serve.prepare(model, body, "text/csv", "application/json")[0] for body in bodies]
+    alone = [serve.predict(model, frame) for frame in frames]
+    together = serve.predict_many(model, frames)
+    assert len(together) == len(frames)
+    for single, batched in zip(alone, together, strict=True):
+        pd.testing.assert_frame_equal(single, batched)
+
+    # a request the model cannot score does not fail the others scored with it
+    bad = frames[1].copy()
+    bad["tenure"] = ["not a number"] * len(bad)
+    mixed = serve.predict_many(model, [frames[0], bad, frames[2]])
+    pd.testing.assert_frame_equal(mixed[0], alone[0])
+    assert isinstance(mixed[1], Exception)
+    pd.testing.assert_frame_equal(mixed[2], alone[2])
+
+
+def test_local_endpoint_batches_concurrent_requests_without_mixing_answers(
+    served: tuple[ModuleType, Any, Any], rows: pd.DataFrame
+) -> None:
+    import threading
+
+    from airflow_autogluon_cloud.container.local_endpoint import MicroBatcher
+
+    serve, model, _ = served
+    calls: list[int] = []
+    original = serve.predict_many
+
+    def counting(model_: Any, frames: list[pd.DataFrame]) -> list[Any]:
+        calls.append(len(frames))
+        return original(model_, frames)
+
+    module = type("ServeModule", (), {"predict_many": staticmethod(counting)})
+    batcher = MicroBatcher(module, model)
+    frames = [serve.prepare(model, rows.iloc[[i]].to_csv(index=False), "text/csv", "")[0] for i in range(len(rows))]
+    expected = [serve.predict(model, frame) for frame in frames]
+    answers: dict[int, Any] = {}
+    start = threading.Barrier(16)
+
+    def client(k: int) -> None:
+        start.wait()
+        for i in range(k, len(frames), 16):
+            answers[i] = batcher.submit(frames[i])
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(answers) == list(range(len(frames)))
+    for i, frame in enumerate(expected):
+        pd.testing.assert_frame_equal(answers[i], frame)
+    assert sum(calls) == len(frames)  # every request scored exactly once
+    assert len(calls) < len(frames), "16 concurrent clients never shared a model call"
+
+
 def test_serve_model_fn(served: tuple[ModuleType, Any, Any]) -> None:
     _, model, _ = served
     assert model.predictor_type == "tabular"
