@@ -10,8 +10,18 @@ from __future__ import annotations
 import os
 import tarfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from airflow_autogluon_cloud.exceptions import ArtifactError
+if TYPE_CHECKING:
+    from airflow_autogluon_cloud.exceptions import ArtifactError
+
+
+def _unsafe(message: str) -> ArtifactError:
+    # Imported only on failure: the local job runners use this module and would otherwise load
+    # Airflow (the exceptions' base class) at start-up, about 1.4 s per process.
+    from airflow_autogluon_cloud.exceptions import ArtifactError
+
+    return ArtifactError(message)
 
 
 def make_tarball(source_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> None:
@@ -33,13 +43,13 @@ def _check_member(member: tarfile.TarInfo, archive: str) -> None:
     name = member.name
     path = PurePosixPath(name)
     if name.startswith(("/", "\\")) or path.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        raise ArtifactError(f"Refusing to extract {archive}: member {name!r} has an absolute path.")
+        raise _unsafe(f"Refusing to extract {archive}: member {name!r} has an absolute path.")
     if ".." in path.parts:
-        raise ArtifactError(f"Refusing to extract {archive}: member {name!r} escapes the target directory.")
+        raise _unsafe(f"Refusing to extract {archive}: member {name!r} escapes the target directory.")
     if member.issym() or member.islnk():
-        raise ArtifactError(f"Refusing to extract {archive}: member {name!r} is a link.")
+        raise _unsafe(f"Refusing to extract {archive}: member {name!r} is a link.")
     if not (member.isfile() or member.isdir()):
-        raise ArtifactError(f"Refusing to extract {archive}: member {name!r} is a device, FIFO or special file.")
+        raise _unsafe(f"Refusing to extract {archive}: member {name!r} is a device, FIFO or special file.")
 
 
 def safe_extract(archive_path: str | os.PathLike[str], target_dir: str | os.PathLike[str]) -> Path:
@@ -58,11 +68,11 @@ def safe_extract(archive_path: str | os.PathLike[str], target_dir: str | os.Path
                 _check_member(member, archive)
                 resolved = (target / member.name).resolve()
                 if resolved != target and target not in resolved.parents:
-                    raise ArtifactError(
+                    raise _unsafe(
                         f"Refusing to extract {archive}: member {member.name!r} escapes the target directory."
                     )
             # The members were checked above; the "data" filter is a second, independent guard.
             tar.extractall(target, members=members, filter="data")
     except tarfile.TarError as err:
-        raise ArtifactError(f"{archive} is not a readable tar archive: {err}") from err
+        raise _unsafe(f"{archive} is not a readable tar archive: {err}") from err
     return target

@@ -15,9 +15,18 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_autogluon_cloud.exceptions import InvalidParameterError
+if TYPE_CHECKING:
+    from airflow_autogluon_cloud.exceptions import InvalidParameterError
+
+
+def _invalid(parameter: str, value: object, fix: str) -> InvalidParameterError:
+    # Imported only on failure, so the local job runners start without loading Airflow.
+    from airflow_autogluon_cloud.exceptions import InvalidParameterError
+
+    return InvalidParameterError(parameter, value, fix)
+
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _HASH_CHUNK = 8 * 1024 * 1024
@@ -32,17 +41,17 @@ def is_s3_uri(uri: str) -> bool:
 def parse_s3_uri(uri: str, parameter: str = "uri") -> tuple[str, str]:
     """Split ``s3://bucket/key`` into bucket and key, rejecting malformed URIs by name."""
     if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise InvalidParameterError(parameter, uri, "expected a URI of the form s3://bucket/key.")
+        raise _invalid(parameter, uri, "expected a URI of the form s3://bucket/key.")
     rest = uri[len("s3://") :]
     bucket, _, key = rest.partition("/")
     if not _BUCKET_RE.match(bucket) or ".." in bucket:
-        raise InvalidParameterError(
+        raise _invalid(
             parameter,
             uri,
             "the bucket name must be 3-63 characters of lower-case letters, digits, '.' and '-' (s3://bucket/key).",
         )
     if key.startswith("/") or "//" in key:
-        raise InvalidParameterError(parameter, uri, "the key contains an empty path segment ('//').")
+        raise _invalid(parameter, uri, "the key contains an empty path segment ('//').")
     return bucket, key
 
 

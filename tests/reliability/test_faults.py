@@ -88,20 +88,27 @@ def test_worker_killed_mid_deploy_retry_reattaches(airflow_db, trained_job, loca
 
 def test_batch_killed_midway_leaves_no_partial_output_and_retry_matches(trained_job, big_input, tmp_path):
     hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
+    # Small mini-batches keep the job scoring long enough to be killed in the middle of it.
     sub = hook.start_batch_predict(
-        job_name="ag-af-killed-batch", model_uri=trained_job["model_artifact_uri"], test_data=str(big_input)
+        job_name="ag-af-killed-batch",
+        model_uri=trained_job["model_artifact_uri"],
+        test_data=str(big_input),
+        environment={"AG_BATCH_CHUNK_ROWS": "500"},
     )
-    final = None
+    record = hook.backend.store.get("transform", sub.job_name)
+    partial = Path(record.workdir) / "test_data.csv.out.partial"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and "Scored" not in hook.backend.log_tail("transform", sub.job_name, 20):
-        time.sleep(0.2)
+    while time.monotonic() < deadline and not (partial.exists() and partial.stat().st_size > 0):
+        time.sleep(0.05)
+    assert hook.backend.describe_transform_job(sub.job_name).status == JobStatus.IN_PROGRESS  # still scoring
     record = hook.backend.store.get("transform", sub.job_name)
     os.killpg(record.pid, signal.SIGKILL)
     time.sleep(0.5)
     desc = hook.backend.describe_transform_job(sub.job_name)
     assert desc.status == JobStatus.FAILED
-    final = Path(desc.artifact_uri) / "big.csv.out"
-    assert not final.exists()  # the partial result never appears at the final path
+    assert partial.exists()  # it was killed with part of its output written...
+    output_dir = Path(desc.artifact_uri)
+    assert not output_dir.exists() or not any(output_dir.iterdir())  # ...none of which reached the output path
     retry = hook.start_batch_predict(
         job_name="ag-af-killed-batch", model_uri=trained_job["model_artifact_uri"], test_data=str(big_input)
     )

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud.archives import safe_extract
-from airflow_autogluon_cloud.backends.base import SERVE_SCRIPT
+from airflow_autogluon_cloud.backends.local import batch_worker
 from airflow_autogluon_cloud.backends.local.state import MODEL
 from airflow_autogluon_cloud.storage import is_s3_uri, join_uri, local_path
 
@@ -30,28 +28,8 @@ if TYPE_CHECKING:
     from airflow_autogluon_cloud.backends.local.runner import Runner
 
 #: Rows per mini-batch; SageMaker's MaxPayloadInMB bounds a batch's bytes too.
-DEFAULT_CHUNK_ROWS = 5000
+DEFAULT_CHUNK_ROWS = 20_000
 _PROGRESS_EVERY_SECONDS = 2.0
-
-_model: Any = None
-_serve: ModuleType | None = None
-
-
-def _init_worker(model_dir: str) -> None:
-    # The same loader the local endpoint uses: code/serve.py's model_fn, called once.
-    from airflow_autogluon_cloud.container.local_endpoint import load_handler
-
-    global _serve, _model
-    _serve, _model = load_handler(model_dir, os.environ.get("SAGEMAKER_PROGRAM", SERVE_SCRIPT))
-
-
-def _score(body: str, content_type: str, accept: str) -> bytes:
-    assert _serve is not None
-    result = _serve.transform_fn(_model, body, content_type, accept)
-    out = result[0] if isinstance(result, tuple) else result
-    data = out.encode() if isinstance(out, str) else bytes(out)
-    # AssembleWith=Line: every mini-batch's answer ends with a newline.
-    return data if data.endswith(b"\n") else data + b"\n"
 
 
 def iter_chunks(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[str, str, int]]:
@@ -111,22 +89,24 @@ def run_transform(runner: Runner) -> None:
     chunks = iter_chunks(input_path, chunk_rows, max_bytes)
     with open(partial, "wb") as out:
         if workers == 1:
-            _init_worker(str(model_dir))
+            batch_worker.init_worker(str(model_dir))
             for header, chunk, count in chunks:
                 runner.check_stop()
-                out.write(_score(header + chunk, content_type, accept))
+                out.write(batch_worker.score(header + chunk, content_type, accept))
                 done_rows += count
                 if time.monotonic() - last_progress > _PROGRESS_EVERY_SECONDS:
                     last_progress = time.monotonic()
                     log("Scored %d rows (%.0f rows/s)", done_rows, done_rows / (last_progress - started))
         else:
             ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(str(model_dir),)) as pool:
+            with ctx.Pool(workers, initializer=batch_worker.init_worker, initargs=(str(model_dir),)) as pool:
                 pending: collections.deque[tuple[Any, int]] = collections.deque()
                 for header, chunk, count in chunks:
                     runner.check_stop()
                     # Bounded window: at most two mini-batches per worker in flight, results in order.
-                    pending.append((pool.apply_async(_score, (header + chunk, content_type, accept)), count))
+                    pending.append(
+                        (pool.apply_async(batch_worker.score, (header + chunk, content_type, accept)), count)
+                    )
                     while len(pending) >= 2 * workers:
                         result, n = pending.popleft()
                         out.write(result.get())
