@@ -221,6 +221,37 @@ def test_killed_endpoint_fails_clearly_and_redeploy_recovers(hook, trained_job, 
     hook.delete_endpoint(name)
 
 
+def test_deploy_killed_before_its_server_started_is_finished_by_the_retry(hook, trained_job, churn_frames, monkeypatch):
+    # The worker dies after the server was prepared and recorded, before the process started
+    # (simulated by the launcher raising). The retry finds the endpoint Creating, and once the
+    # spawn grace has passed the server is started for it, instead of the deploy failing.
+    from airflow_autogluon_cloud.backends.local import endpoints
+
+    _, test = churn_frames
+    name = "ag-af-test-unstarted-ep"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("worker killed")
+
+    monkeypatch.setattr(processes, "spawn_detached", killed)
+    with pytest.raises(KeyboardInterrupt):
+        hook.start_deploy(endpoint_name=name, model_uri=trained_job["model_artifact_uri"])
+    monkeypatch.undo()
+    pending = hook.backend.store.get("endpoint", name).data["pending"]
+    assert pending
+    assert not pending.get("pid")
+    monkeypatch.setattr(endpoints, "_SPAWN_GRACE_SECONDS", 0.5)
+    time.sleep(0.6)
+
+    retry = hook.start_deploy(endpoint_name=name, model_uri=trained_job["model_artifact_uri"])
+    assert retry["action"] == "reattach"
+    hook.wait_for_endpoint(name, check_interval=0.5, max_check_interval=1, timeout=120)
+    result = hook.finish_deploy(retry)
+    assert result["url"].startswith("http://127.0.0.1:")
+    assert len(hook.predict_real_time(name, test.head(2))) == 2
+    hook.delete_endpoint(name)
+
+
 def test_batch_predict_larger_than_one_chunk_matches_in_process(hook, trained_job, predictor, churn_frames):
     from airflow_autogluon_cloud.example_data import make_churn
 

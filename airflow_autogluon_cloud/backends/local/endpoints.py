@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import shutil
 import sys
@@ -29,6 +30,7 @@ from airflow_autogluon_cloud.status import EndpointStatus
 if TYPE_CHECKING:
     from airflow_autogluon_cloud.backends.local.backend import LocalBackend
 
+log = logging.getLogger(__name__)
 SERVER_SCRIPT = Path(__file__).resolve().parents[2] / "container" / "local_endpoint.py"
 READY_TIMEOUT_SECONDS = 300.0
 #: How long a pending server may go without a recorded PID before it counts as never started.
@@ -144,6 +146,27 @@ def _pending_dead(pending: dict[str, Any]) -> bool:
     )
 
 
+def _never_started(pending: dict[str, Any]) -> bool:
+    """A prepared server whose process was never started (no PID, no ready file, grace over)."""
+    return (
+        not pending.get("pid")
+        and not pending.get("respawned")
+        and bool(pending.get("dir"))
+        and (Path(pending["dir"]) / "model").is_dir()
+        and _pending_dead(pending)
+    )
+
+
+def _claim_respawn(backend: LocalBackend, name: str, pending: dict[str, Any]) -> bool:
+    return backend.store.update(
+        ENDPOINT,
+        name,
+        expect_status=(_CREATING, _UPDATING),
+        expect_data={"pending": pending},
+        data_updates={"pending": {**pending, "respawned": True, "prepared_at": time.time()}},
+    )
+
+
 def _complete(backend: LocalBackend, name: str, wait: bool) -> None:
     """Finish a pending create or update: switch to the new server once it answers, or fail."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -194,6 +217,13 @@ def _complete(backend: LocalBackend, name: str, wait: bool) -> None:
                     shutil.rmtree(old_dir, ignore_errors=True)
             return
         timed_out = time.monotonic() > deadline
+        if not timed_out and _never_started(pending) and _claim_respawn(backend, name, pending):
+            # The caller that prepared this server died before starting it (a worker killed
+            # mid-deploy). The model is unpacked, so start the server now, once, instead of failing
+            # the deploy; whichever process claims it first does so.
+            log.info("Endpoint %s: starting the server an interrupted deploy prepared", name)
+            _spawn_server(backend, name, {**pending, "respawned": True, "prepared_at": time.time()})
+            continue
         if _pending_dead(pending) or timed_out:
             processes.terminate(pending["pid"], pending["pid_start"], grace_seconds=2)
             why = "did not answer /ping in time" if timed_out else "exited before it was ready"

@@ -160,6 +160,7 @@ class StateStore:
         name: str,
         *,
         expect_status: tuple[str, ...] | None = None,
+        expect_data: dict[str, Any] | None = None,
         data_updates: dict[str, Any] | None = None,
         **fields: Any,
     ) -> bool:
@@ -167,6 +168,7 @@ class StateStore:
 
         :param expect_status: only update while the status is one of these (compare-and-set), so
             a runner finishing and a user stopping the job cannot overwrite each other.
+        :param expect_data: only update while these keys of the JSON data hold these values.
         :return: whether a row was updated.
         """
         self._ensure()
@@ -180,7 +182,12 @@ class StateStore:
                 row = conn.execute(
                     "SELECT status, data FROM resources WHERE kind = ? AND name = ?", (kind, name)
                 ).fetchone()
-                if row is None or (expect_status is not None and row[0] not in expect_status):
+                current = json.loads(row[1]) if row is not None else {}
+                if (
+                    row is None
+                    or (expect_status is not None and row[0] not in expect_status)
+                    or any(current.get(key) != value for key, value in (expect_data or {}).items())
+                ):
                     conn.execute("ROLLBACK")
                     return False
                 sets = ["updated_at = ?"]
@@ -189,7 +196,7 @@ class StateStore:
                     sets.append(f"{column} = ?")
                     values.append(json.dumps(value) if column == "tags" else value)
                 if data_updates:
-                    merged = {**json.loads(row[1]), **data_updates}
+                    merged = {**current, **data_updates}
                     sets.append("data = ?")
                     values.append(json.dumps(merged))
                 conn.execute(
