@@ -1,0 +1,146 @@
+"""Render ``results.json`` as the markdown tables the README shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _mark(section: dict[str, Any]) -> str:
+    if "error" in section:
+        return f"**not measured** ({section['error']})"
+    return "met" if section.get("target_met") else "**missed**"
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    v = results["versions"]
+    out = [
+        f"Measured {results['generated_at']} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB, "
+        f"{m['os']}, Python {m['python']}; Airflow {v['apache-airflow']}, Amazon provider "
+        f"{v['apache-airflow-providers-amazon']}, AutoGluon {v['autogluon.tabular']}, MLflow {v['mlflow']}, "
+        f"moto {v['moto']}. Medians of repeated runs; regenerate with `bash benchmarks/run.sh`.",
+        "",
+    ]
+    s = results["sections"]
+    if "parse" in s:
+        out += _parse(s["parse"])
+    if "slots" in s:
+        out += _slots(s["slots"])
+    if "polling" in s:
+        out += _polling(s["polling"])
+    if "endpoint" in s:
+        out += _endpoint(s["endpoint"])
+    if "batch" in s:
+        out += _batch(s["batch"])
+    if "staging" in s:
+        out += _staging(s["staging"])
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _header(title: str, section: dict[str, Any]) -> list[str]:
+    return [f"**{title}** — target: {section.get('target', '')}: {_mark(section)}", ""]
+
+
+def _parse(p: dict[str, Any]) -> list[str]:
+    if "rows" not in p:
+        return _header("1. DAG-parse cost", p)
+    lines = _header("1. DAG-parse cost", p)
+    lines += ["| imports (after `airflow.sdk`) | added ms (median) | heavy modules loaded |", "|---|---:|---|"]
+    for label, row in p["rows"].items():
+        heavy = ", ".join(row["heavy_modules_loaded"]) or "none"
+        lines.append(f"| {label} | {row['added_ms_median']} | {heavy} |")
+    return [*lines, f"\nRatio to the Amazon provider's SageMaker operators: {p['ratio_ours_to_amazon_operators']}.", ""]
+
+
+def _slots(p: dict[str, Any]) -> list[str]:
+    lines = _header("2. Worker-slot time", p)
+    if "rows" not in p:
+        return lines
+    lines += [
+        f"| AGFitOperator, training time_limit {p['training_seconds']} s | slot held (s) "
+        "| waiting without a slot (s) | run wall (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for mode, row in p["rows"].items():
+        cells = (row["slot_seconds_median"], row["waiting_without_slot_seconds_median"], row["wall_seconds_median"])
+        lines.append(f"| {mode} | " + " | ".join(str(c) for c in cells) + " |")
+    return [*lines, f"\nDeferrable holds the slot {p['ratio_deferrable_to_blocking']} times as long as blocking.", ""]
+
+
+def _polling(p: dict[str, Any]) -> list[str]:
+    lines = _header("3. Polling cost", p)
+    if "rows" not in p:
+        return lines
+    lines += ["| waiter | status calls per hour | notes |", "|---|---:|---|"]
+    for label, row in p["rows"].items():
+        notes = []
+        if "check_interval" in row:
+            notes.append(f"check_interval {row['check_interval']} s")
+        if "poke_interval" in row:
+            notes.append(f"poke_interval {row['poke_interval']} s, backoff {row['exponential_backoff']}")
+        if "gives_up_after_s" in row:
+            notes.append(f"gives up after {row['gives_up_after_s']} s")
+        if "calls_in_10_min_after_restart" in row:
+            notes.append(
+                f"{row['calls_in_10_min_before_restart']} calls in the 10 min before the restart, "
+                f"{row['calls_in_10_min_after_restart']} in the 10 min after"
+            )
+        lines.append(f"| {label} | {row['calls_per_hour']} | {'; '.join(notes)} |")
+    return [*lines, ""]
+
+
+def _endpoint(p: dict[str, Any]) -> list[str]:
+    lines = _header("4. Real-time endpoint", p)
+    if "rows" not in p:
+        return lines
+    lines += ["| served by | request | p50 ms | p99 ms | requests/s |", "|---|---|---:|---:|---:|"]
+    for label, cases in p["rows"].items():
+        for case, row in cases.items():
+            lines.append(f"| {label} | {case.replace('_', ' ')} | {row['p50_ms']} | {row['p99_ms']} | {row['rps']} |")
+    lines.append(
+        f"\n1-row p50: {p['ratio_1_row_p50_to_in_process']} times in-process (budget {p['one_row_p50_budget_ms']} ms), "
+        f"{p['ratio_1_row_p50_to_mlflow']} times MLflow's; "
+        f"ahead of MLflow on every row: {p['ahead_of_mlflow_everywhere']}."
+    )
+    return [*lines, ""]
+
+
+def _batch(p: dict[str, Any]) -> list[str]:
+    lines = _header("5. Batch scoring", p)
+    if "rows" not in p:
+        return lines
+    lines += [
+        f"| rows (CSV) | job rows/s ({p['workers']} workers) | in-process predict rows/s | ratio "
+        "| in-process read+predict+write rows/s | job peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in p["rows"].values():
+        lines.append(
+            f"| {row['rows']:,} ({row['file_mb']} MB) | {row['job_rows_per_s']:,} | {row['in_process_rows_per_s']:,} "
+            f"| {row['ratio_to_in_process']} | {row['in_process_end_to_end_rows_per_s']:,} | {row['job_peak_rss_mb']} |"
+        )
+    lines.append(f"\nPeak memory, largest input over smallest: {p['peak_memory_growth_large_to_small']}.")
+    if p.get("marginal_rows_per_s_estimate"):
+        lines.append(
+            f"Fitting a line through the two sizes: about {p['fixed_cost_s_estimate']} s of fixed cost per job "
+            "(starting the runner and workers, importing AutoGluon, loading the model) and "
+            f"{p['marginal_rows_per_s_estimate']:,} rows/s once scoring, which includes parsing the CSV and "
+            "writing JSON lines with class probabilities that the in-process limit does not do."
+        )
+    return [*lines, ""]
+
+
+def _staging(p: dict[str, Any]) -> list[str]:
+    lines = _header("6. Staging", p)
+    if "file_mb" not in p:
+        return lines
+    lines += [
+        f"| {p['file_mb']} MB to moto's S3 server on loopback | MB/s | second staging |",
+        "|---|---:|---|",
+        f"| `AutoGluonCloudHook.stage_file` | {p['hook_mb_per_s']} | {p['second_staging_uploaded_bytes']} bytes "
+        f"uploaded in {p['second_staging_seconds']} s |",
+        f"| `aws s3 cp` | {p['aws_s3_cp_mb_per_s']} | |",
+        f"\nRatio hook / `aws s3 cp`: {p['ratio_hook_to_aws_cli']}.",
+        "",
+    ]
+    return lines

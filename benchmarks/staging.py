@@ -1,0 +1,144 @@
+"""6. Staging: uploading a 500 MB training file to an S3-compatible server on loopback.
+
+moto's S3 server runs on 127.0.0.1. The hook (``stage_file``: one hashing pass for the
+content-addressed key, then a multipart upload) is compared with ``aws s3 cp`` of the same file
+to the same server, alternating, with the uploaded objects deleted between rounds; the hook's time
+includes hashing the file, the CLI's includes its own start-up, as a user would see both. Then the
+same data is staged a second time, which must upload nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import WORK, log, median
+
+BUCKET = "ag-bench-staging"
+
+
+def make_file(megabytes: int) -> Path:
+    path = WORK / f"train-{megabytes}mb.csv"
+    if path.exists() and path.stat().st_size >= megabytes * 10**6:
+        return path
+    from airflow_autogluon_cloud.example_data import make_churn
+
+    log("staging: writing a %d MB CSV", megabytes)
+    block = make_churn(50_000, seed=3).to_csv(index=False)
+    header, body = block.split("\n", 1)
+    tmp = path.with_suffix(".partial")
+    with open(tmp, "w") as fh:
+        fh.write(header + "\n")
+        while fh.tell() < megabytes * 10**6:
+            fh.write(body)
+    os.replace(tmp, path)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def awscli() -> Path:
+    aws = WORK / "awscli" / "bin" / "aws"
+    if not aws.exists():
+        raise RuntimeError(f"{aws} is missing; benchmarks/run.sh installs the AWS CLI there")
+    return aws
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    import boto3
+
+    size_mb = 100 if quick else 500
+    repeats = 1 if quick else 5
+    path = make_file(size_mb)
+    size = path.stat().st_size
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(
+        [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=(WORK / "moto.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    os.environ.update(creds)
+    os.environ["AIRFLOW_CONN_AG_BENCH_S3"] = json.dumps(
+        {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+    )
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s3.create_bucket(Bucket=BUCKET)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+
+        hook = AutoGluonCloudHook(aws_conn_id="ag_bench_s3", backend="local", cloud_output_path=f"s3://{BUCKET}/out")
+        hook_s, cli_s = [], []
+        staged = None
+        for i in range(repeats):
+            log("staging: round %d/%d, hook", i + 1, repeats)
+            t0 = time.perf_counter()
+            staged = hook.stage_file(path, "train.csv")
+            hook_s.append(time.perf_counter() - t0)
+            assert staged.uploaded_bytes == size, staged
+            log("staging: round %d/%d, aws s3 cp", i + 1, repeats)
+            t0 = time.perf_counter()
+            subprocess.run(
+                [
+                    str(awscli()),
+                    "s3",
+                    "cp",
+                    "--only-show-errors",
+                    str(path),
+                    f"s3://{BUCKET}/cli/train.csv",
+                    "--endpoint-url",
+                    endpoint,
+                ],
+                check=True,
+                env={**os.environ, **creds},
+            )
+            cli_s.append(time.perf_counter() - t0)
+            for key in (staged.uri.split(f"s3://{BUCKET}/", 1)[1], "cli/train.csv"):
+                s3.delete_object(Bucket=BUCKET, Key=key)
+        hook.stage_file(path, "train.csv")
+        t0 = time.perf_counter()
+        again = hook.stage_file(path, "train.csv")
+        again_s = time.perf_counter() - t0
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)
+    hook_mbps = size / 2**20 / median(hook_s)
+    cli_mbps = size / 2**20 / median(cli_s)
+    return {
+        "file_mb": round(size / 2**20, 1),
+        "repeats": repeats,
+        "hook_mb_per_s": round(hook_mbps, 1),
+        "aws_s3_cp_mb_per_s": round(cli_mbps, 1),
+        "ratio_hook_to_aws_cli": round(hook_mbps / cli_mbps, 3),
+        "hook_seconds_samples": [round(s, 2) for s in hook_s],
+        "aws_cli_seconds_samples": [round(s, 2) for s in cli_s],
+        "second_staging_uploaded_bytes": again.uploaded_bytes,
+        "second_staging_seconds": round(again_s, 2),
+        "target": "at least as fast as aws s3 cp; zero bytes uploaded the second time",
+        "target_met": hook_mbps >= cli_mbps and again.uploaded_bytes == 0,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
