@@ -86,3 +86,17 @@ def test_sensors_back_off_in_poke_and_reschedule_mode():
     custom = AGFitJobSensor(task_id="s2", job_name="j", poke_interval=10, exponential_backoff=False)
     assert custom.exponential_backoff is False
     assert custom.max_wait == timedelta(seconds=40)
+
+
+def test_local_job_runner_and_batch_workers_start_without_airflow():
+    # Runners and batch workers are separate processes; importing Airflow would add about 1.4 s to
+    # every job start and every worker (the workers re-import the runner as their __main__).
+    probe = (
+        "import sys\n"
+        "import airflow_autogluon_cloud.backends.local.runner\n"
+        "import airflow_autogluon_cloud.backends.local.transform\n"
+        "import airflow_autogluon_cloud.backends.local.batch_worker\n"
+        "print('airflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "False"
