@@ -9,8 +9,11 @@ One model (trained on the bundled churn data) is served three ways and sent the 
 
 The local endpoint answers with the prediction and every class probability; the MLflow wrapper
 and the in-process call return the prediction only, which is less work. MLflow's server runs
-with its defaults (one uvicorn worker). Each HTTP client keeps its connection alive. "8 clients"
-runs 8 threads, each with its own connection (or, in-process, its own thread calling ``predict``).
+with its defaults (one uvicorn worker); MLflow is already in the project's environment (the
+``sagemaker`` package depends on it), so nothing is installed for it.
+
+Each HTTP client keeps its connection alive. "8 clients" runs 8 threads, each with its own
+connection (or, in-process, its own thread calling ``predict``).
 """
 
 from __future__ import annotations
