@@ -57,7 +57,9 @@ class _AGJobSensor(BaseSensorOperator):
         kwargs.setdefault("poke_interval", 30)
         # Poke and reschedule modes back off like the triggers do: up to 4x the poke interval.
         kwargs.setdefault("exponential_backoff", True)
-        kwargs.setdefault("max_wait", timedelta(seconds=4 * float(kwargs["poke_interval"])))
+        poke = kwargs["poke_interval"]
+        poke_seconds = poke.total_seconds() if isinstance(poke, timedelta) else float(poke)
+        kwargs.setdefault("max_wait", timedelta(seconds=4 * poke_seconds))
         super().__init__(**kwargs)
         self.job_name = job_name
         self.aws_conn_id = aws_conn_id

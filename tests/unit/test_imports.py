@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -60,19 +61,31 @@ def test_provider_entry_point_and_info():
     assert eps[0].load()() == info
 
 
+def _modules_loaded_by(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    """In a fresh interpreter, import ``modules`` and list the loaded modules under ``prefixes``."""
+    probe = (
+        f"import importlib, json, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m == 'airflow' or m.startswith({prefixes!r}))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_a_dag_file_importing_the_operators_does_not_load_the_hook_or_triggers():
     # DAG files import operators and sensors; the hook (and through it the backends) and the
     # triggers are imported when a task runs, which keeps parse time down.
-    probe = (
-        "import sys\n"
-        "import airflow_autogluon_cloud.operators.fit, airflow_autogluon_cloud.operators.deploy\n"
-        "import airflow_autogluon_cloud.operators.batch_predict, airflow_autogluon_cloud.operators.predict\n"
-        "import airflow_autogluon_cloud.operators.cleanup, airflow_autogluon_cloud.sensors.autogluon_cloud\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('airflow_autogluon_cloud.hooks', "
-        "'airflow_autogluon_cloud.triggers.autogluon_cloud', 'airflow_autogluon_cloud.backends'))))\n"
+    operators = [
+        f"airflow_autogluon_cloud.operators.{m}" for m in ("fit", "deploy", "batch_predict", "predict", "cleanup")
+    ]
+    loaded = _modules_loaded_by(
+        [*operators, "airflow_autogluon_cloud.sensors.autogluon_cloud"],
+        (
+            "airflow_autogluon_cloud.hooks",
+            "airflow_autogluon_cloud.triggers.autogluon_cloud",
+            "airflow_autogluon_cloud.backends",
+        ),
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert [m for m in loaded if m != "airflow"] == []
 
 
 def test_sensors_back_off_in_poke_and_reschedule_mode():
@@ -86,17 +99,13 @@ def test_sensors_back_off_in_poke_and_reschedule_mode():
     custom = AGFitJobSensor(task_id="s2", job_name="j", poke_interval=10, exponential_backoff=False)
     assert custom.exponential_backoff is False
     assert custom.max_wait == timedelta(seconds=40)
+    as_timedelta = AGFitJobSensor(task_id="s3", job_name="j", poke_interval=timedelta(seconds=15))
+    assert as_timedelta.max_wait == timedelta(seconds=60)
 
 
 def test_local_job_runner_and_batch_workers_start_without_airflow():
     # Runners and batch workers are separate processes; importing Airflow would add about 1.4 s to
     # every job start and every worker (the workers re-import the runner as their __main__).
-    probe = (
-        "import sys\n"
-        "import airflow_autogluon_cloud.backends.local.runner\n"
-        "import airflow_autogluon_cloud.backends.local.transform\n"
-        "import airflow_autogluon_cloud.backends.local.batch_worker\n"
-        "print('airflow' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    local = "airflow_autogluon_cloud.backends.local"
+    loaded = _modules_loaded_by([f"{local}.runner", f"{local}.transform", f"{local}.batch_worker"], ("airflow.",))
+    assert loaded == []
