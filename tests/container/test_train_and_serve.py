@@ -431,6 +431,28 @@ def test_local_endpoint_batches_concurrent_requests_without_mixing_answers(
     assert len(calls) < len(frames), "16 concurrent clients never shared a model call"
 
 
+def test_micro_batching_can_be_switched_off_and_needs_the_split_serving_api(
+    served: tuple[ModuleType, Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_autogluon_cloud.container.local_endpoint import EndpointServer
+
+    serve, model, _ = served
+    on = EndpointServer(("127.0.0.1", 0), "ep", serve, model, 1024)
+    monkeypatch.setenv("AG_ENDPOINT_MICRO_BATCHING", "0")
+    off = EndpointServer(("127.0.0.1", 0), "ep", serve, model, 1024)
+    monkeypatch.delenv("AG_ENDPOINT_MICRO_BATCHING")
+    # an older serving script has transform_fn only: served one request at a time
+    older = type("OlderServe", (), {"transform_fn": staticmethod(serve.transform_fn)})
+    legacy = EndpointServer(("127.0.0.1", 0), "ep", older, model, 1024)
+    try:
+        assert on.batcher is not None
+        assert off.batcher is None
+        assert legacy.batcher is None
+    finally:
+        for server in (on, off, legacy):
+            server.server_close()
+
+
 def test_serve_model_fn(served: tuple[ModuleType, Any, Any]) -> None:
     _, model, _ = served
     assert model.predictor_type == "tabular"
