@@ -124,6 +124,19 @@ def trained_job(churn_frames) -> dict:
     return hook.training_result(submission.job_name)
 
 
+def job_in_progress_logging(backend, kind: str, name_part: str, marker: str, lines: int = 50):
+    """A ``ready()`` for :func:`kill_worker_running_dag_when`: a ``kind`` job whose name contains
+    ``name_part`` is InProgress and its log already shows ``marker`` (the work has begun)."""
+
+    def ready() -> bool:
+        return any(
+            name_part in r.name and r.status == "InProgress" and marker in backend.log_tail(kind, r.name, lines)
+            for r in backend.store.list(kind)
+        )
+
+    return ready
+
+
 def kill_worker_running_dag_when(dag_id: str, logical: datetime, ready, timeout: float = 180) -> None:
     """Run ``dag_id`` in a worker subprocess and SIGKILL it as soon as ``ready()`` is true."""
     script = textwrap.dedent(

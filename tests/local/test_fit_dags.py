@@ -13,7 +13,7 @@ from airflow_autogluon_cloud.backends.local.backend import LocalBackend
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, ResourceNotFoundError
 from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from airflow_autogluon_cloud.status import JobStatus
-from tests.conftest import kill_worker_running_dag_when, run_dag, task_states, xcom
+from tests.conftest import job_in_progress_logging, kill_worker_running_dag_when, run_dag, task_states, xcom
 
 pytestmark = pytest.mark.slow
 
@@ -52,14 +52,7 @@ def test_task_retried_after_worker_killed_mid_training_ends_with_one_job(airflow
     logical = datetime(2026, 11, 5, tzinfo=UTC)
     backend = LocalBackend(local_root)
 
-    def training() -> bool:
-        return any(
-            "agc-test-fit-retry" in r.name
-            and r.status == "InProgress"
-            and "Fitting" in backend.log_tail("training", r.name, 50)
-            for r in backend.store.list("training")
-        )
-
+    training = job_in_progress_logging(backend, "training", "agc-test-fit-retry", "Fitting")
     kill_worker_running_dag_when("agc_test_fit_retry", logical, training)
     [job] = [r.name for r in backend.store.list("training") if "agc-test-fit-retry" in r.name]
     assert backend.describe_training_job(job).status == JobStatus.IN_PROGRESS  # the job outlived its worker

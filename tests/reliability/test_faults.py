@@ -17,7 +17,7 @@ from airflow_autogluon_cloud.backends.local.backend import LocalBackend
 from airflow_autogluon_cloud.exceptions import EndpointError, JobFailedError
 from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from airflow_autogluon_cloud.status import JobStatus
-from tests.conftest import kill_worker_running_dag_when, run_dag, task_states, xcom
+from tests.conftest import job_in_progress_logging, kill_worker_running_dag_when, run_dag, task_states, xcom
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -38,14 +38,7 @@ def test_worker_killed_mid_batch_retry_reattaches(airflow_db, trained_job, big_i
     backend = LocalBackend(local_root)
     logical = datetime(2026, 11, 7, tzinfo=UTC)
 
-    def scoring():
-        return any(
-            "agc-test-batch-retry" in r.name
-            and r.status == "InProgress"
-            and "Scoring" in backend.log_tail("transform", r.name, 20)
-            for r in backend.store.list("transform")
-        )
-
+    scoring = job_in_progress_logging(backend, "transform", "agc-test-batch-retry", "Scoring")
     kill_worker_running_dag_when("agc_test_batch_retry", logical, scoring)
     [job] = [r.name for r in backend.store.list("transform") if "agc-test-batch-retry" in r.name]
     assert backend.describe_transform_job(job).status == JobStatus.IN_PROGRESS  # outlived its worker
