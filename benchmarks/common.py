@@ -121,6 +121,15 @@ def python_in_fresh_interpreter(code: str, env: dict[str, str] | None = None, ti
     return done.stdout
 
 
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def log(message: str, *args: Any) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] " + (message % args if args else message), flush=True)
 

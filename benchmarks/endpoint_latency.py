@@ -19,10 +19,10 @@ connection (or, in-process, its own thread calling ``predict``).
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -31,15 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import BENCH_DIR, WORK, bench_hook, log, percentile, trained_model
+from common import BENCH_DIR, WORK, bench_hook, free_port, log, percentile, trained_model
 
 HOST = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def http_caller(port: int, path: str = "/invocations") -> Callable[[], Callable[[bytes], None]]:
@@ -128,7 +122,7 @@ def start_mlflow(predictor_dir: Path) -> tuple[subprocess.Popen, int, Path]:
         artifacts={"predictor": str(predictor_dir)},
         code_paths=[str(BENCH_DIR / "mlflow_model.py")],
     )
-    port = _free_port()
+    port = free_port()
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     log_path = WORK / "mlflow-serve.log"
@@ -168,7 +162,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     hook = bench_hook()
     rows_frame = make_churn(100, seed=11, with_label=False)
     bodies = {1: rows_frame.head(1).to_csv(index=False).encode(), 100: rows_frame.to_csv(index=False).encode()}
-    frames = {n: pd.read_csv(__import__("io").BytesIO(body)) for n, body in bodies.items()}
+    frames = {n: pd.read_csv(io.BytesIO(body)) for n, body in bodies.items()}
     n_seq = {1: 100 if quick else 400, 100: 40 if quick else 150}
     n_conc = {1: 200 if quick else 800, 100: 80 if quick else 240}
 

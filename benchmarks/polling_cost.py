@@ -77,7 +77,12 @@ def ours_trigger(check_interval: float = 30, restart_after: float = HOUR / 2) ->
     AutoGluonJobTrigger._hook = lambda self: hook  # type: ignore[method-assign]
     try:
         trigger = AutoGluonJobTrigger(
-            **_trigger_kwargs(AutoGluonJobTrigger, "training", "bench", hook.hook_params(), check_interval, clock.now)
+            "training",
+            "bench",
+            hook.hook_params(),
+            poll_interval=check_interval,
+            stream_log=False,
+            waiting_since=clock.now,  # as the operators set it when they defer
         )
 
         async def first_life() -> None:
@@ -112,14 +117,6 @@ def ours_trigger(check_interval: float = 30, restart_after: float = HOUR / 2) ->
         "calls_in_10_min_after_restart": after,
         "event": event.payload["status"],
     }
-
-
-def _trigger_kwargs(cls: type, kind: str, name: str, hook_params: dict, interval: float, now: float) -> dict:
-    kwargs = {"kind": kind, "job_name": name, "hook_params": hook_params, "poll_interval": interval}
-    kwargs["stream_log"] = False
-    if "waiting_since" in inspect.signature(cls.__init__).parameters:
-        kwargs["waiting_since"] = now
-    return kwargs
 
 
 def sensor_pokes(sensor: Any) -> int:

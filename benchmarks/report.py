@@ -15,7 +15,7 @@ def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     v = results["versions"]
     out = [
-        f"Measured {results['generated_at']} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB, "
+        f"Measured {_when(results)} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB, "
         f"{m['os']}, Python {m['python']}; Airflow {v['apache-airflow']}, Amazon provider "
         f"{v['apache-airflow-providers-amazon']}, AutoGluon {v['autogluon.tabular']}, MLflow {v['mlflow']}, "
         f"moto {v['moto']}. Medians of repeated runs; regenerate with `bash benchmarks/run.sh`.",
@@ -35,6 +35,14 @@ def render(results: dict[str, Any]) -> str:
     if "staging" in s:
         out += _staging(s["staging"])
     return "\n".join(out).rstrip() + "\n"
+
+
+def _when(results: dict[str, Any]) -> str:
+    """When the figures were taken; sections kept from an earlier run (``--only``) widen the span."""
+    times = sorted(s["measured_at"] for s in results["sections"].values() if "measured_at" in s)
+    if not times or times[0] >= results["generated_at"]:
+        return results["generated_at"]
+    return f"between {times[0]} and {results['generated_at']}"
 
 
 def _header(title: str, section: dict[str, Any]) -> list[str]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common import WORK, log, median
+from common import WORK, free_port, log, median
 
 BUCKET = "ag-bench-staging"
 
@@ -41,12 +40,6 @@ def make_file(megabytes: int) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def awscli() -> Path:
     aws = WORK / "awscli" / "bin" / "aws"
     if not aws.exists():
@@ -61,7 +54,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     repeats = 1 if quick else 5
     path = make_file(size_mb)
     size = path.stat().st_size
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     server = subprocess.Popen(
@@ -71,10 +64,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         start_new_session=True,
     )
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    os.environ.update(creds)
-    os.environ["AIRFLOW_CONN_AG_BENCH_S3"] = json.dumps(
-        {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
-    )
+    connection = json.dumps({"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
+    saved_env = os.environ.copy()
+    os.environ.update(creds, AIRFLOW_CONN_AG_BENCH_S3=connection)
     try:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         deadline = time.monotonic() + 30
@@ -121,6 +113,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         again = hook.stage_file(path, "train.csv")
         again_s = time.perf_counter() - t0
     finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
         os.killpg(server.pid, 15)
         server.wait(30)
     hook_mbps = size / 2**20 / median(hook_s)
