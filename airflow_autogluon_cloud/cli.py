@@ -17,13 +17,14 @@ import time
 from typing import Any
 
 from airflow_autogluon_cloud.exceptions import AutoGluonCloudError, ResourceNotFoundError
+from airflow_autogluon_cloud.kinds import ENDPOINT, JobKind
 
 
-def _backend(root: str | None) -> Any:
-    from airflow_autogluon_cloud.backends.local.backend import LocalBackend
-    from airflow_autogluon_cloud.settings import resolve_local_root
+def _hook(root: str | None) -> Any:
+    """The local backend's hook: the CLI sees jobs and endpoints as every task does."""
+    from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 
-    return LocalBackend(resolve_local_root(root))
+    return AutoGluonCloudHook(aws_conn_id=None, backend="local", local_root=root)
 
 
 def _age(created_at: float | None) -> str:
@@ -37,23 +38,20 @@ def _age(created_at: float | None) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from airflow_autogluon_cloud.backends.local.state import TRAINING, TRANSFORM
-
-    backend = _backend(args.root)
+    hook = _hook(args.root)
     rows: list[tuple[str, str, str, str, str]] = []
-    for kind in (TRAINING, TRANSFORM):
-        for record in backend.store.list(kind):
-            desc = backend._describe_job(kind, record.name)  # detects dead runners
-            location = desc.artifact_uri or str(backend.log_path(kind, record.name))
-            rows.append((kind, desc.name, desc.status.value, _age(desc.created_at), location))
-    for endpoint in backend.list_endpoints():
-        rows.append(("endpoint", endpoint.name, endpoint.status.value, _age(endpoint.created_at), endpoint.url or "-"))
+    for kind in JobKind:
+        for desc in hook.jobs.list_jobs(kind):  # a runner that died is reported as Failed
+            location = desc.artifact_uri or hook.console_url(kind, desc.name) or "-"
+            rows.append((kind.value, desc.name, desc.status.value, _age(desc.created_at), location))
+    for endpoint in hook.endpoints.list_endpoints():
+        rows.append((ENDPOINT, endpoint.name, endpoint.status.value, _age(endpoint.created_at), endpoint.url or "-"))
     if args.json:
         keys = ("kind", "name", "status", "age", "location")
         print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
         return 0
     if not rows:
-        print(f"No jobs or endpoints under {backend.root}")
+        print(f"No jobs or endpoints under {hook.local_root}")
         return 0
     widths = [max(len(r[i]) for r in [("KIND", "NAME", "STATUS", "AGE", "LOCATION"), *rows]) for i in range(5)]
     for row in [("KIND", "NAME", "STATUS", "AGE", "LOCATION"), *rows]:
@@ -61,41 +59,43 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kind_of(backend: Any, name: str) -> str:
-    from airflow_autogluon_cloud.backends.local.state import ENDPOINT, TRAINING, TRANSFORM
-
-    for kind in (TRAINING, TRANSFORM, ENDPOINT):
-        if backend.store.get(kind, name) is not None:
-            return kind
-    raise ResourceNotFoundError("Job or endpoint", name, "local", "Run `autogluon-cloud-airflow list` to see names.")
+def _kind_of(hook: Any, name: str) -> str:
+    """Whether ``name`` is a training job, a transform job or an endpoint."""
+    for kind in JobKind:
+        try:
+            hook.describe_job(kind, name)
+            return kind.value
+        except ResourceNotFoundError:
+            pass
+    try:
+        hook.describe_endpoint(name)
+        return ENDPOINT
+    except ResourceNotFoundError:
+        raise ResourceNotFoundError(
+            "Job or endpoint", name, "local", "Run `autogluon-cloud-airflow list` to see names."
+        ) from None
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from airflow_autogluon_cloud.backends.local.endpoints import endpoint_log_path
-
-    backend = _backend(args.root)
-    kind = _kind_of(backend, args.name)
-    path = endpoint_log_path(backend, args.name) if kind == "endpoint" else backend.log_path(kind, args.name)
-    if not path.exists():
-        print(f"No log yet at {path}", file=sys.stderr)
+    hook = _hook(args.root)
+    kind = _kind_of(hook, args.name)
+    text = hook.log_tail(kind, args.name, args.tail or None)
+    if not text:
+        print(f"No log yet for {kind} {args.name}", file=sys.stderr)
         return 1
-    lines = path.read_text(errors="replace").splitlines()
-    print("\n".join(lines[-args.tail :] if args.tail else lines))
+    print(text)
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    backend = _backend(args.root)
-    kind = _kind_of(backend, args.name)
-    if kind == "training":
-        backend.stop_training_job(args.name)
-    elif kind == "transform":
-        backend.stop_transform_job(args.name)
-    else:
-        backend.delete_endpoint(args.name)
+    hook = _hook(args.root)
+    kind = _kind_of(hook, args.name)
+    if kind == ENDPOINT:
+        hook.delete_endpoint(args.name)
         print(f"Deleted endpoint {args.name}")
         return 0
-    print(f"{kind} job {args.name}: {backend._describe_job(kind, args.name).status.value}")
+    hook.stop_job(kind, args.name)
+    print(f"{kind} job {args.name}: {hook.describe_job(kind, args.name).status.value}")
     return 0
 
 

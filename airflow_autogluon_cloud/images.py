@@ -1,4 +1,5 @@
-"""AutoGluon deep-learning container image URIs, from the SageMaker SDK's shipped table.
+"""AutoGluon versions and images: the AWS deep-learning containers (from the SageMaker SDK's table)
+and the AutoGluon installed on this machine.
 
 The SDK (``sagemaker.core.image_uris``, about 1.7 s to import) is imported only when a SageMaker
 job or model is actually submitted, never at DAG-parse time.
@@ -7,6 +8,7 @@ job or model is actually submitted, never at DAG-parse time.
 from __future__ import annotations
 
 from functools import cache
+from importlib import metadata
 
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
 
@@ -54,3 +56,18 @@ def image_uri(framework_version: str, scope: str, region: str | None, instance_t
     return str(
         image_uris.retrieve("autogluon", region=region, version=version, image_scope=scope, instance_type=instance_type)
     )
+
+
+def version_from_image(image: str) -> str | None:
+    """The AutoGluon version in an image tag such as ``...:1.5.0-cpu-py311`` (``None`` if it has none)."""
+    tag = image.rsplit(":", 1)[-1]
+    version = tag.split("-", 1)[0]
+    return version if version[:1].isdigit() else None
+
+
+def installed_autogluon_version() -> str:
+    """Version of the installed ``autogluon.tabular`` (read from metadata, without importing it)."""
+    try:
+        return metadata.version("autogluon.tabular")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -11,9 +11,6 @@ import random
 
 BACKOFF_FACTOR = 1.5
 DEFAULT_CEILING_FACTOR = 4.0
-#: Extra time allowed past a job's own maximum runtime (provisioning, downloads, upload).
-SAGEMAKER_WAIT_SLACK_SECONDS = 3600
-LOCAL_WAIT_SLACK_SECONDS = 600
 
 
 def max_interval(check_interval: float, max_check_interval: float | None = None) -> float:
@@ -40,9 +37,12 @@ def interval_after(elapsed: float, check_interval: float, ceiling: float) -> flo
     return interval
 
 
-def wait_deadline(created_at: float | None, max_runtime: int | None, backend: str, now: float) -> float | None:
-    """Wall-clock time after which the job cannot still be legitimately running."""
+def wait_deadline(created_at: float | None, max_runtime: int | None, slack_seconds: float, now: float) -> float | None:
+    """Wall-clock time after which the job cannot still be legitimately running.
+
+    :param slack_seconds: time allowed past the job's own maximum runtime (provisioning,
+        downloads, upload); each backend says how much it needs (``Backend.wait_slack_seconds``).
+    """
     if not max_runtime:
         return None
-    slack = SAGEMAKER_WAIT_SLACK_SECONDS if backend == "sagemaker" else LOCAL_WAIT_SLACK_SECONDS
-    return (created_at or now) + max_runtime + slack
+    return (created_at or now) + max_runtime + slack_seconds

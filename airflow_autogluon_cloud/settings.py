@@ -8,7 +8,9 @@ default. Switching a DAG from the local backend to SageMaker is therefore config
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
 
@@ -17,11 +19,25 @@ BACKENDS = ("local", "sagemaker")
 DEFAULT_BACKEND = "local"
 
 
-def _config(key: str) -> str | None:
-    from airflow.sdk import conf
+def airflow_conf() -> Any:
+    """Airflow's configuration: ``airflow.sdk.conf`` (3.2+), else ``airflow.configuration.conf`` (3.1)."""
+    try:
+        from airflow.sdk import conf as sdk_conf
+    except ImportError:
+        from airflow.configuration import conf as core_conf
 
-    value = conf.get(CONFIG_SECTION, key, fallback=None)
+        return core_conf
+    return sdk_conf
+
+
+def _config(key: str) -> str | None:
+    value = airflow_conf().get(CONFIG_SECTION, key, fallback=None)
     return value or None
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable``: whether tasks wait in the triggerer unless told otherwise."""
+    return bool(airflow_conf().getboolean("operators", "default_deferrable", fallback=False))
 
 
 def resolve_backend(backend: str | None) -> str:
@@ -44,15 +60,16 @@ def resolve_local_root(local_root: str | None = None) -> Path:
     return Path(root).expanduser().resolve()
 
 
-def resolve_cloud_output_path(cloud_output_path: str | None, backend: str, local_root: Path) -> str:
+def resolve_cloud_output_path(cloud_output_path: str | None, *, requires_s3: bool, local_root: Path) -> str:
     """Where artifacts go: the argument, else ``[autogluon_cloud] cloud_output_path``.
 
-    The local backend defaults to ``<local_root>/artifacts``; SageMaker needs an ``s3://`` path.
+    :param requires_s3: the backend reads and writes artifacts on S3 only (SageMaker); otherwise
+        the default is ``<local_root>/artifacts``.
     """
     path = cloud_output_path or _config("cloud_output_path")
     if path:
         path = path.rstrip("/")
-        if backend == "sagemaker" and not path.startswith("s3://"):
+        if requires_s3 and not path.startswith("s3://"):
             raise InvalidParameterError(
                 "cloud_output_path",
                 path,
@@ -61,7 +78,7 @@ def resolve_cloud_output_path(cloud_output_path: str | None, backend: str, local
         if not path.startswith("s3://"):
             path = str(Path(path).expanduser().resolve())
         return path
-    if backend == "sagemaker":
+    if requires_s3:
         raise InvalidParameterError(
             "cloud_output_path",
             None,
@@ -69,3 +86,26 @@ def resolve_cloud_output_path(cloud_output_path: str | None, backend: str, local
             "or set [autogluon_cloud] cloud_output_path.",
         )
     return str(local_root / "artifacts")
+
+
+class ProviderSettings:
+    """The resolved settings a hook and its services work with.
+
+    :param backend: the backend name (already resolved).
+    :param local_root: the local backend's state directory (already resolved).
+    :param cloud_output_path: the argument as given; resolved (and validated) on first use, so
+        that describing a job needs no artifact location.
+    :param requires_s3: whether the backend needs ``s3://`` artifact locations.
+    """
+
+    def __init__(self, backend: str, local_root: Path, cloud_output_path: str | None, *, requires_s3: bool) -> None:
+        self.backend = backend
+        self.local_root = local_root
+        self.cloud_output_path_arg = cloud_output_path
+        self.requires_s3 = requires_s3
+
+    @cached_property
+    def cloud_output_path(self) -> str:
+        return resolve_cloud_output_path(
+            self.cloud_output_path_arg, requires_s3=self.requires_s3, local_root=self.local_root
+        )

@@ -7,9 +7,26 @@ the backend layer needs to know which backend it is talking to.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 
-class JobStatus(StrEnum):
+class Vocabulary(StrEnum):
+    """A closed set of string values that parses with an error naming what is known."""
+
+    #: How an unknown value is described in the error ("job status", ...).
+    __noun__ = "value"
+
+    @classmethod
+    def parse(cls, value: str) -> Self:
+        """Return the member for ``value``, raising a clear error on an unknown one."""
+        try:
+            return cls(value)
+        except ValueError:
+            known = ", ".join(m.value for m in cls)
+            raise ValueError(f"Unknown {cls.__noun__} {value!r}; expected one of {known}") from None
+
+
+class JobStatus(Vocabulary):
     """State of a training or transform job. A stopped job is *not* a success."""
 
     IN_PROGRESS = "InProgress"
@@ -17,15 +34,7 @@ class JobStatus(StrEnum):
     FAILED = "Failed"
     STOPPING = "Stopping"
     STOPPED = "Stopped"
-
-    @classmethod
-    def parse(cls, value: str) -> JobStatus:
-        """Return the member for ``value``, raising a clear error on an unknown state."""
-        try:
-            return cls(value)
-        except ValueError:
-            known = ", ".join(m.value for m in cls)
-            raise ValueError(f"Unknown job status {value!r}; expected one of {known}") from None
+    __noun__ = "job status"
 
     @property
     def is_terminal(self) -> bool:
@@ -40,7 +49,7 @@ JOB_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPP
 JOB_SUCCESS = frozenset({JobStatus.COMPLETED})
 
 
-class EndpointStatus(StrEnum):
+class EndpointStatus(Vocabulary):
     """State of an endpoint. ``InService`` is the only state that serves requests."""
 
     CREATING = "Creating"
@@ -53,13 +62,7 @@ class EndpointStatus(StrEnum):
     FAILED = "Failed"
     UPDATE_ROLLBACK_FAILED = "UpdateRollbackFailed"
 
-    @classmethod
-    def parse(cls, value: str) -> EndpointStatus:
-        try:
-            return cls(value)
-        except ValueError:
-            known = ", ".join(m.value for m in cls)
-            raise ValueError(f"Unknown endpoint status {value!r}; expected one of {known}") from None
+    __noun__ = "endpoint status"
 
     @property
     def is_terminal(self) -> bool:

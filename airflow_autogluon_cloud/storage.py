@@ -232,3 +232,25 @@ def storage_for(uri: str, client_factory: Callable[[str], Any] | None = None) ->
         factory = client_factory
         return S3Storage(lambda: factory("s3"))
     return LocalStorage()
+
+
+class StorageLocator:
+    """The storage holding any URI: one :class:`S3Storage` (one client) for ``s3://``, the local
+    filesystem otherwise. What services are given instead of a hook.
+
+    :param client_factory: builds boto3 clients by service name (needed for ``s3://`` only).
+    """
+
+    def __init__(self, client_factory: Callable[[str], Any] | None = None) -> None:
+        self._client_factory = client_factory
+        self._s3: S3Storage | None = None
+
+    def __call__(self, uri: str) -> Storage:
+        if not is_s3_uri(uri):
+            return LocalStorage()
+        if self._s3 is None:
+            if self._client_factory is None:
+                raise ValueError(f"{uri} is on S3 but no AWS client factory was given")
+            factory = self._client_factory
+            self._s3 = S3Storage(lambda: factory("s3"))
+        return self._s3

@@ -133,7 +133,7 @@ with DAG(
         board = hook.get_leaderboard(candidate["job_name"])
         columns = [c for c in ("model", "score_val", "fit_time", "pred_time_val") if c in board.columns]
         results = hook.read_predict_results(scored["job_name"])
-        running = [j.name for j in hook.backend.list_transform_jobs() if not j.status.is_terminal]
+        running = [j.name for j in hook.jobs.list_jobs("transform") if not j.status.is_terminal]
         print("Leaderboard (validation roc_auc, higher is better):\n" + board[columns].head(10).to_string(index=False))
         print(f"Model artifact:   {candidate['model_artifact_uri']}")
         print(f"Training job:     {candidate['job_name']} ({candidate['backend']} backend)")

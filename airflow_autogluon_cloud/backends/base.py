@@ -1,163 +1,63 @@
 """The one interface both backends implement.
 
-This is the seam where SageMaker and the local backend differ; nothing above it (hook, operators,
-sensors, triggers) branches on the backend's name. Requests and descriptions are plain
-dataclasses of strings and numbers, shaped after SageMaker's own API, so the local backend is a
-faithful stand-in and a trigger can rebuild a backend from primitives.
+This is the seam where SageMaker and the local backend differ. What differs is said here, as an
+attribute or a method (how long to wait past a job's runtime, whether artifacts must be on S3,
+whether jobs run as an IAM role, which image a job runs, where a person looks at a resource),
+so nothing above ``backends/`` ever branches on a backend's name.
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from airflow_autogluon_cloud.status import EndpointStatus, JobStatus
+from airflow_autogluon_cloud.backends.specs import (
+    CHANNEL_CODE,
+    CHANNEL_CONFIG,
+    CHANNEL_TRAIN,
+    CHANNEL_TUNING,
+    PROVIDER_TAG,
+    SERVE_SCRIPT,
+    TRAIN_SCRIPT,
+    EndpointConfigDescription,
+    EndpointConfigSpec,
+    EndpointDescription,
+    ImageChoice,
+    InvocationResult,
+    JobDescription,
+    LogChunk,
+    ModelDescription,
+    ModelSpec,
+    TrainingJobSpec,
+    TransformJobSpec,
+)
+from airflow_autogluon_cloud.kinds import JobKind
 
-#: Channel names the training entry script understands (``SM_CHANNEL_<NAME>``).
-CHANNEL_TRAIN = "train_data"
-CHANNEL_TUNING = "tuning_data"
-CHANNEL_CONFIG = "ag_args"
-CHANNEL_CODE = "code"
-#: Script names inside the code archive / the model's ``code/`` directory.
-TRAIN_SCRIPT = "train.py"
-SERVE_SCRIPT = "serve.py"
-#: Tag every resource created by this provider carries; the sweep finds endpoints by it.
-PROVIDER_TAG = "airflow-autogluon-cloud"
+if TYPE_CHECKING:
+    from airflow_autogluon_cloud.aws import AwsSettings
 
-
-@dataclass
-class TrainingJobSpec:
-    """Everything needed to start one training job, on either backend.
-
-    :param name: job name (SageMaker-valid, at most 63 characters).
-    :param channels: channel name -> URI of a staged object prefix (``s3://...`` or a local path).
-        Always has :data:`CHANNEL_TRAIN`, :data:`CHANNEL_CONFIG` and :data:`CHANNEL_CODE`.
-    :param output_path: prefix the artifacts go under: ``<output_path>/<name>/output/model.tar.gz``.
-    :param hyperparameters: string values passed to the entry script (SageMaker script mode).
-    """
-
-    name: str
-    channels: dict[str, str]
-    output_path: str
-    hyperparameters: dict[str, str]
-    instance_type: str
-    volume_size: int
-    max_runtime: int
-    image_uri: str | None = None
-    role_arn: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    environment: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class TransformJobSpec:
-    """A batch transform: score every line of ``input_uri`` with ``model_name``.
-
-    :param input_uri: staged input object (CSV with a header line).
-    :param output_path: prefix the result goes under: ``<output_path>/<input file name>.out``.
-    :param accept: content type of the results (the serving script's answer).
-    """
-
-    name: str
-    model_name: str
-    input_uri: str
-    output_path: str
-    instance_type: str
-    instance_count: int = 1
-    content_type: str = "text/csv"
-    accept: str = "application/json"
-    max_payload_mb: int = 6
-    max_runtime: int = 3600
-    environment: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class ModelSpec:
-    """A deployable model: an artifact (``model.tar.gz`` with ``code/serve.py``) and an image."""
-
-    name: str
-    model_data_uri: str
-    image_uri: str | None = None
-    role_arn: str | None = None
-    environment: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class EndpointConfigSpec:
-    name: str
-    model_name: str
-    instance_type: str
-    instance_count: int = 1
-    volume_size: int | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class JobDescription:
-    """What a backend knows about a training or transform job."""
-
-    name: str
-    kind: str  # "training" | "transform"
-    status: JobStatus
-    failure_reason: str | None = None
-    created_at: float | None = None  # epoch seconds
-    ended_at: float | None = None
-    max_runtime: int | None = None
-    #: training: ``.../model.tar.gz``; transform: the output prefix.
-    artifact_uri: str | None = None
-    #: training: ``.../output.tar.gz`` (leaderboard, summary); transform: the input URI.
-    secondary_uri: str | None = None
-    hyperparameters: dict[str, str] = field(default_factory=dict)
-    model_name: str | None = None  # transform jobs
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.value
-        return out
-
-
-@dataclass
-class EndpointDescription:
-    name: str
-    status: EndpointStatus
-    config_name: str | None = None
-    failure_reason: str | None = None
-    created_at: float | None = None
-    #: local backend: ``http://127.0.0.1:<port>``; SageMaker: ``None`` (use sagemaker-runtime).
-    url: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class EndpointConfigDescription:
-    name: str
-    model_names: list[str]
-    created_at: float | None = None
-
-
-@dataclass
-class ModelDescription:
-    name: str
-    model_data_uri: str | None
-    image_uri: str | None = None
-    environment: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class InvocationResult:
-    body: bytes
-    content_type: str
-
-
-@dataclass
-class LogChunk:
-    """New log lines since ``cursor``; pass the returned cursor back to continue."""
-
-    lines: list[str]
-    cursor: dict[str, Any]
+__all__ = [
+    "CHANNEL_CODE",
+    "CHANNEL_CONFIG",
+    "CHANNEL_TRAIN",
+    "CHANNEL_TUNING",
+    "PROVIDER_TAG",
+    "SERVE_SCRIPT",
+    "TRAIN_SCRIPT",
+    "Backend",
+    "EndpointConfigDescription",
+    "EndpointConfigSpec",
+    "EndpointDescription",
+    "ImageChoice",
+    "InvocationResult",
+    "JobDescription",
+    "LogChunk",
+    "ModelDescription",
+    "ModelSpec",
+    "TrainingJobSpec",
+    "TransformJobSpec",
+]
 
 
 class Backend(abc.ABC):
@@ -168,7 +68,57 @@ class Backend(abc.ABC):
     error); ``create_*`` raises on a name that already exists.
     """
 
+    #: The name users configure (``[autogluon_cloud] backend``).
     name: str
+    #: Seconds a wait allows past a job's own maximum runtime (provisioning, downloads, upload).
+    wait_slack_seconds: float = 600.0
+    #: Whether inputs, outputs and models must be ``s3://`` URIs.
+    requires_s3_uris: bool = False
+    #: Whether jobs and models run as an IAM execution role (passed in their specs).
+    uses_execution_role: bool = False
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, *, aws: AwsSettings, local_root: Path) -> Backend:
+        """The backend for a hook's AWS connection and local state root."""
+
+    # what differs ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def resolve_image(
+        self, scope: str, *, framework_version: str | None, custom_image_uri: str | None, instance_type: str
+    ) -> ImageChoice:
+        """The image a ``training`` or ``inference`` job runs, before anything is created.
+
+        :param framework_version: the AutoGluon version asked for (``None``: the backend's default).
+        """
+
+    def console_url(self, kind: str, name: str) -> str | None:
+        """Where a person can look at a resource (``kind`` is a job kind or ``endpoint``)."""
+        return None
+
+    def log_tail(self, kind: str, name: str, lines: int | None = 20) -> str:
+        """The last ``lines`` lines (all with ``None``) of a job's or an endpoint's log, for messages
+        and the CLI; "" when the backend has none at hand."""
+        return ""
+
+    # jobs of any kind ------------------------------------------------------------------------
+
+    def describe_job(self, kind: str, name: str) -> JobDescription:
+        return self._by_kind(kind, self.describe_training_job, self.describe_transform_job)(name)
+
+    def stop_job(self, kind: str, name: str) -> None:
+        self._by_kind(kind, self.stop_training_job, self.stop_transform_job)(name)
+
+    def read_log(self, kind: str, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
+        return self._by_kind(kind, self.read_training_log, self.read_transform_log)(name, cursor)
+
+    def list_jobs(self, kind: str, name_contains: str | None = None) -> list[JobDescription]:
+        return self._by_kind(kind, self.list_training_jobs, self.list_transform_jobs)(name_contains)
+
+    @staticmethod
+    def _by_kind(kind: str, training: Any, transform: Any) -> Any:
+        return training if JobKind.parse(kind) is JobKind.TRAINING else transform
 
     # training
     @abc.abstractmethod
@@ -182,6 +132,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def read_training_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk: ...
+
+    @abc.abstractmethod
+    def list_training_jobs(self, name_contains: str | None = None) -> list[JobDescription]: ...
 
     # batch transform
     @abc.abstractmethod
@@ -236,7 +189,3 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult: ...
-
-    def console_url(self, kind: str, name: str) -> str | None:
-        """Where a person can look at a resource (``kind`` is training, transform or endpoint)."""
-        return None

@@ -1,15 +1,19 @@
-"""What every AutoGluon operator shares: connection settings, the hook, and waiting on a job."""
+"""What every AutoGluon operator and sensor shares: connection settings, the hook, and deferring.
+
+:class:`AutoGluonCloudMixin` holds the connection parameters (templated), builds the hook when a
+task runs, and hands a wait to the triggerer. Operators add waiting on a job in a worker
+(:class:`AutoGluonCloudBaseOperator`); sensors add poking (:mod:`..sensors.autogluon_cloud`).
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator
 
-from airflow_autogluon_cloud import polling
 from airflow_autogluon_cloud.exceptions import (
     InvalidParameterError,
     JobFailedError,
@@ -17,11 +21,21 @@ from airflow_autogluon_cloud.exceptions import (
     ResourceNotFoundError,
     TriggerEventError,
 )
-from airflow_autogluon_cloud.triggers.events import FAILED, NOT_FOUND, STOPPED, SUCCESS, TIMEOUT
+from airflow_autogluon_cloud.kinds import JobKind
+from airflow_autogluon_cloud.settings import default_deferrable
+from airflow_autogluon_cloud.triggers.events import FAILED, NOT_FOUND, STOPPED, TIMEOUT, WaitEvent
 
 if TYPE_CHECKING:
     # The hook and the triggers are imported when a task runs, not when a DAG file is parsed.
     from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+
+__all__ = [
+    "CONNECTION_TEMPLATE_FIELDS",
+    "AutoGluonCloudBaseOperator",
+    "AutoGluonCloudMixin",
+    "default_deferrable",
+    "raise_for_event",
+]
 
 CONNECTION_TEMPLATE_FIELDS = (
     "aws_conn_id",
@@ -32,34 +46,37 @@ CONNECTION_TEMPLATE_FIELDS = (
     "cloud_output_path",
     "local_root",
 )
-_KIND_LABEL = {"training": "Training job", "transform": "Transform job"}
+#: Time a deferred task allows beyond the wait's own bound, before Airflow times it out.
+_DEFER_MARGIN_SECONDS = 600
 
 
-def default_deferrable() -> bool:
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
+def _label(kind: str) -> str:
+    try:
+        return JobKind.parse(kind).label
+    except ValueError:
+        return kind.capitalize()
 
 
 def raise_for_event(event: dict[str, Any] | None, kind: str, name: str | None) -> dict[str, Any]:
     """Return the event if it is an explicit success; otherwise raise the matching typed error."""
     if not isinstance(event, dict):
         raise TriggerEventError(f"The trigger for {kind} {name!r} returned no event ({event!r}).")
-    status = event.get("status")
-    job = event.get("job_name") or name or "?"
-    message = event.get("message") or "no message"
-    if status == SUCCESS:
+    parsed = WaitEvent.from_dict(event, kind, name)
+    if parsed.is_success:
         return event
-    label = _KIND_LABEL.get(kind, kind)
-    if status in (FAILED, STOPPED):
-        raise JobFailedError(label, job, event.get("job_status") or status.capitalize(), message)
-    if status == TIMEOUT:
-        raise JobTimeoutError(label, job, event.get("job_status") or "InProgress", 0)
-    if status == NOT_FOUND:
-        raise ResourceNotFoundError(label, job, event.get("backend", "?"), message)
-    raise TriggerEventError(f"{label} {job!r}: the trigger reported {status!r}: {message}")
+    label, message = _label(parsed.kind), parsed.message or "no message"
+    if parsed.status in (FAILED, STOPPED):
+        raise JobFailedError(label, parsed.name, parsed.resource_status or parsed.status.capitalize(), message)
+    if parsed.status == TIMEOUT:
+        raise JobTimeoutError(label, parsed.name, parsed.resource_status or "InProgress", 0)
+    if parsed.status == NOT_FOUND:
+        raise ResourceNotFoundError(label, parsed.name, event.get("backend", "?"), message)
+    raise TriggerEventError(f"{label} {parsed.name!r}: the trigger reported {parsed.status!r}: {message}")
 
 
-class AutoGluonCloudBaseOperator(BaseOperator):
-    """Base of the AutoGluon operators.
+# Built by Airflow's operator metaclass, so default_args fill the mixin's parameters too.
+class AutoGluonCloudMixin(metaclass=type(BaseOperator)):  # type: ignore[metaclass]
+    """Connection parameters, the hook, and deferring a wait: shared by operators and sensors.
 
     :param aws_conn_id: Airflow AWS connection (credentials, region, ``role_arn``). (templated)
     :param region_name: AWS region, overriding the connection's. (templated)
@@ -70,11 +87,12 @@ class AutoGluonCloudBaseOperator(BaseOperator):
     :param local_root: the local backend's state directory. (templated)
     :param deferrable: wait in the triggerer instead of a worker slot; default
         ``[operators] default_deferrable``.
-    :param check_interval: seconds between status checks at first; they back off to
-        ``max_check_interval`` (default four times ``check_interval``).
     """
 
-    ui_color = "#d7ecff"
+    if TYPE_CHECKING:  # provided by BaseOperator, which every user of the mixin derives from
+        log: Any
+
+        def defer(self, **kwargs: Any) -> NoReturn: ...
 
     def __init__(
         self,
@@ -87,17 +105,9 @@ class AutoGluonCloudBaseOperator(BaseOperator):
         cloud_output_path: str | None = None,
         local_root: str | None = None,
         deferrable: bool | None = None,
-        check_interval: float = 30,
-        max_check_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(check_interval, (int, float)) or check_interval <= 0:
-            raise InvalidParameterError("check_interval", check_interval, "give a positive number of seconds.")
-        if max_check_interval is not None and max_check_interval < check_interval:
-            raise InvalidParameterError(
-                "max_check_interval", max_check_interval, f"give at least check_interval ({check_interval})."
-            )
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.role_arn = role_arn
@@ -106,46 +116,101 @@ class AutoGluonCloudBaseOperator(BaseOperator):
         self.cloud_output_path = cloud_output_path
         self.local_root = local_root
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.check_interval = check_interval
-        self.max_check_interval = max_check_interval
 
     @cached_property
     def hook(self) -> AutoGluonCloudHook:
         from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 
-        return AutoGluonCloudHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            role_arn=self.role_arn,
-            external_id=self.external_id,
-            backend=self.backend,
-            cloud_output_path=self.cloud_output_path,
-            local_root=self.local_root,
-        )
+        return AutoGluonCloudHook(**{name: getattr(self, name) for name in CONNECTION_TEMPLATE_FIELDS})
 
-    def defer_to_job(self, kind: str, job_name: str, max_runtime: int | None) -> None:
-        """Hand the wait to the triggerer; the task resumes in ``execute_complete``."""
+    def defer_to_job(
+        self,
+        kind: str,
+        job_name: str,
+        *,
+        poll_interval: float,
+        max_poll_interval: float | None,
+        timeout: timedelta | None,
+        method_name: str = "execute_complete",
+    ) -> None:
+        """Hand the wait for a job to the triggerer; the task resumes in ``method_name``."""
         from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonJobTrigger
 
-        timeout = None
-        if max_runtime:
-            slack = polling.SAGEMAKER_WAIT_SLACK_SECONDS if self.hook.backend_name == "sagemaker" else 600
-            timeout = timedelta(seconds=max_runtime + slack + 600)
-        self.log.info("Deferring: the triggerer waits for %s job %s.", kind, job_name)
-        self.defer(
-            trigger=AutoGluonJobTrigger(
-                kind=kind,
-                job_name=job_name,
-                hook_params=self.hook.hook_params(),
-                poll_interval=self.check_interval,
-                max_poll_interval=self.max_check_interval,
-                waiting_since=time.time(),
-            ),
-            method_name="execute_complete",
-            timeout=timeout,
+        self.log.info("Deferring: the triggerer waits for %s %s.", _label(kind).lower(), job_name)
+        trigger = AutoGluonJobTrigger(
+            kind=kind,
+            job_name=job_name,
+            hook_params=self.hook.hook_params(),
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            waiting_since=time.time(),
+        )
+        self.defer(trigger=trigger, method_name=method_name, timeout=timeout)
+
+    def defer_to_endpoint(
+        self,
+        endpoint_name: str,
+        *,
+        poll_interval: float,
+        max_poll_interval: float | None,
+        timeout_seconds: float = 3 * 3600,
+        method_name: str = "execute_complete",
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """Hand the wait for an endpoint to the triggerer; the task resumes in ``method_name``."""
+        from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonEndpointTrigger
+
+        self.log.info("Deferring: the triggerer waits for endpoint %s.", endpoint_name)
+        trigger = AutoGluonEndpointTrigger(
+            endpoint_name=endpoint_name,
+            hook_params=self.hook.hook_params(),
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            timeout_seconds=timeout_seconds,
+            waiting_since=time.time(),
+        )
+        self.defer(trigger=trigger, method_name=method_name, kwargs=kwargs)
+
+    def job_timeout(self, max_runtime: int | None) -> timedelta | None:
+        """How long a deferred wait for a job may take: its runtime, the backend's slack, a margin."""
+        if not max_runtime:
+            return None
+        return timedelta(seconds=max_runtime + self.hook.wait_slack_seconds + _DEFER_MARGIN_SECONDS)
+
+
+class AutoGluonCloudBaseOperator(AutoGluonCloudMixin, BaseOperator):
+    """Base of the AutoGluon operators: the mixin's parameters, and how often to check a job.
+
+    :param check_interval: seconds between status checks at first; they back off to
+        ``max_check_interval`` (default four times ``check_interval``).
+    :param max_check_interval: the ceiling of the backoff.
+    """
+
+    ui_color = "#d7ecff"
+
+    def __init__(self, *, check_interval: float = 30, max_check_interval: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(check_interval, (int, float)) or check_interval <= 0:
+            raise InvalidParameterError("check_interval", check_interval, "give a positive number of seconds.")
+        if max_check_interval is not None and max_check_interval < check_interval:
+            raise InvalidParameterError(
+                "max_check_interval", max_check_interval, f"give at least check_interval ({check_interval})."
+            )
+        self.check_interval = check_interval
+        self.max_check_interval = max_check_interval
+
+    def wait_in_triggerer(self, kind: str, job_name: str, max_runtime: int | None) -> None:
+        """Defer the wait for ``job_name`` at this operator's check interval, bounded by its runtime."""
+        self.defer_to_job(
+            kind,
+            job_name,
+            poll_interval=self.check_interval,
+            max_poll_interval=self.max_check_interval,
+            timeout=self.job_timeout(max_runtime),
         )
 
     def wait_for(self, kind: str, job_name: str) -> None:
+        """Wait for ``job_name`` in this worker, streaming its log; raise unless it completed."""
         self.hook.wait_for_job(
             kind, job_name, check_interval=self.check_interval, max_check_interval=self.max_check_interval
         )

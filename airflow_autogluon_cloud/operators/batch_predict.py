@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud import naming
+from airflow_autogluon_cloud.kinds import JobKind
 from airflow_autogluon_cloud.links.autogluon_cloud import AGTransformJobLink
 from airflow_autogluon_cloud.operators.base import (
     CONNECTION_TEMPLATE_FIELDS,
@@ -16,8 +17,6 @@ from airflow_autogluon_cloud.operators.deploy import model_uri_from
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-TRANSFORM = "transform"
 
 
 class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
@@ -112,17 +111,17 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         )
         job = submission.job_name
         self._started_job = job
-        AGTransformJobLink.persist(context, self.hook.backend.console_url(TRANSFORM, job))
+        AGTransformJobLink.persist(context, self.hook.console_url(JobKind.TRANSFORM, job))
         if not self.wait_for_completion:
             return self.hook.batch_result(job)
         if self.deferrable:
-            desc = self.hook.describe_job(TRANSFORM, job)
+            desc = self.hook.describe_job(JobKind.TRANSFORM, job)
             if not desc.status.is_terminal:
-                self.defer_to_job(TRANSFORM, job, self.max_runtime)
+                self.wait_in_triggerer(JobKind.TRANSFORM, job, self.max_runtime)
             self._raise_for_status(job)
         else:
             try:
-                self.wait_for(TRANSFORM, job)
+                self.wait_for(JobKind.TRANSFORM, job)
             finally:
                 self._cleanup_model(job)
         return self._result(job)
@@ -130,14 +129,14 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         job = (event or {}).get("job_name") or self._started_job
         try:
-            event = raise_for_event(event, TRANSFORM, job)
+            event = raise_for_event(event, JobKind.TRANSFORM, job)
         finally:
             if job:
                 self._cleanup_model(job)
         return self._result(event["job_name"])
 
     def _raise_for_status(self, job: str) -> None:
-        desc = self.hook.describe_job(TRANSFORM, job)
+        desc = self.hook.describe_job(JobKind.TRANSFORM, job)
         if desc.status.is_terminal and not desc.status.is_successful:
             self._cleanup_model(job)
         self.hook.raise_for_status(desc)
@@ -160,4 +159,4 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
 
     def on_kill(self) -> None:
         if self._started_job:
-            self.hook.stop_job(TRANSFORM, self._started_job)
+            self.hook.stop_job(JobKind.TRANSFORM, self._started_job)

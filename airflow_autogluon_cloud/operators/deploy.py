@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud import naming
-from airflow_autogluon_cloud.exceptions import EndpointError, JobTimeoutError
+from airflow_autogluon_cloud.exceptions import EndpointError, JobTimeoutError, TriggerEventError
+from airflow_autogluon_cloud.kinds import ENDPOINT
 from airflow_autogluon_cloud.links.autogluon_cloud import AGEndpointLink
 from airflow_autogluon_cloud.operators.base import CONNECTION_TEMPLATE_FIELDS, AutoGluonCloudBaseOperator
-from airflow_autogluon_cloud.triggers.events import SUCCESS, TIMEOUT
+from airflow_autogluon_cloud.triggers.events import TIMEOUT, WaitEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -96,25 +96,17 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
             volume_size=self.volume_size,
             tags=self.tags,
         )
-        AGEndpointLink.persist(context, self.hook.backend.console_url("endpoint", name))
+        AGEndpointLink.persist(context, self.hook.console_url(ENDPOINT, name))
         if not self.wait_for_completion:
             return {
                 k: plan[k] for k in ("endpoint_name", "config_name", "model_name", "model_uri", "backend", "action")
             }
         if self.deferrable:
-            desc = self.hook.backend.describe_endpoint(name)
-            if not desc.status.is_terminal:
-                from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonEndpointTrigger
-
-                self.defer(
-                    trigger=AutoGluonEndpointTrigger(
-                        endpoint_name=name,
-                        hook_params=self.hook.hook_params(),
-                        poll_interval=self.check_interval,
-                        max_poll_interval=self.max_check_interval,
-                        waiting_since=time.time(),
-                    ),
-                    method_name="execute_complete",
+            if not self.hook.describe_endpoint(name).status.is_terminal:
+                self.defer_to_endpoint(
+                    name,
+                    poll_interval=self.check_interval,
+                    max_poll_interval=self.max_check_interval,
                     kwargs={"plan": plan},
                 )
         else:
@@ -128,12 +120,13 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
     ) -> dict[str, Any]:
         if plan is None:
             raise EndpointError("?", f"resumed without the deploy plan (event {event!r})")
-        status = (event or {}).get("status")
-        if status == TIMEOUT:
-            raise JobTimeoutError("Endpoint", plan["endpoint_name"], (event or {}).get("job_status") or "?", 0)
-        if status != SUCCESS:
-            self.log.error(
-                "Endpoint %s did not come into service: %s", plan["endpoint_name"], (event or {}).get("message")
+        waited = WaitEvent.from_dict(event or {}, ENDPOINT, plan["endpoint_name"])
+        if waited.status == TIMEOUT:
+            raise JobTimeoutError("Endpoint", waited.name, waited.resource_status or "?", 0)
+        # finish_deploy checks the endpoint really serves the new config; if not, it rolls back and raises.
+        result = self.hook.finish_deploy(plan)
+        if not waited.is_success:
+            raise TriggerEventError(
+                f"Endpoint {waited.name!r}: the trigger reported {waited.status!r}: {waited.message}"
             )
-        # finish_deploy checks the endpoint really serves the new config; on failure it rolls back and raises.
-        return self.hook.finish_deploy(plan)
+        return result

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud import naming
+from airflow_autogluon_cloud.kinds import JobKind
 from airflow_autogluon_cloud.links.autogluon_cloud import AGTrainingJobLink
 from airflow_autogluon_cloud.operators.base import (
     CONNECTION_TEMPLATE_FIELDS,
@@ -15,8 +16,6 @@ from airflow_autogluon_cloud.operators.base import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-TRAINING = "training"
 
 
 class AGFitOperator(AutoGluonCloudBaseOperator):
@@ -123,20 +122,20 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
         job = submission.job_name
         self._started_job = job
         self.log.info("Training job: %s (backend %s)", job, self.hook.backend_name)
-        AGTrainingJobLink.persist(context, self.hook.backend.console_url(TRAINING, job))
+        AGTrainingJobLink.persist(context, self.hook.console_url(JobKind.TRAINING, job))
         if not self.wait_for_completion:
             return self.hook.training_result(job)
         if self.deferrable:
-            desc = self.hook.describe_job(TRAINING, job)
+            desc = self.hook.describe_job(JobKind.TRAINING, job)
             if not desc.status.is_terminal:
-                self.defer_to_job(TRAINING, job, self.max_runtime)
+                self.wait_in_triggerer(JobKind.TRAINING, job, self.max_runtime)
             self.hook.raise_for_status(desc)
         else:
-            self.wait_for(TRAINING, job)
+            self.wait_for(JobKind.TRAINING, job)
         return self._result(job)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        event = raise_for_event(event, TRAINING, self._started_job)
+        event = raise_for_event(event, JobKind.TRAINING, self._started_job)
         return self._result(event["job_name"])
 
     def _result(self, job: str) -> dict[str, Any]:
@@ -154,4 +153,4 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
 
     def on_kill(self) -> None:
         if self._started_job:
-            self.hook.stop_job(TRAINING, self._started_job)
+            self.hook.stop_job(JobKind.TRAINING, self._started_job)

@@ -16,7 +16,9 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_autogluon_cloud import polling
-from airflow_autogluon_cloud.triggers.events import ERROR, FAILED, NOT_FOUND, STOPPED, SUCCESS, TIMEOUT
+from airflow_autogluon_cloud.kinds import ENDPOINT, JobKind
+from airflow_autogluon_cloud.status import JobStatus
+from airflow_autogluon_cloud.triggers.events import ERROR, FAILED, NOT_FOUND, STOPPED, SUCCESS, TIMEOUT, WaitEvent
 
 __all__ = [
     "ERROR",
@@ -52,21 +54,20 @@ class _PollingTrigger(BaseTrigger):
     def label(self) -> str:
         return f"{self.kind} {self.name}"
 
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", self.arguments()
+
+    @abc.abstractmethod
+    def arguments(self) -> dict[str, Any]:
+        """The primitives this trigger is rebuilt from (its constructor's keyword arguments)."""
+
     def _hook(self) -> Any:
         from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 
         return AutoGluonCloudHook(**self.hook_params)
 
     def _event(self, status: str, message: str, resource_status: str | None = None) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": status,
-                "kind": self.kind,
-                "job_name": self.name,
-                "job_status": resource_status,
-                "message": message,
-            }
-        )
+        return TriggerEvent(WaitEvent(status, str(self.kind), self.name, resource_status, message).to_dict())
 
     @abc.abstractmethod
     async def check(self, hook: Any, started: float) -> TriggerEvent | None:
@@ -116,6 +117,8 @@ class AutoGluonJobTrigger(_PollingTrigger):
     :param waiting_since: epoch seconds the wait began; the backoff resumes from there.
     """
 
+    kind: JobKind
+
     def __init__(
         self,
         kind: str,
@@ -127,7 +130,7 @@ class AutoGluonJobTrigger(_PollingTrigger):
         waiting_since: float | None = None,
     ) -> None:
         super().__init__()
-        self.kind = kind
+        self.kind = JobKind.parse(kind)
         self.name = self.job_name = job_name
         self.hook_params = hook_params
         self.poll_interval = poll_interval
@@ -136,24 +139,21 @@ class AutoGluonJobTrigger(_PollingTrigger):
         self.waiting_since = waiting_since
         self._cursor: dict[str, Any] | None = None
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "kind": self.kind,
-                "job_name": self.job_name,
-                "hook_params": self.hook_params,
-                "poll_interval": self.poll_interval,
-                "max_poll_interval": self.max_poll_interval,
-                "stream_log": self.stream_log,
-                "waiting_since": self.waiting_since,
-            },
-        )
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "job_name": self.job_name,
+            "hook_params": self.hook_params,
+            "poll_interval": self.poll_interval,
+            "max_poll_interval": self.max_poll_interval,
+            "stream_log": self.stream_log,
+            "waiting_since": self.waiting_since,
+        }
 
     async def check(self, hook: Any, started: float) -> TriggerEvent | None:
         desc = await asyncio.to_thread(hook.describe_job, self.kind, self.job_name)
         if self.stream_log:
-            self._cursor = await asyncio.to_thread(hook._stream_log, self.kind, self.job_name, self._cursor)
+            self._cursor = await asyncio.to_thread(hook.stream_log, self.kind, self.job_name, self._cursor)
         status = desc.status
         if status.is_terminal:
             if status.is_successful:
@@ -161,11 +161,11 @@ class AutoGluonJobTrigger(_PollingTrigger):
             reason = desc.failure_reason or "no reason given"
             tail = await asyncio.to_thread(hook.log_tail, self.kind, self.job_name, 20)
             message = f"{reason}\nLast lines of its log:\n{tail}" if tail else reason
-            return self._event(STOPPED if status.value == "Stopped" else FAILED, message, status.value)
-        deadline = polling.wait_deadline(desc.created_at, desc.max_runtime, hook.backend_name, started)
+            return self._event(STOPPED if status == JobStatus.STOPPED else FAILED, message, status.value)
+        deadline = polling.wait_deadline(desc.created_at, desc.max_runtime, hook.wait_slack_seconds, started)
         if deadline is not None and time.time() > deadline:
             return self._event(TIMEOUT, f"{self.label} is still {status.value} past its maximum runtime.", status.value)
-        self.log.info("%s job %s is %s", self.kind.capitalize(), self.job_name, status.value)
+        self.log.info("%s %s is %s", self.kind.label, self.job_name, status.value)
         return None
 
 
@@ -182,7 +182,7 @@ class AutoGluonEndpointTrigger(_PollingTrigger):
     :param waiting_since: epoch seconds the wait began; the backoff and the timeout count from it.
     """
 
-    kind = "endpoint"
+    kind = ENDPOINT
 
     def __init__(
         self,
@@ -201,21 +201,18 @@ class AutoGluonEndpointTrigger(_PollingTrigger):
         self.timeout_seconds = timeout_seconds
         self.waiting_since = waiting_since
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "endpoint_name": self.endpoint_name,
-                "hook_params": self.hook_params,
-                "poll_interval": self.poll_interval,
-                "max_poll_interval": self.max_poll_interval,
-                "timeout_seconds": self.timeout_seconds,
-                "waiting_since": self.waiting_since,
-            },
-        )
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "endpoint_name": self.endpoint_name,
+            "hook_params": self.hook_params,
+            "poll_interval": self.poll_interval,
+            "max_poll_interval": self.max_poll_interval,
+            "timeout_seconds": self.timeout_seconds,
+            "waiting_since": self.waiting_since,
+        }
 
     async def check(self, hook: Any, started: float) -> TriggerEvent | None:
-        desc = await asyncio.to_thread(hook.backend.describe_endpoint, self.endpoint_name)
+        desc = await asyncio.to_thread(hook.describe_endpoint, self.endpoint_name)
         status = desc.status
         if status.is_terminal:
             if status.is_successful:

@@ -72,6 +72,7 @@ class FakeHook:
         self.failure_reason = failure_reason
         self.max_runtime = max_runtime
         self.backend = self
+        self.wait_slack_seconds = 600.0
 
     def describe_job(self, kind, name):
         self.calls += 1
@@ -89,7 +90,7 @@ class FakeHook:
             raise status
         return EndpointDescription(name, EndpointStatus(status), failure_reason=self.failure_reason)
 
-    def _stream_log(self, kind, name, cursor):
+    def stream_log(self, kind, name, cursor):
         return cursor
 
     def read_log(self, kind, name, cursor):
@@ -177,7 +178,7 @@ def test_job_trigger_not_found_and_transient_errors(monkeypatch):
 
 def test_job_trigger_times_out_past_max_runtime(monkeypatch):
     hook = FakeHook(["InProgress"], max_runtime=1)
-    monkeypatch.setattr("airflow_autogluon_cloud.polling.LOCAL_WAIT_SLACK_SECONDS", -10)
+    hook.wait_slack_seconds = -10
     events, _ = _run(AutoGluonJobTrigger("training", "j", HOOK_PARAMS), hook, monkeypatch)
     assert events[0].payload["status"] == "timeout"
 

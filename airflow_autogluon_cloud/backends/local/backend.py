@@ -1,8 +1,9 @@
 """The embedded backend: SageMaker's resource model, run on this machine.
 
 Training and transform jobs are detached runner processes; endpoints are HTTP server processes
-serving the SageMaker inference contract. Their records live in the SQLite state store under
-the backend's root, so every process on the machine sees the same jobs and endpoints.
+serving the SageMaker inference contract (:class:`~.endpoints.LocalEndpoints`, owned by the
+backend). Their records live in the SQLite state store under the backend's root, so every
+process on the machine sees the same jobs and endpoints.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud.backends.base import (
     Backend,
     EndpointConfigDescription,
     EndpointConfigSpec,
     EndpointDescription,
+    ImageChoice,
     InvocationResult,
     JobDescription,
     LogChunk,
@@ -29,18 +31,21 @@ from airflow_autogluon_cloud.backends.base import (
     TransformJobSpec,
 )
 from airflow_autogluon_cloud.backends.local import processes
+from airflow_autogluon_cloud.backends.local.endpoints import LocalEndpoints
 from airflow_autogluon_cloud.backends.local.state import (
     ENDPOINT,
     ENDPOINT_CONFIG,
     MODEL,
-    TRAINING,
-    TRANSFORM,
     AlreadyExistsError,
     Record,
     StateStore,
 )
 from airflow_autogluon_cloud.exceptions import AutoGluonCloudError, ResourceNotFoundError
+from airflow_autogluon_cloud.kinds import JobKind
 from airflow_autogluon_cloud.status import JobStatus
+
+if TYPE_CHECKING:
+    from airflow_autogluon_cloud.aws import AwsSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,6 @@ _ACTIVE = (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value)
 _START_GRACE_SECONDS = 120.0
 _LOG_FILE = "job.log"
 _MAX_LOG_READ = 1024 * 1024
-_KIND_LABEL = {TRAINING: "Training job", TRANSFORM: "Transform job"}
 
 
 class LocalBackend(Backend):
@@ -61,29 +65,131 @@ class LocalBackend(Backend):
     """
 
     name = "local"
+    wait_slack_seconds = 600.0
 
     def __init__(self, root: str | os.PathLike[str], aws: Any = None, endpoint_host: str = "127.0.0.1") -> None:
         self.root = Path(root)
         self.store = StateStore(self.root)
         self.aws = aws
-        self.endpoint_host = endpoint_host
+        self.endpoints = LocalEndpoints(self.store, self.root, self._aws_dict(), endpoint_host)
 
-    # shared job plumbing ---------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, *, aws: AwsSettings, local_root: Path) -> LocalBackend:
+        return cls(local_root, aws=aws)
 
-    def _job_env(self, uris: list[str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        if self.aws is not None and any(u.startswith("s3://") for u in uris):
-            env.update(self.aws.connection_env())
-        return env
+    def _aws_dict(self) -> dict[str, Any] | None:
+        return self.aws.to_dict() if self.aws is not None else None
 
-    def _start_job(self, kind: str, name: str, spec: Any, uris: list[str]) -> None:
+    # what differs ----------------------------------------------------------------------------
+
+    def resolve_image(
+        self, scope: str, *, framework_version: str | None, custom_image_uri: str | None, instance_type: str
+    ) -> ImageChoice:
+        """No image: jobs run this machine's Python with the AutoGluon installed here."""
+        from airflow_autogluon_cloud.images import installed_autogluon_version
+
+        installed = installed_autogluon_version()
+        note = None
+        if scope == "training" and framework_version and framework_version != installed:
+            note = (
+                f"framework_version={framework_version} ignored on the local backend: it trains with the "
+                f"installed AutoGluon {installed}."
+            )
+        return ImageChoice(custom_image_uri, installed, note)
+
+    def console_url(self, kind: str, name: str) -> str | None:
+        if kind == ENDPOINT:
+            return self.endpoints.url(name)
+        return (self.root / JobKind.parse(kind) / name / _LOG_FILE).resolve().as_uri()
+
+    def log_tail(self, kind: str, name: str, lines: int | None = 20) -> str:
+        try:
+            path = self.endpoints.log_path(name) if kind == ENDPOINT else self.log_path(kind, name)
+        except ResourceNotFoundError:
+            return ""
+        if not path.exists():
+            return ""
+        with open(path, "rb") as fh:
+            if lines is not None:  # the last lines are in the last 64 KB
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:] if lines is not None else text.splitlines())
+
+    def log_path(self, kind: str, name: str) -> Path:
+        record = self.store.get(kind, name)
+        if record is None:
+            raise ResourceNotFoundError(JobKind.parse(kind).label, name, self.name)
+        return Path(record.workdir or self.root / kind / name) / _LOG_FILE
+
+    # jobs ------------------------------------------------------------------------------------
+
+    def describe_job(self, kind: str, name: str) -> JobDescription:
+        record = self._record(kind, name)
+        spec = record.data.get("spec", {})
+        transform = JobKind.parse(kind) is JobKind.TRANSFORM
+        return JobDescription(
+            name=name,
+            kind=JobKind.parse(kind),
+            status=JobStatus.parse(record.status),
+            failure_reason=record.failure_reason,
+            created_at=record.created_at,
+            ended_at=record.ended_at,
+            max_runtime=spec.get("max_runtime"),
+            # Same meaning as on SageMaker: a transform's output prefix and its input object.
+            artifact_uri=spec.get("output_path") if transform else record.data.get("artifact_uri"),
+            secondary_uri=spec.get("input_uri") if transform else record.data.get("secondary_uri"),
+            hyperparameters=spec.get("hyperparameters", {}),
+            model_name=spec.get("model_name"),
+        )
+
+    def list_jobs(self, kind: str, name_contains: str | None = None) -> list[JobDescription]:
+        return [
+            self.describe_job(kind, r.name)
+            for r in self.store.list(kind)
+            if not name_contains or name_contains in r.name
+        ]
+
+    def stop_job(self, kind: str, name: str) -> None:
+        record = self._record(kind, name)
+        if record.status not in _ACTIVE:
+            return
+        self.store.update(kind, name, expect_status=_ACTIVE, status=JobStatus.STOPPING.value)
+        signalled = processes.terminate(record.pid, record.pid_start, grace_seconds=30)
+        after = self.store.get(kind, name)
+        if not signalled or (after and after.status in _ACTIVE):
+            # The runner could not record the stop itself (it was already gone, or was killed).
+            self.store.update(
+                kind,
+                name,
+                expect_status=_ACTIVE,
+                status=JobStatus.STOPPED.value,
+                failure_reason="Stopped by request.",
+                ended_at=time.time(),
+            )
+
+    def read_log(self, kind: str, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
+        path = self.log_path(kind, name)
+        offset = int((cursor or {}).get("offset", 0))
+        if not path.exists():
+            return LogChunk([], {"offset": offset})
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read(_MAX_LOG_READ)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return LogChunk([], {"offset": offset})
+        complete = data[: end + 1]
+        lines = complete.decode("utf-8", errors="replace").splitlines()
+        return LogChunk(lines, {"offset": offset + len(complete)})
+
+    def _start_job(self, kind: JobKind, name: str, spec: Any, uris: list[str]) -> None:
         workdir = self.root / kind / name
-        data = {"spec": asdict(spec), "aws": self.aws.to_dict() if self.aws is not None else None}
+        data = {"spec": asdict(spec), "aws": self._aws_dict()}
         try:
             self.store.insert(kind, name, JobStatus.IN_PROGRESS.value, data=data, tags=spec.tags, workdir=str(workdir))
         except AlreadyExistsError:
-            raise AutoGluonCloudError(f"{_KIND_LABEL[kind]} {name!r} already exists on the local backend.") from None
+            raise AutoGluonCloudError(f"{kind.label} {name!r} already exists on the local backend.") from None
         workdir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "airflow_autogluon_cloud.backends.local.runner", str(self.root), kind, name]
         try:
@@ -96,10 +202,17 @@ class LocalBackend(Backend):
         self.store.update(kind, name, pid=pid, pid_start=start)
         log.info("Started local %s %s (runner pid %s, log %s)", kind, name, pid, workdir / _LOG_FILE)
 
+    def _job_env(self, uris: list[str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.aws is not None and any(u.startswith("s3://") for u in uris):
+            env.update(self.aws.connection_env())
+        return env
+
     def _record(self, kind: str, name: str) -> Record:
         record = self.store.get(kind, name)
         if record is None:
-            raise ResourceNotFoundError(_KIND_LABEL.get(kind, kind), name, self.name)
+            raise ResourceNotFoundError(JobKind.parse(kind).label, name, self.name)
         if record.status in _ACTIVE and not self._runner_alive(record):
             record = self._mark_dead(record)
         return record
@@ -128,121 +241,39 @@ class LocalBackend(Backend):
         assert fresh is not None
         return fresh
 
-    def _describe_job(self, kind: str, name: str) -> JobDescription:
-        record = self._record(kind, name)
-        spec = record.data.get("spec", {})
-        return JobDescription(
-            name=name,
-            kind=kind,
-            status=JobStatus.parse(record.status),
-            failure_reason=record.failure_reason,
-            created_at=record.created_at,
-            ended_at=record.ended_at,
-            max_runtime=spec.get("max_runtime"),
-            # Same meaning as on SageMaker: a transform's output prefix and its input object.
-            artifact_uri=spec.get("output_path") if kind == TRANSFORM else record.data.get("artifact_uri"),
-            secondary_uri=spec.get("input_uri") if kind == TRANSFORM else record.data.get("secondary_uri"),
-            hyperparameters=spec.get("hyperparameters", {}),
-            model_name=spec.get("model_name"),
-        )
-
-    def _stop_job(self, kind: str, name: str) -> None:
-        record = self._record(kind, name)
-        if record.status not in _ACTIVE:
-            return
-        self.store.update(kind, name, expect_status=_ACTIVE, status=JobStatus.STOPPING.value)
-        signalled = processes.terminate(record.pid, record.pid_start, grace_seconds=30)
-        after = self.store.get(kind, name)
-        if not signalled or (after and after.status in _ACTIVE):
-            # The runner could not record the stop itself (it was already gone, or was killed).
-            self.store.update(
-                kind,
-                name,
-                expect_status=_ACTIVE,
-                status=JobStatus.STOPPED.value,
-                failure_reason="Stopped by request.",
-                ended_at=time.time(),
-            )
-
-    def log_path(self, kind: str, name: str) -> Path:
-        record = self.store.get(kind, name)
-        if record is None:
-            raise ResourceNotFoundError(_KIND_LABEL.get(kind, kind), name, self.name)
-        return Path(record.workdir or self.root / kind / name) / _LOG_FILE
-
-    def _read_log(self, kind: str, name: str, cursor: dict[str, Any] | None) -> LogChunk:
-        path = self.log_path(kind, name)
-        offset = int((cursor or {}).get("offset", 0))
-        if not path.exists():
-            return LogChunk([], {"offset": offset})
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read(_MAX_LOG_READ)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return LogChunk([], {"offset": offset})
-        complete = data[: end + 1]
-        lines = complete.decode("utf-8", errors="replace").splitlines()
-        return LogChunk(lines, {"offset": offset + len(complete)})
-
-    def log_tail(self, kind: str, name: str, lines: int = 20) -> str:
-        try:
-            path = self.log_path(kind, name)
-        except ResourceNotFoundError:
-            return ""
-        if not path.exists():
-            return ""
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            text = fh.read().decode("utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def console_url(self, kind: str, name: str) -> str | None:
-        if kind in (TRAINING, TRANSFORM):
-            return (self.root / kind / name / _LOG_FILE).resolve().as_uri()
-        record = self.store.get(ENDPOINT, name) if kind == ENDPOINT else None
-        return record.data.get("url") if record else None
-
-    # training --------------------------------------------------------------------------------
+    # training and batch transform: SageMaker's per-kind API, answered by the job methods above
 
     def create_training_job(self, spec: TrainingJobSpec) -> None:
-        self._start_job(TRAINING, spec.name, spec, [*spec.channels.values(), spec.output_path])
+        self._start_job(JobKind.TRAINING, spec.name, spec, [*spec.channels.values(), spec.output_path])
 
     def describe_training_job(self, name: str) -> JobDescription:
-        return self._describe_job(TRAINING, name)
+        return self.describe_job(JobKind.TRAINING, name)
 
     def stop_training_job(self, name: str) -> None:
-        self._stop_job(TRAINING, name)
+        self.stop_job(JobKind.TRAINING, name)
 
     def read_training_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
-        return self._read_log(TRAINING, name, cursor)
+        return self.read_log(JobKind.TRAINING, name, cursor)
 
-    def list_training_jobs(self) -> list[JobDescription]:
-        return [self._describe_job(TRAINING, r.name) for r in self.store.list(TRAINING)]
-
-    # batch transform -------------------------------------------------------------------------
+    def list_training_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
+        return self.list_jobs(JobKind.TRAINING, name_contains)
 
     def create_transform_job(self, spec: TransformJobSpec) -> None:
         model = self.describe_model(spec.model_name)
-        self._start_job(TRANSFORM, spec.name, spec, [spec.input_uri, spec.output_path, model.model_data_uri or ""])
+        uris = [spec.input_uri, spec.output_path, model.model_data_uri or ""]
+        self._start_job(JobKind.TRANSFORM, spec.name, spec, uris)
 
     def describe_transform_job(self, name: str) -> JobDescription:
-        return self._describe_job(TRANSFORM, name)
+        return self.describe_job(JobKind.TRANSFORM, name)
 
     def stop_transform_job(self, name: str) -> None:
-        self._stop_job(TRANSFORM, name)
+        self.stop_job(JobKind.TRANSFORM, name)
 
     def read_transform_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
-        return self._read_log(TRANSFORM, name, cursor)
+        return self.read_log(JobKind.TRANSFORM, name, cursor)
 
     def list_transform_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
-        return [
-            self._describe_job(TRANSFORM, r.name)
-            for r in self.store.list(TRANSFORM)
-            if not name_contains or name_contains in r.name
-        ]
+        return self.list_jobs(JobKind.TRANSFORM, name_contains)
 
     # models and endpoint configs -------------------------------------------------------------
 
@@ -286,32 +317,22 @@ class LocalBackend(Backend):
     def delete_endpoint_config(self, name: str) -> None:
         self.store.delete(ENDPOINT_CONFIG, name)
 
-    # endpoints -------------------------------------------------------------------------------
+    # endpoints: served by LocalEndpoints -----------------------------------------------------
 
     def create_endpoint(self, name: str, config_name: str, tags: dict[str, str]) -> None:
-        from airflow_autogluon_cloud.backends.local.endpoints import create_endpoint
-
-        create_endpoint(self, name, config_name, tags)
+        self.endpoints.create(name, config_name, tags)
 
     def update_endpoint(self, name: str, config_name: str) -> None:
-        from airflow_autogluon_cloud.backends.local.endpoints import update_endpoint
-
-        update_endpoint(self, name, config_name)
+        self.endpoints.update(name, config_name)
 
     def describe_endpoint(self, name: str) -> EndpointDescription:
-        from airflow_autogluon_cloud.backends.local.endpoints import describe_endpoint
-
-        return describe_endpoint(self, name)
+        return self.endpoints.describe(name)
 
     def delete_endpoint(self, name: str) -> None:
-        from airflow_autogluon_cloud.backends.local.endpoints import delete_endpoint
-
-        delete_endpoint(self, name)
+        self.endpoints.delete(name)
 
     def list_endpoints(self) -> list[EndpointDescription]:
-        return [self.describe_endpoint(r.name) for r in self.store.list(ENDPOINT)]
+        return self.endpoints.list()
 
     def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
-        from airflow_autogluon_cloud.backends.local.endpoints import invoke_endpoint
-
-        return invoke_endpoint(self, name, body, content_type, accept)
+        return self.endpoints.invoke(name, body, content_type, accept)

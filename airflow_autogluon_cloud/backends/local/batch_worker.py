@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from airflow_autogluon_cloud.backends.base import SERVE_SCRIPT
+from airflow_autogluon_cloud.backends.specs import SERVE_SCRIPT
 
 _serve: Any = None
 _model: Any = None

@@ -18,17 +18,20 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_autogluon_cloud.archives import safe_extract
-from airflow_autogluon_cloud.backends.base import EndpointDescription, InvocationResult
 from airflow_autogluon_cloud.backends.local import processes
-from airflow_autogluon_cloud.backends.local.state import ENDPOINT, ENDPOINT_CONFIG, MODEL, AlreadyExistsError
+from airflow_autogluon_cloud.backends.local.jobkit import fetch_model
+from airflow_autogluon_cloud.backends.local.state import (
+    ENDPOINT,
+    ENDPOINT_CONFIG,
+    MODEL,
+    AlreadyExistsError,
+    StateStore,
+)
+from airflow_autogluon_cloud.backends.specs import EndpointDescription, InvocationResult
 from airflow_autogluon_cloud.exceptions import AutoGluonCloudError, EndpointError, ResourceNotFoundError
 from airflow_autogluon_cloud.status import EndpointStatus
-
-if TYPE_CHECKING:
-    from airflow_autogluon_cloud.backends.local.backend import LocalBackend
 
 log = logging.getLogger(__name__)
 SERVER_SCRIPT = Path(__file__).resolve().parents[2] / "container" / "local_endpoint.py"
@@ -37,82 +40,6 @@ READY_TIMEOUT_SECONDS = 300.0
 _SPAWN_GRACE_SECONDS = 60.0
 _CREATING, _UPDATING, _IN_SERVICE, _FAILED = "Creating", "Updating", "InService", "Failed"
 _local = threading.local()
-
-
-def endpoint_dir(backend: LocalBackend, name: str) -> Path:
-    return backend.root / "endpoint" / name
-
-
-def endpoint_log_path(backend: LocalBackend, name: str) -> Path:
-    return endpoint_dir(backend, name) / "endpoint.log"
-
-
-def _log_tail(backend: LocalBackend, name: str, lines: int = 15) -> str:
-    path = endpoint_log_path(backend, name)
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _model_uri(backend: LocalBackend, config_name: str) -> str:
-    config = backend.store.get(ENDPOINT_CONFIG, config_name)
-    if config is None:
-        raise ResourceNotFoundError("Endpoint configuration", config_name, "local")
-    model = backend.store.get(MODEL, config.data["model_name"])
-    if model is None:
-        raise ResourceNotFoundError("Model", config.data["model_name"], "local")
-    return str(model.data["model_data_uri"])
-
-
-def _prepare_server(backend: LocalBackend, name: str, config_name: str) -> dict[str, Any]:
-    """Unpack the model for a new server; return its pending record (no process yet)."""
-    from airflow_autogluon_cloud.backends.local.runner import make_storage
-
-    uri = _model_uri(backend, config_name)
-    workdir = endpoint_dir(backend, name) / config_name
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    model_dir = workdir / "model"
-    workdir.mkdir(parents=True)
-    archive = workdir / "model.tar.gz"
-    aws = backend.aws.to_dict() if backend.aws is not None else None
-    make_storage(uri, aws).download_file(uri, archive)
-    safe_extract(archive, model_dir)
-    archive.unlink()
-    return {
-        "config_name": config_name,
-        "pid": None,
-        "pid_start": None,
-        "ready_file": str(workdir / "ready.json"),
-        "dir": str(workdir),
-        "prepared_at": time.time(),
-    }
-
-
-def _spawn_server(backend: LocalBackend, name: str, pending: dict[str, Any]) -> None:
-    """Start the server recorded in ``pending`` and record its PID.
-
-    The pending record is stored before the process starts, so a caller killed in between leaves
-    a server that can still be found: it writes its PID into its ready file.
-    """
-    backend.store.update(ENDPOINT, name, data_updates={"pending": pending})
-    argv = [
-        sys.executable,
-        str(SERVER_SCRIPT),
-        "--model-dir",
-        str(Path(pending["dir"]) / "model"),
-        "--name",
-        name,
-        "--ready-file",
-        pending["ready_file"],
-        "--host",
-        backend.endpoint_host,
-        "--port",
-        "0",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-    pid, start = processes.spawn_detached(argv, cwd=pending["dir"], env=env, log_path=endpoint_log_path(backend, name))
-    backend.store.update(ENDPOINT, name, data_updates={"pending": {**pending, "pid": pid, "pid_start": start}})
 
 
 def _ping(url: str, timeout: float = 2.0) -> bool:
@@ -157,178 +84,6 @@ def _never_started(pending: dict[str, Any]) -> bool:
     )
 
 
-def _claim_respawn(backend: LocalBackend, name: str, pending: dict[str, Any]) -> bool:
-    return backend.store.update(
-        ENDPOINT,
-        name,
-        expect_status=(_CREATING, _UPDATING),
-        expect_data={"pending": pending},
-        data_updates={"pending": {**pending, "respawned": True, "prepared_at": time.time()}},
-    )
-
-
-def _complete(backend: LocalBackend, name: str, wait: bool) -> None:
-    """Finish a pending create or update: switch to the new server once it answers, or fail."""
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while True:
-        record = backend.store.get(ENDPOINT, name)
-        if record is None or record.status not in (_CREATING, _UPDATING):
-            return
-        pending = record.data.get("pending")
-        if not pending:
-            # The caller died before the server was prepared: nothing is running for it.
-            if time.time() - record.updated_at > _SPAWN_GRACE_SECONDS:
-                pending = {
-                    "config_name": record.data.get("config_name"),
-                    "pid": None,
-                    "pid_start": None,
-                    "ready_file": "/nonexistent",
-                    "dir": None,
-                    "prepared_at": 0,
-                }
-            elif wait:
-                time.sleep(0.2)
-                continue
-            else:
-                return
-        ready = _ready_server(pending)
-        if ready is not None:
-            url, pid = ready
-            switched = backend.store.update(
-                ENDPOINT,
-                name,
-                expect_status=(_CREATING, _UPDATING),
-                status=_IN_SERVICE,
-                failure_reason=None,
-                pid=pid,
-                pid_start=pending.get("pid_start") or processes.process_start_time(pid),
-                data_updates={
-                    "config_name": pending["config_name"],
-                    "url": url,
-                    "dir": pending["dir"],
-                    "pending": None,
-                },
-            )
-            if switched and record.status == _UPDATING:
-                # Only now that the new server answers is the old one stopped.
-                processes.terminate(record.pid, record.pid_start)
-                old_dir = record.data.get("dir")
-                if old_dir and old_dir != pending["dir"]:
-                    shutil.rmtree(old_dir, ignore_errors=True)
-            return
-        timed_out = time.monotonic() > deadline
-        if not timed_out and _never_started(pending) and _claim_respawn(backend, name, pending):
-            # The caller that prepared this server died before starting it (a worker killed
-            # mid-deploy). The model is unpacked, so start the server now, once, instead of failing
-            # the deploy; whichever process claims it first does so.
-            log.info("Endpoint %s: starting the server an interrupted deploy prepared", name)
-            _spawn_server(backend, name, {**pending, "respawned": True, "prepared_at": time.time()})
-            continue
-        if _pending_dead(pending) or timed_out:
-            processes.terminate(pending["pid"], pending["pid_start"], grace_seconds=2)
-            why = "did not answer /ping in time" if timed_out else "exited before it was ready"
-            reason = f"the endpoint server for {pending['config_name']} {why}. Log:\n{_log_tail(backend, name)}"
-            if record.status == _CREATING:
-                backend.store.update(
-                    ENDPOINT,
-                    name,
-                    expect_status=(_CREATING,),
-                    status=_FAILED,
-                    failure_reason=reason,
-                    data_updates={"pending": None},
-                )
-            else:
-                reason = f"update to {pending['config_name']} failed: {reason}"
-                backend.store.update(
-                    ENDPOINT,
-                    name,
-                    expect_status=(_UPDATING,),
-                    status=_IN_SERVICE,
-                    failure_reason=reason,
-                    data_updates={"pending": None},
-                )
-            if wait:
-                raise EndpointError(name, reason, record.status)
-            return
-        if not wait:
-            return
-        time.sleep(0.1)
-
-
-def create_endpoint(backend: LocalBackend, name: str, config_name: str, tags: dict[str, str]) -> None:
-    _model_uri(backend, config_name)  # fail before recording anything if the config is unknown
-    try:
-        backend.store.insert(ENDPOINT, name, _CREATING, data={"config_name": config_name}, tags=tags)
-    except AlreadyExistsError:
-        raise AutoGluonCloudError(f"Endpoint {name!r} already exists on the local backend.") from None
-    try:
-        _spawn_server(backend, name, _prepare_server(backend, name, config_name))
-    except Exception as err:
-        backend.store.update(ENDPOINT, name, status=_FAILED, failure_reason=f"could not start: {err}")
-        raise EndpointError(name, f"could not start the endpoint server: {err}") from err
-    _complete(backend, name, wait=True)
-
-
-def update_endpoint(backend: LocalBackend, name: str, config_name: str) -> None:
-    record = backend.store.get(ENDPOINT, name)
-    if record is None:
-        raise ResourceNotFoundError("Endpoint", name, "local")
-    if not backend.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_UPDATING):
-        raise EndpointError(name, f"can only be updated while InService (it is {record.status})", record.status)
-    try:
-        _spawn_server(backend, name, _prepare_server(backend, name, config_name))
-    except Exception as err:
-        backend.store.update(
-            ENDPOINT,
-            name,
-            status=_IN_SERVICE,
-            failure_reason=f"update to {config_name} failed: {err}",
-            data_updates={"pending": None},
-        )
-        raise
-    _complete(backend, name, wait=True)
-
-
-def describe_endpoint(backend: LocalBackend, name: str) -> EndpointDescription:
-    record = backend.store.get(ENDPOINT, name)
-    if record is None:
-        raise ResourceNotFoundError("Endpoint", name, "local")
-    if record.status in (_CREATING, _UPDATING):
-        _complete(backend, name, wait=False)
-    record = backend.store.get(ENDPOINT, name)
-    if record is None:
-        raise ResourceNotFoundError("Endpoint", name, "local")
-    if record.status == _IN_SERVICE and not processes.is_alive(record.pid, record.pid_start):
-        reason = f"the endpoint process (pid {record.pid}) is not running. Log:\n{_log_tail(backend, name)}"
-        backend.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_FAILED, failure_reason=reason)
-        record = backend.store.get(ENDPOINT, name)
-        assert record is not None
-    return EndpointDescription(
-        name=name,
-        status=EndpointStatus.parse(record.status),
-        config_name=record.data.get("config_name"),
-        failure_reason=record.failure_reason,
-        created_at=record.created_at,
-        url=record.data.get("url"),
-        tags=record.tags,
-    )
-
-
-def delete_endpoint(backend: LocalBackend, name: str) -> None:
-    record = backend.store.get(ENDPOINT, name)
-    if record is None:
-        return
-    pending = record.data.get("pending") or {}
-    pending_pid = pending.get("pid")
-    ready = Path(pending["ready_file"]) if pending.get("ready_file") else None
-    if not pending_pid and ready is not None and ready.exists():
-        pending_pid = json.loads(ready.read_text()).get("pid")  # spawned, but its PID was never recorded
-    processes.terminate(pending_pid, pending.get("pid_start"), grace_seconds=5)
-    processes.terminate(record.pid, record.pid_start, grace_seconds=5)
-    backend.store.delete(ENDPOINT, name)
-    shutil.rmtree(endpoint_dir(backend, name), ignore_errors=True)
-
-
 def _connection(url: str) -> http.client.HTTPConnection:
     pool = getattr(_local, "pool", None)
     if pool is None:
@@ -356,32 +111,280 @@ def _post(url: str, body: bytes, content_type: str, accept: str) -> tuple[int, b
     raise AssertionError("unreachable")
 
 
-def invoke_endpoint(backend: LocalBackend, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
-    desc = describe_endpoint(backend, name)
-    if desc.status not in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING) or not desc.url:
-        raise EndpointError(
-            name,
-            f"is {desc.status.value}, not InService: {desc.failure_reason or 'no reason given'}",
-            desc.status.value,
+class LocalEndpoints:
+    """The endpoints of one local backend.
+
+    :param store: the backend's state store.
+    :param root: the backend's root directory (endpoint directories go under ``<root>/endpoint``).
+    :param aws: the AWS settings (as a dict) used to download models stored on S3.
+    :param host: the address servers bind to (loopback unless configured otherwise).
+    """
+
+    def __init__(self, store: StateStore, root: Path, aws: dict[str, Any] | None, host: str = "127.0.0.1") -> None:
+        self.store = store
+        self.root = root
+        self.aws = aws
+        self.host = host
+
+    def directory(self, name: str) -> Path:
+        return self.root / ENDPOINT / name
+
+    def log_path(self, name: str) -> Path:
+        return self.directory(name) / "endpoint.log"
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.log_path(name)
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def url(self, name: str) -> str | None:
+        record = self.store.get(ENDPOINT, name)
+        return record.data.get("url") if record else None
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    def create(self, name: str, config_name: str, tags: dict[str, str]) -> None:
+        self._model_uri(config_name)  # fail before recording anything if the config is unknown
+        try:
+            self.store.insert(ENDPOINT, name, _CREATING, data={"config_name": config_name}, tags=tags)
+        except AlreadyExistsError:
+            raise AutoGluonCloudError(f"Endpoint {name!r} already exists on the local backend.") from None
+        try:
+            self._spawn_server(name, self._prepare_server(name, config_name))
+        except Exception as err:
+            self.store.update(ENDPOINT, name, status=_FAILED, failure_reason=f"could not start: {err}")
+            raise EndpointError(name, f"could not start the endpoint server: {err}") from err
+        self._complete(name, wait=True)
+
+    def update(self, name: str, config_name: str) -> None:
+        record = self.store.get(ENDPOINT, name)
+        if record is None:
+            raise ResourceNotFoundError("Endpoint", name, "local")
+        if not self.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_UPDATING):
+            raise EndpointError(name, f"can only be updated while InService (it is {record.status})", record.status)
+        try:
+            self._spawn_server(name, self._prepare_server(name, config_name))
+        except Exception as err:
+            self.store.update(
+                ENDPOINT,
+                name,
+                status=_IN_SERVICE,
+                failure_reason=f"update to {config_name} failed: {err}",
+                data_updates={"pending": None},
+            )
+            raise
+        self._complete(name, wait=True)
+
+    def describe(self, name: str) -> EndpointDescription:
+        record = self.store.get(ENDPOINT, name)
+        if record is None:
+            raise ResourceNotFoundError("Endpoint", name, "local")
+        if record.status in (_CREATING, _UPDATING):
+            self._complete(name, wait=False)
+        record = self.store.get(ENDPOINT, name)
+        if record is None:
+            raise ResourceNotFoundError("Endpoint", name, "local")
+        if record.status == _IN_SERVICE and not processes.is_alive(record.pid, record.pid_start):
+            reason = f"the endpoint process (pid {record.pid}) is not running. Log:\n{self.log_tail(name)}"
+            self.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_FAILED, failure_reason=reason)
+            record = self.store.get(ENDPOINT, name)
+            assert record is not None
+        return EndpointDescription(
+            name=name,
+            status=EndpointStatus.parse(record.status),
+            config_name=record.data.get("config_name"),
+            failure_reason=record.failure_reason,
+            created_at=record.created_at,
+            url=record.data.get("url"),
+            tags=record.tags,
         )
-    url = desc.url
-    try:
-        status, data, out_type = _post(url, body, content_type, accept)
-    except OSError:
-        # An update may have just switched servers: look again once before giving up.
-        desc = describe_endpoint(backend, name)
-        if desc.url and desc.url != url and desc.status == EndpointStatus.IN_SERVICE:
-            status, data, out_type = _post(desc.url, body, content_type, accept)
-        else:
+
+    def list(self) -> list[EndpointDescription]:
+        return [self.describe(r.name) for r in self.store.list(ENDPOINT)]
+
+    def delete(self, name: str) -> None:
+        record = self.store.get(ENDPOINT, name)
+        if record is None:
+            return
+        pending = record.data.get("pending") or {}
+        pending_pid = pending.get("pid")
+        ready = Path(pending["ready_file"]) if pending.get("ready_file") else None
+        if not pending_pid and ready is not None and ready.exists():
+            pending_pid = json.loads(ready.read_text()).get("pid")  # spawned, but its PID was never recorded
+        processes.terminate(pending_pid, pending.get("pid_start"), grace_seconds=5)
+        processes.terminate(record.pid, record.pid_start, grace_seconds=5)
+        self.store.delete(ENDPOINT, name)
+        shutil.rmtree(self.directory(name), ignore_errors=True)
+
+    def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
+        desc = self.describe(name)
+        if desc.status not in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING) or not desc.url:
             raise EndpointError(
                 name,
-                "is not reachable: its server process is not running. Redeploy it, or delete it.",
+                f"is {desc.status.value}, not InService: {desc.failure_reason or 'no reason given'}",
                 desc.status.value,
-            ) from None
-    if status >= 400:
+            )
+        url = desc.url
         try:
-            message = json.loads(data).get("message", "")
-        except ValueError:
-            message = data.decode(errors="replace")
-        raise EndpointError(name, f"the model answered {status}: {message}")
-    return InvocationResult(data, out_type)
+            status, data, out_type = _post(url, body, content_type, accept)
+        except OSError:
+            # An update may have just switched servers: look again once before giving up.
+            desc = self.describe(name)
+            if desc.url and desc.url != url and desc.status == EndpointStatus.IN_SERVICE:
+                status, data, out_type = _post(desc.url, body, content_type, accept)
+            else:
+                raise EndpointError(
+                    name,
+                    "is not reachable: its server process is not running. Redeploy it, or delete it.",
+                    desc.status.value,
+                ) from None
+        if status >= 400:
+            try:
+                message = json.loads(data).get("message", "")
+            except ValueError:
+                message = data.decode(errors="replace")
+            raise EndpointError(name, f"the model answered {status}: {message}")
+        return InvocationResult(data, out_type)
+
+    # servers ---------------------------------------------------------------------------------
+
+    def _model_uri(self, config_name: str) -> str:
+        config = self.store.get(ENDPOINT_CONFIG, config_name)
+        if config is None:
+            raise ResourceNotFoundError("Endpoint configuration", config_name, "local")
+        model = self.store.get(MODEL, config.data["model_name"])
+        if model is None:
+            raise ResourceNotFoundError("Model", config.data["model_name"], "local")
+        return str(model.data["model_data_uri"])
+
+    def _prepare_server(self, name: str, config_name: str) -> dict[str, Any]:
+        """Unpack the model for a new server; return its pending record (no process yet)."""
+        uri = self._model_uri(config_name)
+        workdir = self.directory(name) / config_name
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
+        fetch_model(uri, workdir / "model", self.aws)
+        return {
+            "config_name": config_name,
+            "pid": None,
+            "pid_start": None,
+            "ready_file": str(workdir / "ready.json"),
+            "dir": str(workdir),
+            "prepared_at": time.time(),
+        }
+
+    def _spawn_server(self, name: str, pending: dict[str, Any]) -> None:
+        """Start the server recorded in ``pending`` and record its PID.
+
+        The pending record is stored before the process starts, so a caller killed in between
+        leaves a server that can still be found: it writes its PID into its ready file.
+        """
+        self.store.update(ENDPOINT, name, data_updates={"pending": pending})
+        argv = [
+            sys.executable,
+            str(SERVER_SCRIPT),
+            "--model-dir",
+            str(Path(pending["dir"]) / "model"),
+            "--name",
+            name,
+            "--ready-file",
+            pending["ready_file"],
+            "--host",
+            self.host,
+            "--port",
+            "0",
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+        pid, start = processes.spawn_detached(argv, cwd=pending["dir"], env=env, log_path=self.log_path(name))
+        self.store.update(ENDPOINT, name, data_updates={"pending": {**pending, "pid": pid, "pid_start": start}})
+
+    def _claim_respawn(self, name: str, pending: dict[str, Any]) -> bool:
+        return self.store.update(
+            ENDPOINT,
+            name,
+            expect_status=(_CREATING, _UPDATING),
+            expect_data={"pending": pending},
+            data_updates={"pending": {**pending, "respawned": True, "prepared_at": time.time()}},
+        )
+
+    def _complete(self, name: str, wait: bool) -> None:
+        """Finish a pending create or update: switch to the new server once it answers, or fail."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while True:
+            record = self.store.get(ENDPOINT, name)
+            if record is None or record.status not in (_CREATING, _UPDATING):
+                return
+            pending = record.data.get("pending")
+            if not pending:
+                # The caller died before the server was prepared: nothing is running for it.
+                if time.time() - record.updated_at > _SPAWN_GRACE_SECONDS:
+                    pending = {
+                        "config_name": record.data.get("config_name"),
+                        "pid": None,
+                        "pid_start": None,
+                        "ready_file": "/nonexistent",
+                        "dir": None,
+                        "prepared_at": 0,
+                    }
+                elif wait:
+                    time.sleep(0.2)
+                    continue
+                else:
+                    return
+            ready = _ready_server(pending)
+            if ready is not None:
+                self._switch(name, record, pending, *ready)
+                return
+            timed_out = time.monotonic() > deadline
+            if not timed_out and _never_started(pending) and self._claim_respawn(name, pending):
+                # The caller that prepared this server died before starting it (a worker killed
+                # mid-deploy). The model is unpacked, so start the server now, once, instead of
+                # failing the deploy; whichever process claims it first does so.
+                log.info("Endpoint %s: starting the server an interrupted deploy prepared", name)
+                self._spawn_server(name, {**pending, "respawned": True, "prepared_at": time.time()})
+                continue
+            if _pending_dead(pending) or timed_out:
+                self._fail_pending(name, record, pending, timed_out, wait)
+                return
+            if not wait:
+                return
+            time.sleep(0.1)
+
+    def _switch(self, name: str, record: Any, pending: dict[str, Any], url: str, pid: int) -> None:
+        """The pending server answers: serve from it, then stop the one it replaces."""
+        switched = self.store.update(
+            ENDPOINT,
+            name,
+            expect_status=(_CREATING, _UPDATING),
+            status=_IN_SERVICE,
+            failure_reason=None,
+            pid=pid,
+            pid_start=pending.get("pid_start") or processes.process_start_time(pid),
+            data_updates={"config_name": pending["config_name"], "url": url, "dir": pending["dir"], "pending": None},
+        )
+        if switched and record.status == _UPDATING:
+            # Only now that the new server answers is the old one stopped.
+            processes.terminate(record.pid, record.pid_start)
+            old_dir = record.data.get("dir")
+            if old_dir and old_dir != pending["dir"]:
+                shutil.rmtree(old_dir, ignore_errors=True)
+
+    def _fail_pending(self, name: str, record: Any, pending: dict[str, Any], timed_out: bool, wait: bool) -> None:
+        """The pending server died or never answered: a create fails, an update keeps the old server."""
+        processes.terminate(pending["pid"], pending["pid_start"], grace_seconds=2)
+        why = "did not answer /ping in time" if timed_out else "exited before it was ready"
+        reason = f"the endpoint server for {pending['config_name']} {why}. Log:\n{self.log_tail(name)}"
+        if record.status == _UPDATING:  # the old server keeps serving
+            reason = f"update to {pending['config_name']} failed: {reason}"
+        self.store.update(
+            ENDPOINT,
+            name,
+            expect_status=(record.status,),
+            status=_FAILED if record.status == _CREATING else _IN_SERVICE,
+            failure_reason=reason,
+            data_updates={"pending": None},
+        )
+        if wait:
+            raise EndpointError(name, reason, record.status)

@@ -20,14 +20,19 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_autogluon_cloud.backends.base import CHANNEL_CODE, TRAIN_SCRIPT
-from airflow_autogluon_cloud.backends.local.state import TRAINING, TRANSFORM, StateStore
+from airflow_autogluon_cloud.backends.local.jobkit import (
+    MaxRuntimeExceeded,
+    StopRequested,
+    log,
+    make_storage,
+    materialise,
+)
+from airflow_autogluon_cloud.backends.local.state import StateStore
+from airflow_autogluon_cloud.backends.specs import CHANNEL_CODE, TRAIN_SCRIPT
+from airflow_autogluon_cloud.kinds import JobKind
 from airflow_autogluon_cloud.status import JobStatus
-
-if TYPE_CHECKING:
-    from airflow_autogluon_cloud.storage import Storage
 
 # Nothing here imports Airflow at module level: batch-transform workers are spawned processes
 # that re-import this module (it is ``__main__``), and Airflow would add ~1.4 s to each start.
@@ -35,52 +40,9 @@ if TYPE_CHECKING:
 _ACTIVE = (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value)
 
 
-class StopRequested(Exception):
-    """SIGTERM arrived: the job is being stopped."""
-
-
-class MaxRuntimeExceeded(Exception):
-    """The entry script ran longer than the job's ``max_runtime``."""
-
-
-def log(message: str, *args: object) -> None:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    print(f"{stamp} [local-runner] {message % args if args else message}", flush=True)
-
-
-def make_storage(uri: str, aws: dict[str, Any] | None) -> Storage:
-    from airflow_autogluon_cloud.storage import is_s3_uri, storage_for
-
-    if not is_s3_uri(uri):
-        return storage_for(uri)
-    from airflow_autogluon_cloud.aws import AwsSettings
-
-    return storage_for(uri, AwsSettings.from_dict(aws).client)
-
-
-def materialise(uri: str, target: Path, aws: dict[str, Any] | None) -> None:
-    """Copy every object under the prefix ``uri`` into ``target`` (what a ``File`` channel does)."""
-    from airflow_autogluon_cloud.storage import is_s3_uri, local_path
-
-    target.mkdir(parents=True, exist_ok=True)
-    storage = make_storage(uri, aws)
-    objects = storage.list(uri)
-    if not objects:
-        raise FileNotFoundError(f"No data under {uri}")
-    for obj in objects:
-        relative = obj[len(uri.rstrip("/")) :].lstrip("/") or Path(obj).name
-        dest = target / relative
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not is_s3_uri(obj):
-            try:
-                os.link(local_path(obj), dest)  # same filesystem: no copy at all
-                continue
-            except OSError:
-                pass
-        storage.download_file(obj, dest)
-
-
 class Runner:
+    """One job's process: reads its record, runs its body, records the outcome (a :class:`~.jobkit.JobRun`)."""
+
     def __init__(self, root: str, kind: str, name: str) -> None:
         self.store = StateStore(root)
         self.kind = kind
@@ -101,14 +63,13 @@ class Runner:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         try:
-            if self.kind == TRAINING:
+            kind = JobKind.parse(self.kind)
+            if kind is JobKind.TRAINING:
                 self.run_training()
-            elif self.kind == TRANSFORM:
+            else:
                 from airflow_autogluon_cloud.backends.local.transform import run_transform
 
                 run_transform(self)
-            else:
-                raise ValueError(f"Unknown job kind {self.kind!r}")
         except StopRequested:
             log("Stopped on request.")
             self.finish(JobStatus.STOPPED, "Stopped by request.")

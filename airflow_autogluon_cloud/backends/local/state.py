@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_autogluon_cloud.kinds import ENDPOINT
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
     kind TEXT NOT NULL,
@@ -36,12 +38,10 @@ CREATE TABLE IF NOT EXISTS resources (
 )
 """
 
-#: Resource kinds, mirroring SageMaker's.
-TRAINING = "training"
-TRANSFORM = "transform"
+#: Resource kinds besides jobs (recorded under their ``JobKind`` value) and ``ENDPOINT``, as on SageMaker.
 MODEL = "model"
 ENDPOINT_CONFIG = "endpoint_config"
-ENDPOINT = "endpoint"
+__all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "AlreadyExistsError", "Record", "StateStore"]
 
 
 class AlreadyExistsError(Exception):

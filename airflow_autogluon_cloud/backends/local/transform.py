@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_autogluon_cloud.archives import safe_extract
 from airflow_autogluon_cloud.backends.local import batch_worker
+from airflow_autogluon_cloud.backends.local.jobkit import fetch_model, log, make_storage
 from airflow_autogluon_cloud.backends.local.state import MODEL
+from airflow_autogluon_cloud.status import JobStatus
 from airflow_autogluon_cloud.storage import is_s3_uri, join_uri, local_path
 
 if TYPE_CHECKING:
-    from airflow_autogluon_cloud.backends.local.runner import Runner
+    from airflow_autogluon_cloud.backends.local.jobkit import JobRun
 
 #: Rows per mini-batch; SageMaker's MaxPayloadInMB bounds a batch's bytes too.
 DEFAULT_CHUNK_ROWS = 20_000
@@ -50,10 +51,8 @@ def iter_chunks(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[str, st
             yield header, "".join(lines), len(lines)
 
 
-def run_transform(runner: Runner) -> None:
-    from airflow_autogluon_cloud.backends.local.runner import log, make_storage
-    from airflow_autogluon_cloud.status import JobStatus
-
+def run_transform(runner: JobRun) -> None:
+    """Score the job's input with its model and record the output (the body of a transform job)."""
     spec = runner.record.data["spec"]
     aws = runner.record.data.get("aws")
     model = runner.store.get(MODEL, spec["model_name"])
@@ -62,11 +61,8 @@ def run_transform(runner: Runner) -> None:
     model_uri = model.data["model_data_uri"]
     workdir = runner.workdir
     model_dir = workdir / "model"
-    archive = workdir / "model.tar.gz"
     log("Transform job %s: model %s (%s)", runner.name, spec["model_name"], model_uri)
-    make_storage(model_uri, aws).download_file(model_uri, archive)
-    safe_extract(archive, model_dir)
-    archive.unlink()
+    fetch_model(model_uri, model_dir, aws)
 
     input_uri = spec["input_uri"]
     if is_s3_uri(input_uri):

@@ -1,18 +1,16 @@
 """The SageMaker backend: the AutoGluon deep-learning containers, driven with boto3 requests.
 
-Clients come from the hook (the Amazon provider's AWS connection, with role assumption). Every
-call retries throttling with jittered exponential backoff and nothing else; "not found" answers
-become :class:`ResourceNotFoundError`; deletes are idempotent.
+Clients come from the hook's AWS connection (the Amazon provider's, with role assumption); calls
+go through :class:`~.api.SageMakerApi` (throttling retries, "not found" answers, idempotent deletes).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import random
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_autogluon_cloud.backends.base import (
@@ -24,6 +22,7 @@ from airflow_autogluon_cloud.backends.base import (
     EndpointConfigDescription,
     EndpointConfigSpec,
     EndpointDescription,
+    ImageChoice,
     InvocationResult,
     JobDescription,
     LogChunk,
@@ -32,30 +31,29 @@ from airflow_autogluon_cloud.backends.base import (
     TrainingJobSpec,
     TransformJobSpec,
 )
+from airflow_autogluon_cloud.backends.sagemaker.api import (
+    SageMakerApi,
+    decode_hyperparameter,
+    epoch,
+    error_code,
+    error_message,
+    tag_list,
+)
 from airflow_autogluon_cloud.exceptions import (
     AutoGluonCloudError,
     EndpointError,
     InvalidParameterError,
     ResourceNotFoundError,
 )
+from airflow_autogluon_cloud.kinds import ENDPOINT, JobKind
 from airflow_autogluon_cloud.status import EndpointStatus, JobStatus
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from airflow_autogluon_cloud.aws import AwsSettings
 
-RETRYABLE_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ProvisionedThroughputExceededException",
-        "ServiceUnavailable",
-        "InternalFailure",
-    }
-)
-MAX_ATTEMPTS = 6
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 20.0
+#: Provisioning an instance and pulling the AutoGluon image can take a long time.
+WAIT_SLACK_SECONDS = 3600.0
+
 #: Where the training toolkit finds the code: the ``code`` input channel (works with network isolation).
 SUBMIT_DIRECTORY = f"/opt/ml/input/data/{CHANNEL_CODE}/sourcedir.tar.gz"
 SERVING_ENVIRONMENT = {
@@ -70,32 +68,6 @@ TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 
 
-def _error_code(err: Exception) -> str:
-    response = getattr(err, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def _error_message(err: Exception) -> str:
-    response = getattr(err, "response", None) or {}
-    return str(response.get("Error", {}).get("Message", err))
-
-
-def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
-
-
-def _epoch(value: Any) -> float | None:
-    return value.timestamp() if hasattr(value, "timestamp") else None
-
-
-def _decode(value: str) -> str:
-    try:
-        decoded = json.loads(value)
-    except (TypeError, ValueError):
-        return value
-    return decoded if isinstance(decoded, str) else value
-
-
 class SageMakerBackend(Backend):
     """Training, transform jobs and endpoints on Amazon SageMaker.
 
@@ -106,6 +78,9 @@ class SageMakerBackend(Backend):
     """
 
     name = "sagemaker"
+    wait_slack_seconds = WAIT_SLACK_SECONDS
+    requires_s3_uris = True
+    uses_execution_role = True
 
     def __init__(
         self,
@@ -113,61 +88,33 @@ class SageMakerBackend(Backend):
         region_name: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client_factory = client_factory
-        self._clients: dict[str, Any] = {}
+        self.api = SageMakerApi(client_factory, sleep)
         self.region_name = region_name
-        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, *, aws: AwsSettings, local_root: Path) -> SageMakerBackend:
+        return cls(aws.client, region_name=aws.resolved_region)
 
     def client(self, service: str = "sagemaker") -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._client_factory(service)
-        return self._clients[service]
+        return self.api.client(service)
 
-    def _call(self, operation: str, service: str = "sagemaker", **params: Any) -> Any:
-        """Call an API operation, retrying throttling and transient service errors only."""
-        from botocore.exceptions import ClientError
+    # what differs ----------------------------------------------------------------------------
 
-        method = getattr(self.client(service), operation)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                return method(**params)
-            except ClientError as err:
-                code = _error_code(err)
-                if code not in RETRYABLE_CODES or attempt == MAX_ATTEMPTS:
-                    raise
-                delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-                delay *= random.uniform(0.5, 1.0)
-                log.warning("%s throttled (%s); retry %d/%d in %.1fs", operation, code, attempt, MAX_ATTEMPTS, delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")
+    def resolve_image(
+        self, scope: str, *, framework_version: str | None, custom_image_uri: str | None, instance_type: str
+    ) -> ImageChoice:
+        """The AWS AutoGluon container for ``scope``, or the custom image; its version."""
+        from airflow_autogluon_cloud.images import image_uri, version_from_image
 
-    def _not_found(self, err: Exception, kind: str, name: str) -> bool:
-        code = _error_code(err)
-        message = _error_message(err).lower()
-        return code in ("ValidationException", "ResourceNotFound", "ValidationError") and (
-            "not found" in message or "could not find" in message or "does not exist" in message
-        )
+        image = custom_image_uri or image_uri(framework_version or "latest", scope, self.region_name, instance_type)
+        return ImageChoice(image, framework_version or version_from_image(image) or "unknown")
 
-    def _describe(self, operation: str, kind: str, name: str, **params: Any) -> Any:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self._call(operation, **params)
-        except ClientError as err:
-            if self._not_found(err, kind, name):
-                raise ResourceNotFoundError(kind, name, self.name) from None
-            raise
-
-    def _delete(self, operation: str, kind: str, name: str, **params: Any) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._call(operation, **params)
-            log.info("Deleted %s %s", kind.lower(), name)
-        except ClientError as err:
-            if not self._not_found(err, kind, name):
-                raise
-            log.info("%s %s is already gone", kind, name)
+    def console_url(self, kind: str, name: str) -> str | None:
+        region = self.region_name or "us-east-1"
+        page = {JobKind.TRAINING: "jobs", JobKind.TRANSFORM: "transform-jobs", ENDPOINT: "endpoints"}.get(kind)
+        if page is None:
+            return None
+        return f"https://console.aws.amazon.com/sagemaker/home?region={region}#/{page}/{quote(name, safe='')}"
 
     # training ----------------------------------------------------------------------------------
 
@@ -213,28 +160,31 @@ class SageMakerBackend(Backend):
                 "VolumeSizeInGB": spec.volume_size,
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime},
-            "Tags": _tags(spec.tags),
+            "Tags": tag_list(spec.tags),
         }
         if spec.environment:
             request["Environment"] = dict(spec.environment)
-        self._call("create_training_job", **request)
+        self.api.call("create_training_job", **request)
 
     def describe_training_job(self, name: str) -> JobDescription:
-        desc = self._describe("describe_training_job", "Training job", name, TrainingJobName=name)
+        desc = self.api.describe("describe_training_job", "Training job", name, TrainingJobName=name)
         output = desc.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
         return JobDescription(
             name=name,
-            kind="training",
+            kind=JobKind.TRAINING,
             status=JobStatus.parse(desc["TrainingJobStatus"]),
             failure_reason=desc.get("FailureReason"),
-            created_at=_epoch(desc.get("CreationTime")),
-            ended_at=_epoch(desc.get("TrainingEndTime")),
+            created_at=epoch(desc.get("CreationTime")),
+            ended_at=epoch(desc.get("TrainingEndTime")),
             max_runtime=desc.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"),
             artifact_uri=desc.get("ModelArtifacts", {}).get("S3ModelArtifacts")
             or f"{output}/{name}/output/model.tar.gz",
             secondary_uri=f"{output}/{name}/output/output.tar.gz",
-            hyperparameters={k: _decode(v) for k, v in (desc.get("HyperParameters") or {}).items()},
+            hyperparameters={k: decode_hyperparameter(v) for k, v in (desc.get("HyperParameters") or {}).items()},
         )
+
+    def list_training_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
+        return self._list_jobs(JobKind.TRAINING, name_contains)
 
     def stop_training_job(self, name: str) -> None:
         self._stop("stop_training_job", self.describe_training_job(name), TrainingJobName=name)
@@ -245,9 +195,9 @@ class SageMakerBackend(Backend):
         if desc.status.is_terminal:
             return
         try:
-            self._call(operation, **params)
+            self.api.call(operation, **params)
         except ClientError as err:
-            if _error_code(err) != "ValidationException":  # already stopping or finished
+            if error_code(err) != "ValidationException":  # already stopping or finished
                 raise
 
     def read_training_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
@@ -259,11 +209,11 @@ class SageMakerBackend(Backend):
         tokens = dict(cursor or {})
         lines: list[str] = []
         try:
-            streams = self._call(
+            streams = self.api.call(
                 "describe_log_streams", "logs", logGroupName=group, logStreamNamePrefix=f"{name}/"
             ).get("logStreams", [])
         except ClientError as err:
-            if _error_code(err) == "ResourceNotFoundException":  # no log group before the first job
+            if error_code(err) == "ResourceNotFoundException":  # no log group before the first job
                 return LogChunk([], tokens)
             raise
         for stream in sorted(s["logStreamName"] for s in streams):
@@ -271,7 +221,7 @@ class SageMakerBackend(Backend):
             while True:
                 if stream in tokens:
                     params["nextToken"] = tokens[stream]
-                page = self._call("get_log_events", "logs", **params)
+                page = self.api.call("get_log_events", "logs", **params)
                 lines.extend(event["message"] for event in page.get("events", []))
                 token = page.get("nextForwardToken")
                 if not token or token == tokens.get(stream):
@@ -296,21 +246,21 @@ class SageMakerBackend(Backend):
             },
             "TransformOutput": {"S3OutputPath": spec.output_path, "Accept": spec.accept, "AssembleWith": "Line"},
             "TransformResources": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count},
-            "Tags": _tags(spec.tags),
+            "Tags": tag_list(spec.tags),
         }
         if spec.environment:
             request["Environment"] = dict(spec.environment)
-        self._call("create_transform_job", **request)
+        self.api.call("create_transform_job", **request)
 
     def describe_transform_job(self, name: str) -> JobDescription:
-        desc = self._describe("describe_transform_job", "Transform job", name, TransformJobName=name)
+        desc = self.api.describe("describe_transform_job", "Transform job", name, TransformJobName=name)
         return JobDescription(
             name=name,
-            kind="transform",
+            kind=JobKind.TRANSFORM,
             status=JobStatus.parse(desc["TransformJobStatus"]),
             failure_reason=desc.get("FailureReason"),
-            created_at=_epoch(desc.get("CreationTime")),
-            ended_at=_epoch(desc.get("TransformEndTime")),
+            created_at=epoch(desc.get("CreationTime")),
+            ended_at=epoch(desc.get("TransformEndTime")),
             artifact_uri=desc.get("TransformOutput", {}).get("S3OutputPath"),
             secondary_uri=desc.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri"),
             model_name=desc.get("ModelName"),
@@ -323,20 +273,25 @@ class SageMakerBackend(Backend):
         return self._read_log(TRANSFORM_LOG_GROUP, name, cursor)
 
     def list_transform_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
+        return self._list_jobs(JobKind.TRANSFORM, name_contains)
+
+    def _list_jobs(self, kind: JobKind, name_contains: str | None) -> list[JobDescription]:
+        """``ListTrainingJobs`` / ``ListTransformJobs``, newest first, at most 1000."""
+        prefix = "Training" if kind is JobKind.TRAINING else "Transform"
         params: dict[str, Any] = {"MaxResults": 100, "SortBy": "CreationTime", "SortOrder": "Descending"}
         if name_contains:
             params["NameContains"] = name_contains
         jobs: list[JobDescription] = []
         while True:
-            page = self._call("list_transform_jobs", **params)
-            for job in page.get("TransformJobSummaries", []):
+            page = self.api.call(f"list_{kind.value}_jobs", **params)
+            for job in page.get(f"{prefix}JobSummaries", []):
                 jobs.append(
                     JobDescription(
-                        name=job["TransformJobName"],
-                        kind="transform",
-                        status=JobStatus.parse(job["TransformJobStatus"]),
+                        name=job[f"{prefix}JobName"],
+                        kind=kind,
+                        status=JobStatus.parse(job[f"{prefix}JobStatus"]),
                         failure_reason=job.get("FailureReason"),
-                        created_at=_epoch(job.get("CreationTime")),
+                        created_at=epoch(job.get("CreationTime")),
                     )
                 )
             if not page.get("NextToken") or len(jobs) >= 1000:
@@ -352,7 +307,7 @@ class SageMakerBackend(Backend):
             )
         if not spec.role_arn:
             raise InvalidParameterError("role_arn", None, "SageMaker needs an execution role ARN.")
-        self._call(
+        self.api.call(
             "create_model",
             ModelName=spec.name,
             PrimaryContainer={
@@ -361,11 +316,11 @@ class SageMakerBackend(Backend):
                 "Environment": {**SERVING_ENVIRONMENT, **spec.environment},
             },
             ExecutionRoleArn=spec.role_arn,
-            Tags=_tags(spec.tags),
+            Tags=tag_list(spec.tags),
         )
 
     def describe_model(self, name: str) -> ModelDescription:
-        desc = self._describe("describe_model", "Model", name, ModelName=name)
+        desc = self.api.describe("describe_model", "Model", name, ModelName=name)
         container = desc.get("PrimaryContainer", {})
         return ModelDescription(
             name=name,
@@ -375,7 +330,7 @@ class SageMakerBackend(Backend):
         )
 
     def delete_model(self, name: str) -> None:
-        self._delete("delete_model", "Model", name, ModelName=name)
+        self.api.delete("delete_model", "Model", name, ModelName=name)
 
     def create_endpoint_config(self, spec: EndpointConfigSpec) -> None:
         variant: dict[str, Any] = {
@@ -387,54 +342,54 @@ class SageMakerBackend(Backend):
         # GPU instances (ml.p*, ml.g*) use local NVMe storage and reject a volume size.
         if spec.volume_size and not spec.instance_type.startswith(("ml.p", "ml.g")):
             variant["VolumeSizeInGB"] = spec.volume_size
-        self._call(
+        self.api.call(
             "create_endpoint_config",
             EndpointConfigName=spec.name,
             ProductionVariants=[variant],
-            Tags=_tags(spec.tags),
+            Tags=tag_list(spec.tags),
         )
 
     def describe_endpoint_config(self, name: str) -> EndpointConfigDescription:
-        desc = self._describe("describe_endpoint_config", "Endpoint configuration", name, EndpointConfigName=name)
+        desc = self.api.describe("describe_endpoint_config", "Endpoint configuration", name, EndpointConfigName=name)
         return EndpointConfigDescription(
             name=name,
             model_names=[v["ModelName"] for v in desc.get("ProductionVariants", [])],
-            created_at=_epoch(desc.get("CreationTime")),
+            created_at=epoch(desc.get("CreationTime")),
         )
 
     def delete_endpoint_config(self, name: str) -> None:
-        self._delete("delete_endpoint_config", "Endpoint configuration", name, EndpointConfigName=name)
+        self.api.delete("delete_endpoint_config", "Endpoint configuration", name, EndpointConfigName=name)
 
     # endpoints ---------------------------------------------------------------------------------
 
     def create_endpoint(self, name: str, config_name: str, tags: dict[str, str]) -> None:
-        self._call("create_endpoint", EndpointName=name, EndpointConfigName=config_name, Tags=_tags(tags))
+        self.api.call("create_endpoint", EndpointName=name, EndpointConfigName=config_name, Tags=tag_list(tags))
 
     def update_endpoint(self, name: str, config_name: str) -> None:
-        self._call("update_endpoint", EndpointName=name, EndpointConfigName=config_name)
+        self.api.call("update_endpoint", EndpointName=name, EndpointConfigName=config_name)
 
     def describe_endpoint(self, name: str) -> EndpointDescription:
-        desc = self._describe("describe_endpoint", "Endpoint", name, EndpointName=name)
+        desc = self.api.describe("describe_endpoint", "Endpoint", name, EndpointName=name)
         return EndpointDescription(
             name=name,
             status=EndpointStatus.parse(desc["EndpointStatus"]),
             config_name=desc.get("EndpointConfigName"),
             failure_reason=desc.get("FailureReason"),
-            created_at=_epoch(desc.get("CreationTime")),
+            created_at=epoch(desc.get("CreationTime")),
         )
 
     def delete_endpoint(self, name: str) -> None:
-        self._delete("delete_endpoint", "Endpoint", name, EndpointName=name)
+        self.api.delete("delete_endpoint", "Endpoint", name, EndpointName=name)
 
     def list_endpoints(self) -> list[EndpointDescription]:
         params: dict[str, Any] = {"MaxResults": 100}
         out: list[EndpointDescription] = []
         while True:
-            page = self._call("list_endpoints", **params)
+            page = self.api.call("list_endpoints", **params)
             for endpoint in page.get("Endpoints", []):
                 tags = {
                     t["Key"]: t["Value"]
-                    for t in self._call("list_tags", ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
+                    for t in self.api.call("list_tags", ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
                 }
                 if PROVIDER_TAG not in tags:
                     continue
@@ -442,7 +397,7 @@ class SageMakerBackend(Backend):
                     EndpointDescription(
                         name=endpoint["EndpointName"],
                         status=EndpointStatus.parse(endpoint["EndpointStatus"]),
-                        created_at=_epoch(endpoint.get("CreationTime")),
+                        created_at=epoch(endpoint.get("CreationTime")),
                         tags=tags,
                     )
                 )
@@ -454,7 +409,7 @@ class SageMakerBackend(Backend):
         from botocore.exceptions import ClientError
 
         try:
-            response = self._call(
+            response = self.api.call(
                 "invoke_endpoint",
                 "sagemaker-runtime",
                 EndpointName=name,
@@ -463,19 +418,12 @@ class SageMakerBackend(Backend):
                 Accept=accept,
             )
         except ClientError as err:
-            code = _error_code(err)
+            code = error_code(err)
             if code == "ModelError":
                 original = err.response.get("OriginalStatusCode", "?")
-                message = err.response.get("OriginalMessage") or _error_message(err)
+                message = err.response.get("OriginalMessage") or error_message(err)
                 raise EndpointError(name, f"the model answered {original}: {message}") from None
-            if code == "ValidationError" and "not found" in _error_message(err).lower():
+            if code == "ValidationError" and "not found" in error_message(err).lower():
                 raise ResourceNotFoundError("Endpoint", name, self.name) from None
-            raise AutoGluonCloudError(f"Invoking endpoint {name!r} failed: {code}: {_error_message(err)}") from err
+            raise AutoGluonCloudError(f"Invoking endpoint {name!r} failed: {code}: {error_message(err)}") from err
         return InvocationResult(response["Body"].read(), response.get("ContentType", accept))
-
-    def console_url(self, kind: str, name: str) -> str | None:
-        region = self.region_name or "us-east-1"
-        page = {"training": "jobs", "transform": "transform-jobs", "endpoint": "endpoints"}.get(kind)
-        if page is None:
-            return None
-        return f"https://console.aws.amazon.com/sagemaker/home?region={region}#/{page}/{quote(name, safe='')}"

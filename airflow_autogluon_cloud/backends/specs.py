@@ -1,0 +1,173 @@
+"""The requests and descriptions both backends speak: plain dataclasses of strings and numbers.
+
+Shaped after SageMaker's own API, so the local backend is a faithful stand-in, and small enough
+that a trigger or a detached runner can rebuild them from primitives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from airflow_autogluon_cloud.kinds import JobKind
+from airflow_autogluon_cloud.status import EndpointStatus, JobStatus
+
+#: Channel names the training entry script understands (``SM_CHANNEL_<NAME>``).
+CHANNEL_TRAIN = "train_data"
+CHANNEL_TUNING = "tuning_data"
+CHANNEL_CONFIG = "ag_args"
+CHANNEL_CODE = "code"
+#: Script names inside the code archive / the model's ``code/`` directory.
+TRAIN_SCRIPT = "train.py"
+SERVE_SCRIPT = "serve.py"
+#: Tag every resource created by this provider carries; the sweep finds endpoints by it.
+PROVIDER_TAG = "airflow-autogluon-cloud"
+
+
+@dataclass
+class TrainingJobSpec:
+    """Everything needed to start one training job, on either backend.
+
+    :param name: job name (SageMaker-valid, at most 63 characters).
+    :param channels: channel name -> URI of a staged object prefix (``s3://...`` or a local path).
+        Always has :data:`CHANNEL_TRAIN`, :data:`CHANNEL_CONFIG` and :data:`CHANNEL_CODE`.
+    :param output_path: prefix the artifacts go under: ``<output_path>/<name>/output/model.tar.gz``.
+    :param hyperparameters: string values passed to the entry script (SageMaker script mode).
+    """
+
+    name: str
+    channels: dict[str, str]
+    output_path: str
+    hyperparameters: dict[str, str]
+    instance_type: str
+    volume_size: int
+    max_runtime: int
+    image_uri: str | None = None
+    role_arn: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TransformJobSpec:
+    """A batch transform: score every line of ``input_uri`` with ``model_name``.
+
+    :param input_uri: staged input object (CSV with a header line).
+    :param output_path: prefix the result goes under: ``<output_path>/<input file name>.out``.
+    :param accept: content type of the results (the serving script's answer).
+    """
+
+    name: str
+    model_name: str
+    input_uri: str
+    output_path: str
+    instance_type: str
+    instance_count: int = 1
+    content_type: str = "text/csv"
+    accept: str = "application/json"
+    max_payload_mb: int = 6
+    max_runtime: int = 3600
+    environment: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ModelSpec:
+    """A deployable model: an artifact (``model.tar.gz`` with ``code/serve.py``) and an image."""
+
+    name: str
+    model_data_uri: str
+    image_uri: str | None = None
+    role_arn: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EndpointConfigSpec:
+    name: str
+    model_name: str
+    instance_type: str
+    instance_count: int = 1
+    volume_size: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class JobDescription:
+    """What a backend knows about a training or transform job."""
+
+    name: str
+    kind: JobKind
+    status: JobStatus
+    failure_reason: str | None = None
+    created_at: float | None = None  # epoch seconds
+    ended_at: float | None = None
+    max_runtime: int | None = None
+    #: training: ``.../model.tar.gz``; transform: the output prefix.
+    artifact_uri: str | None = None
+    #: training: ``.../output.tar.gz`` (leaderboard, summary); transform: the input URI.
+    secondary_uri: str | None = None
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+    model_name: str | None = None  # transform jobs
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["kind"] = str(self.kind)
+        out["status"] = self.status.value
+        return out
+
+
+@dataclass
+class EndpointDescription:
+    name: str
+    status: EndpointStatus
+    config_name: str | None = None
+    failure_reason: str | None = None
+    created_at: float | None = None
+    #: local backend: ``http://127.0.0.1:<port>``; SageMaker: ``None`` (use sagemaker-runtime).
+    url: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EndpointConfigDescription:
+    name: str
+    model_names: list[str]
+    created_at: float | None = None
+
+
+@dataclass
+class ModelDescription:
+    name: str
+    model_data_uri: str | None
+    image_uri: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class InvocationResult:
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class LogChunk:
+    """New log lines since ``cursor``; pass the returned cursor back to continue."""
+
+    lines: list[str]
+    cursor: dict[str, Any]
+
+
+@dataclass
+class ImageChoice:
+    """The container image a job or model runs, and the AutoGluon version it stands for.
+
+    :param image_uri: the image (``None`` on the local backend, which runs this machine's Python).
+    :param framework_version: the AutoGluon version recorded with the job.
+    :param note: something the caller should tell the user (e.g. an ignored ``framework_version``).
+    """
+
+    image_uri: str | None
+    framework_version: str
+    note: str | None = None

@@ -1,0 +1,303 @@
+"""Endpoints: deploy (create, or update without downtime), roll back, wait, delete, sweep.
+
+A deploy is two steps with a wait between them, so an operator can defer in the middle:
+:meth:`EndpointService.start_deploy` creates what is missing and returns a :class:`DeployPlan`;
+:meth:`EndpointService.finish_deploy` checks the endpoint serves the new configuration, then
+removes what it replaced (or rolls back what the deploy created). Names of the model and
+configuration derive from the endpoint and the artifact, so a retried task finds what its
+earlier try created.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from airflow_autogluon_cloud import naming, polling
+from airflow_autogluon_cloud.backends.base import PROVIDER_TAG, Backend, EndpointConfigSpec, EndpointDescription
+from airflow_autogluon_cloud.exceptions import (
+    EndpointError,
+    InvalidParameterError,
+    JobTimeoutError,
+    ResourceNotFoundError,
+)
+from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.models import ModelService
+from airflow_autogluon_cloud.settings import ProviderSettings
+from airflow_autogluon_cloud.status import EndpointStatus
+
+MODEL = "model"
+ENDPOINT_CONFIG = "endpoint_config"
+
+
+@dataclass
+class DeployPlan:
+    """What a deploy is doing: the names involved, the action, and what it created or replaces.
+
+    Travels from :meth:`EndpointService.start_deploy` to :meth:`~EndpointService.finish_deploy`,
+    across a deferral too, as the plain dict of :meth:`to_dict`.
+    """
+
+    endpoint_name: str
+    config_name: str
+    model_name: str
+    model_uri: str
+    backend: str
+    #: ``create``, ``recreate`` (a Failed endpoint replaced), ``update`` or ``reattach``.
+    action: str = "create"
+    #: Names of the model and configuration this deploy created (rolled back if it fails).
+    created: list[str] = field(default_factory=list)
+    #: The configuration the endpoint served before (removed once it serves the new one).
+    replaced_config: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeployPlan:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class EndpointService:
+    """Real-time endpoints on one backend.
+
+    :param backend: where endpoints run.
+    :param models: registers the model behind a configuration.
+    :param settings: validates the artifact location before anything is created.
+    :param log: the task log.
+    """
+
+    backend: Backend
+    models: ModelService
+    settings: ProviderSettings
+    log: TaskLog
+
+    def describe(self, endpoint_name: str) -> EndpointDescription:
+        return self.backend.describe_endpoint(endpoint_name)
+
+    def list_endpoints(self) -> list[EndpointDescription]:
+        """Every endpoint this provider created (found by its tag)."""
+        return self.backend.list_endpoints()
+
+    def start_deploy(
+        self,
+        *,
+        endpoint_name: str,
+        model_uri: str,
+        instance_type: str = "ml.m5.2xlarge",
+        instance_count: int = 1,
+        framework_version: str | None = None,
+        custom_image_uri: str | None = None,
+        volume_size: int | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> DeployPlan:
+        """Create the endpoint, or move an existing one to ``model_uri`` without downtime.
+
+        If a step fails, the pieces this call created are removed again.
+        """
+        if not naming.is_valid_name(endpoint_name):
+            raise InvalidParameterError(
+                "endpoint_name", endpoint_name, "use 1-63 letters, digits and hyphens (SageMaker's rule)."
+            )
+        if not isinstance(instance_count, int) or instance_count < 1:
+            raise InvalidParameterError("instance_count", instance_count, "expected an integer >= 1.")
+        self.settings.cloud_output_path  # noqa: B018 - validates the output location before anything else
+        self.models.check_uri(model_uri)
+        digest = naming.short_hash(model_uri, instance_type, instance_count, framework_version, custom_image_uri, 8)
+        plan = DeployPlan(
+            endpoint_name=endpoint_name,
+            config_name=naming.derived_name(endpoint_name, f"c-{digest}"),
+            model_name=naming.derived_name(endpoint_name, f"m-{digest}"),
+            model_uri=model_uri,
+            backend=self.backend.name,
+        )
+        all_tags = {PROVIDER_TAG: "endpoint", **(tags or {})}
+        try:
+            if self.models.create(
+                plan.model_name,
+                model_uri,
+                instance_type=instance_type,
+                framework_version=framework_version,
+                custom_image_uri=custom_image_uri,
+                tags=tags,
+            ):
+                plan.created.append(plan.model_name)
+            try:
+                self.backend.describe_endpoint_config(plan.config_name)
+            except ResourceNotFoundError:
+                self.backend.create_endpoint_config(
+                    EndpointConfigSpec(
+                        name=plan.config_name,
+                        model_name=plan.model_name,
+                        instance_type=instance_type,
+                        instance_count=instance_count,
+                        volume_size=volume_size,
+                        tags=all_tags,
+                    )
+                )
+                plan.created.append(plan.config_name)
+            self._create_or_update(plan, all_tags)
+            return plan
+        except Exception:
+            self._rollback(plan)
+            raise
+
+    def _create_or_update(self, plan: DeployPlan, tags: dict[str, str]) -> None:
+        name, config = plan.endpoint_name, plan.config_name
+        try:
+            current = self.backend.describe_endpoint(name)
+        except ResourceNotFoundError:
+            self.log.info("Creating endpoint %s with config %s", name, config)
+            self.backend.create_endpoint(name, config, tags)
+            plan.action = "create"
+            return
+        if current.status == EndpointStatus.FAILED:
+            self.log.warning("Endpoint %s is Failed (%s); replacing it.", name, current.failure_reason)
+            self.backend.delete_endpoint(name)
+            self._wait_gone(name)
+            self.backend.create_endpoint(name, config, tags)
+            plan.action, plan.replaced_config = "recreate", current.config_name
+        elif current.config_name == config:
+            self.log.info("Endpoint %s already uses config %s (an earlier try); waiting for it.", name, config)
+            plan.action = "reattach"
+        else:
+            if not current.status.is_terminal:
+                self.wait(name, check_interval=10)
+            self.log.info("Updating endpoint %s from config %s to %s", name, current.config_name, config)
+            self.backend.update_endpoint(name, config)
+            plan.action, plan.replaced_config = "update", current.config_name
+
+    def finish_deploy(self, plan: DeployPlan) -> dict[str, Any]:
+        """After waiting: confirm the endpoint serves the new config, then remove what it replaced.
+
+        On failure the new config and model are rolled back and :class:`EndpointError` is raised.
+        """
+        name = plan.endpoint_name
+        desc = self.backend.describe_endpoint(name)
+        if desc.status != EndpointStatus.IN_SERVICE or desc.config_name != plan.config_name:
+            reason = desc.failure_reason or f"status {desc.status.value}, serving config {desc.config_name}"
+            if plan.action in ("create", "recreate") and desc.status == EndpointStatus.FAILED:
+                self.backend.delete_endpoint(name)
+            self._rollback(plan)
+            raise EndpointError(name, f"deploying {plan.model_uri} failed: {reason}", desc.status.value)
+        if plan.replaced_config and plan.replaced_config != plan.config_name:
+            self.delete_config_and_models(plan.replaced_config, owner=name)
+        return {
+            "endpoint_name": name,
+            "config_name": plan.config_name,
+            "model_name": plan.model_name,
+            "model_uri": plan.model_uri,
+            "backend": self.backend.name,
+            "action": plan.action,
+            "url": desc.url,
+        }
+
+    def _rollback(self, plan: DeployPlan) -> None:
+        """Delete what this deploy created: the configuration first, then the model."""
+        for kind, name in ((ENDPOINT_CONFIG, plan.config_name), (MODEL, plan.model_name)):
+            if name not in plan.created:
+                continue
+            self.log.warning("Rolling back: deleting %s %s", kind.replace("_", " "), name)
+            try:
+                if kind == ENDPOINT_CONFIG:
+                    self.backend.delete_endpoint_config(name)
+                else:
+                    self.backend.delete_model(name)
+            except Exception as err:
+                self.log.error("Could not delete %s %s during rollback: %s", kind, name, err)
+
+    def wait(
+        self,
+        endpoint_name: str,
+        *,
+        check_interval: float = 30,
+        max_check_interval: float | None = None,
+        timeout: float = 3 * 3600,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> EndpointDescription:
+        """Wait until the endpoint leaves Creating/Updating; return its description."""
+        interval = float(check_interval)
+        ceiling = polling.max_interval(check_interval, max_check_interval)
+        deadline = time.monotonic() + timeout
+        while True:
+            desc = self.backend.describe_endpoint(endpoint_name)
+            if desc.status.is_terminal:
+                return desc
+            if time.monotonic() > deadline:
+                raise JobTimeoutError("Endpoint", endpoint_name, desc.status.value, timeout)
+            self.log.info("Endpoint %s is %s; next check in %.0fs", endpoint_name, desc.status.value, interval)
+            sleep(interval)
+            interval = polling.next_interval(interval, ceiling)
+
+    def _wait_gone(self, endpoint_name: str, timeout: float = 1800) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.backend.describe_endpoint(endpoint_name)
+            except ResourceNotFoundError:
+                return
+            time.sleep(5)
+
+    # removal ---------------------------------------------------------------------------------
+
+    def delete_config_and_models(self, config_name: str, owner: str | None = None) -> None:
+        """Delete an endpoint configuration and its models (only ones named after ``owner``, if given)."""
+        try:
+            config = self.backend.describe_endpoint_config(config_name)
+        except ResourceNotFoundError:
+            return
+        if owner and not config_name.startswith(owner[:40]):
+            self.log.info("Leaving config %s in place: it was not created for endpoint %s.", config_name, owner)
+            return
+        self.log.info("Deleting endpoint config %s and models %s", config_name, ", ".join(config.model_names))
+        self.backend.delete_endpoint_config(config_name)
+        for model in config.model_names:
+            self.backend.delete_model(model)
+
+    def delete(self, endpoint_name: str) -> dict[str, Any]:
+        """Delete an endpoint, its configuration and its models. Absent resources are not an error."""
+        try:
+            desc = self.backend.describe_endpoint(endpoint_name)
+        except ResourceNotFoundError:
+            self.log.info("Endpoint %s does not exist; nothing to delete.", endpoint_name)
+            return {"endpoint_name": endpoint_name, "deleted": False, "config_name": None}
+        self.log.info("Deleting endpoint %s (config %s)", endpoint_name, desc.config_name)
+        self.backend.delete_endpoint(endpoint_name)
+        if desc.config_name:
+            self.delete_config_and_models(desc.config_name)
+        return {"endpoint_name": endpoint_name, "deleted": True, "config_name": desc.config_name}
+
+    def sweep(
+        self, *, max_age_seconds: float | None = None, keep: list[str] | None = None, dry_run: bool = True
+    ) -> list[dict[str, Any]]:
+        """Delete endpoints created by this provider (by tag) older than ``max_age_seconds`` or not in ``keep``.
+
+        :param dry_run: only report what would be deleted.
+        :return: one entry per matching endpoint: name, age, reason, and whether it was deleted.
+        """
+        keep_set = set(keep or [])
+        now = time.time()
+        report = []
+        for endpoint in self.backend.list_endpoints():
+            if PROVIDER_TAG not in endpoint.tags:
+                continue
+            age = now - endpoint.created_at if endpoint.created_at else 0.0
+            reasons = []
+            if keep is not None and endpoint.name not in keep_set:
+                reasons.append("not in the allow-list")
+            if max_age_seconds is not None and age > max_age_seconds:
+                reasons.append(f"older than {max_age_seconds:.0f}s")
+            if not reasons:
+                continue
+            entry = {"endpoint_name": endpoint.name, "age_seconds": round(age, 1), "reason": " and ".join(reasons)}
+            if dry_run:
+                self.log.info("Dry run: would delete endpoint %s (%s)", endpoint.name, entry["reason"])
+                entry["deleted"] = False
+            else:
+                entry["deleted"] = self.delete(endpoint.name)["deleted"]
+            report.append(entry)
+        return report

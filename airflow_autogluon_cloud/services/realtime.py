@@ -1,0 +1,80 @@
+"""Real-time prediction: requests to an endpoint under the SageMaker runtime contract.
+
+Answers come back as Parquet (the prediction named after the label, then ``<class>_proba``
+columns), so types survive the trip; frames larger than one request are sent in slices.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_autogluon_cloud.backends.base import Backend
+from airflow_autogluon_cloud.exceptions import InvalidParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: SageMaker's real-time payload limit is 6 MB; slices stay under 5 MB of CSV.
+_MAX_REQUEST_BYTES = 5 * 1024 * 1024
+
+
+def split_proba(frame: pd.DataFrame) -> pd.DataFrame | pd.Series:
+    """Per-class probabilities from a ``[prediction, <class>_proba, ...]`` frame.
+
+    For regression (no probability columns) this is the prediction Series, as in AutoGluon Cloud.
+    """
+    proba_columns = [c for c in frame.columns[1:] if str(c).endswith("_proba")]
+    if not proba_columns:
+        return frame.iloc[:, 0]
+    proba = frame[proba_columns].copy()
+    proba.columns = [str(c)[: -len("_proba")] for c in proba_columns]
+    return proba
+
+
+@dataclass
+class RealtimeService:
+    """Sends data to an endpoint and reads its answers.
+
+    :param backend: where the endpoint runs.
+    """
+
+    backend: Backend
+
+    def invoke(
+        self, endpoint_name: str, body: bytes, content_type: str = "text/csv", accept: str = "application/json"
+    ) -> bytes:
+        """Send one raw request to the endpoint and return the body."""
+        return self.backend.invoke_endpoint(endpoint_name, body, content_type, accept).body
+
+    def predict_frame(self, endpoint_name: str, data: Any) -> pd.DataFrame:
+        """The endpoint's answer frame for ``data`` (a DataFrame or a CSV path)."""
+        import pandas as pd
+
+        if isinstance(data, (str, os.PathLike)):
+            path = Path(data)
+            if not path.is_file():
+                raise InvalidParameterError("data", str(data), "no such CSV file; pass a DataFrame or a CSV path.")
+            data = pd.read_csv(path)
+        if not hasattr(data, "to_csv") or len(data) == 0:
+            raise InvalidParameterError("data", type(data).__name__, "pass a non-empty DataFrame or CSV path.")
+        body = data.to_csv(index=False).encode()
+        slices = max(1, -(-len(body) // _MAX_REQUEST_BYTES))
+        parts = []
+        step = -(-len(data) // slices)
+        for start in range(0, len(data), step):
+            chunk = data.iloc[start : start + step]
+            raw = self.invoke(endpoint_name, chunk.to_csv(index=False).encode(), "text/csv", "application/x-parquet")
+            parts.append(pd.read_parquet(io.BytesIO(raw)))
+        return pd.concat(parts, ignore_index=True)
+
+    def predict(self, endpoint_name: str, data: Any) -> pd.Series:
+        """Predictions for ``data`` as a Series named after the label."""
+        return self.predict_frame(endpoint_name, data).iloc[:, 0]
+
+    def predict_proba(self, endpoint_name: str, data: Any) -> pd.DataFrame | pd.Series:
+        """Class probabilities, one column per class (the predictions Series for regression)."""
+        return split_proba(self.predict_frame(endpoint_name, data))

@@ -1,0 +1,206 @@
+"""Training: assemble a job (staged channels, ``ag_args.json``, code, image), and read its results.
+
+The only place that knows how a training job is put together; a task finds the job an earlier
+try started through :meth:`JobService.find`, so a retry reattaches instead of training twice.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_autogluon_cloud import naming
+from airflow_autogluon_cloud.backends.base import (
+    CHANNEL_CODE,
+    CHANNEL_CONFIG,
+    CHANNEL_TRAIN,
+    CHANNEL_TUNING,
+    PROVIDER_TAG,
+    Backend,
+    JobDescription,
+    TrainingJobSpec,
+)
+from airflow_autogluon_cloud.exceptions import InvalidParameterError
+from airflow_autogluon_cloud.jobconfig import build_ag_args, dumps_canonical, label_of
+from airflow_autogluon_cloud.kinds import JobKind
+from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
+from airflow_autogluon_cloud.services.roles import ExecutionRole
+from airflow_autogluon_cloud.services.staging import StagingService
+from airflow_autogluon_cloud.settings import ProviderSettings
+from airflow_autogluon_cloud.status import JobStatus
+from airflow_autogluon_cloud.storage import StorageLocator, join_uri
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Summary keys the fit XCom carries under ``metrics``.
+_METRIC_KEYS = ("eval_metric", "score_val", "best_model", "problem_type", "label")
+
+
+def _positive_int(parameter: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidParameterError(parameter, value, "expected a positive integer.")
+
+
+@dataclass
+class TrainingService:
+    """Starts training jobs and reads what they produced.
+
+    :param backend: where jobs run.
+    :param jobs: job control (finding an earlier try's job).
+    :param staging: staging of channels.
+    :param storage: the storage for any URI (reading ``output.tar.gz``).
+    :param settings: where artifacts go.
+    :param execution_role: the role jobs run as, on backends that use one.
+    :param log: the task log.
+    """
+
+    backend: Backend
+    jobs: JobService
+    staging: StagingService
+    storage: StorageLocator
+    settings: ProviderSettings
+    execution_role: ExecutionRole
+    log: TaskLog
+
+    def start(
+        self,
+        *,
+        job_name: str,
+        train_data: Any,
+        predictor_type: str = "tabular",
+        tuning_data: Any = None,
+        predictor_init_args: Any = None,
+        predictor_fit_args: Any = None,
+        instance_type: str = "ml.m5.2xlarge",
+        framework_version: str | None = None,
+        custom_image_uri: str | None = None,
+        volume_size: int = 100,
+        max_runtime: int = 24 * 3600,
+        tags: dict[str, str] | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> JobSubmission:
+        """Start a training job under ``job_name``, or pick up the one an earlier try started.
+
+        Everything is validated before any resource is created (see :meth:`JobService.find` for
+        how an earlier try's job is reused).
+        """
+        if not naming.is_valid_name(job_name):
+            raise InvalidParameterError(
+                "job_name",
+                job_name,
+                "use 1-63 letters, digits and hyphens, starting with a letter or digit (SageMaker's rule).",
+            )
+        self.settings.cloud_output_path  # noqa: B018 - validates the output location before anything else
+        _positive_int("volume_size", volume_size)
+        _positive_int("max_runtime", max_runtime)
+        ag_args = build_ag_args(predictor_type, predictor_init_args, predictor_fit_args)
+        label = label_of(predictor_type, ag_args["predictor_init_args"])
+        required = [label] if label else []
+        train = self.staging.prepare_data(train_data, "train_data", required)
+        tuning = self.staging.prepare_data(tuning_data, "tuning_data", required) if tuning_data is not None else None
+        try:
+            image = self.backend.resolve_image(
+                "training",
+                framework_version=framework_version,
+                custom_image_uri=custom_image_uri,
+                instance_type=instance_type,
+            )
+            if image.note:
+                self.log.warning("%s", image.note)
+            role = self.execution_role()
+            found = self.jobs.find(JobKind.TRAINING, job_name)
+            if isinstance(found, JobSubmission):
+                return found
+            name = found
+            self.log.info("Staging inputs for training job %s under %s", name, self.settings.cloud_output_path)
+            # Each channel is one object's URI: as an S3Prefix it matches exactly that object.
+            channels = {
+                CHANNEL_TRAIN: self.staging.stage_prepared(train).uri,
+                CHANNEL_CONFIG: self.staging.stage_bytes(dumps_canonical(ag_args), "ag_args.json").uri,
+                CHANNEL_CODE: self.staging.stage_code().uri,
+            }
+            if tuning is not None:
+                channels[CHANNEL_TUNING] = self.staging.stage_prepared(tuning).uri
+        finally:
+            train.cleanup()
+            if tuning is not None:
+                tuning.cleanup()
+
+        spec = TrainingJobSpec(
+            name=name,
+            channels=channels,
+            output_path=join_uri(self.settings.cloud_output_path, "model"),
+            hyperparameters={"ag_predictor_type": predictor_type, "ag_framework_version": image.framework_version},
+            instance_type=instance_type,
+            volume_size=volume_size,
+            max_runtime=max_runtime,
+            image_uri=image.image_uri,
+            role_arn=role,
+            tags={PROVIDER_TAG: "training", **(tags or {})},
+            environment=dict(environment or {}),
+        )
+        self.log.info("Creating training job %s on the %s backend", name, self.backend.name)
+        self.backend.create_training_job(spec)
+        return JobSubmission(name, JobStatus.IN_PROGRESS, reattached=False)
+
+    # results ---------------------------------------------------------------------------------
+
+    def read_output(self, job: str | JobDescription, member: str) -> bytes | None:
+        """One file (``leaderboard.csv``, ``training_summary.json``) from the job's ``output.tar.gz``."""
+        desc = job if isinstance(job, JobDescription) else self.jobs.describe(JobKind.TRAINING, job)
+        if desc.status != JobStatus.COMPLETED or not desc.secondary_uri:
+            return None
+        from airflow_autogluon_cloud.archives import safe_extract
+
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "output.tar.gz"
+            try:
+                self.storage(desc.secondary_uri).download_file(desc.secondary_uri, archive)
+            except FileNotFoundError:
+                return None
+            except Exception as err:
+                self.log.warning("Could not read %s: %s", desc.secondary_uri, err)
+                return None
+            out = safe_extract(archive, Path(tmp) / "output")
+            target = out / member
+            return target.read_bytes() if target.is_file() else None
+
+    def summary(self, job: str | JobDescription) -> dict[str, Any]:
+        raw = self.read_output(job, "training_summary.json")
+        return json.loads(raw) if raw else {}
+
+    def leaderboard(self, job_name: str) -> pd.DataFrame:
+        """The job's leaderboard (one row per model, best first) as a DataFrame."""
+        import pandas as pd
+
+        raw = self.read_output(job_name, "leaderboard.csv")
+        if raw is None:
+            return pd.DataFrame()
+        return pd.read_csv(io.BytesIO(raw))
+
+    def result(self, job_name: str) -> dict[str, Any]:
+        """The small, JSON-serialisable dict fit operators and sensors push to XCom."""
+        desc = self.jobs.describe(JobKind.TRAINING, job_name)
+        completed = desc.status == JobStatus.COMPLETED
+        hps = desc.hyperparameters
+        result: dict[str, Any] = {
+            "job_name": job_name,
+            "status": desc.status.value,
+            "backend": self.backend.name,
+            "predictor_type": hps.get("ag_predictor_type", "tabular"),
+            "framework_version": hps.get("ag_framework_version"),
+            "model_artifact_uri": desc.artifact_uri if completed else None,
+            "leaderboard_uri": desc.secondary_uri if completed else None,
+            "cloud_output_path": self.settings.cloud_output_path,
+        }
+        if completed:
+            summary = self.summary(desc)  # the same description: the job is described once
+            result["metrics"] = {key: summary.get(key) for key in _METRIC_KEYS}
+            result["framework_version"] = summary.get("autogluon_version") or result["framework_version"]
+        return result
