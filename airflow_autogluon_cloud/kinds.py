@@ -8,7 +8,7 @@ Imports nothing from Airflow: the local job runners use it too.
 
 from __future__ import annotations
 
-from airflow_autogluon_cloud.status import Vocabulary
+from airflow_autogluon_cloud.vocabulary import Vocabulary
 
 
 class JobKind(Vocabulary):

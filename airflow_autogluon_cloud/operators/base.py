@@ -22,8 +22,6 @@ from airflow_autogluon_cloud.exceptions import (
     TriggerEventError,
 )
 from airflow_autogluon_cloud.kinds import JobKind
-from airflow_autogluon_cloud.settings import default_deferrable
-from airflow_autogluon_cloud.triggers.events import FAILED, NOT_FOUND, STOPPED, TIMEOUT, WaitEvent
 
 if TYPE_CHECKING:
     # The hook and the triggers are imported when a task runs, not when a DAG file is parsed.
@@ -33,7 +31,6 @@ __all__ = [
     "CONNECTION_TEMPLATE_FIELDS",
     "AutoGluonCloudBaseOperator",
     "AutoGluonCloudMixin",
-    "default_deferrable",
     "raise_for_event",
 ]
 
@@ -59,6 +56,8 @@ def _label(kind: str) -> str:
 
 def raise_for_event(event: dict[str, Any] | None, kind: str, name: str | None) -> dict[str, Any]:
     """Return the event if it is an explicit success; otherwise raise the matching typed error."""
+    from airflow_autogluon_cloud.triggers.events import FAILED, NOT_FOUND, STOPPED, TIMEOUT, WaitEvent
+
     if not isinstance(event, dict):
         raise TriggerEventError(f"The trigger for {kind} {name!r} returned no event ({event!r}).")
     parsed = WaitEvent.from_dict(event, kind, name)
@@ -107,6 +106,8 @@ class AutoGluonCloudMixin(metaclass=type(BaseOperator)):  # type: ignore[metacla
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_autogluon_cloud.settings import default_deferrable
+
         super().__init__(**kwargs)
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name

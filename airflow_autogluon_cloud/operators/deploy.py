@@ -10,7 +10,6 @@ from airflow_autogluon_cloud.exceptions import EndpointError, JobTimeoutError, T
 from airflow_autogluon_cloud.kinds import ENDPOINT
 from airflow_autogluon_cloud.links.autogluon_cloud import AGEndpointLink
 from airflow_autogluon_cloud.operators.base import CONNECTION_TEMPLATE_FIELDS, AutoGluonCloudBaseOperator
-from airflow_autogluon_cloud.triggers.events import TIMEOUT, WaitEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -120,6 +119,8 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
     ) -> dict[str, Any]:
         if plan is None:
             raise EndpointError("?", f"resumed without the deploy plan (event {event!r})")
+        from airflow_autogluon_cloud.triggers.events import TIMEOUT, WaitEvent
+
         waited = WaitEvent.from_dict(event or {}, ENDPOINT, plan["endpoint_name"])
         if waited.status == TIMEOUT:
             raise JobTimeoutError("Endpoint", waited.name, waited.resource_status or "?", 0)

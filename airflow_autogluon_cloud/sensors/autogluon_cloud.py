@@ -12,7 +12,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_autogluon_cloud.exceptions import EndpointError
 from airflow_autogluon_cloud.kinds import ENDPOINT, JobKind
 from airflow_autogluon_cloud.operators.base import CONNECTION_TEMPLATE_FIELDS, AutoGluonCloudMixin, raise_for_event
-from airflow_autogluon_cloud.triggers.events import WaitEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -146,6 +145,8 @@ class AGEndpointSensor(_AGSensor):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        from airflow_autogluon_cloud.triggers.events import WaitEvent
+
         waited = WaitEvent.from_dict(event if isinstance(event, dict) else {}, ENDPOINT, self._name)
         if not waited.is_success:
             raise EndpointError(self._name, waited.message or f"trigger event {event!r}", waited.resource_status)
