@@ -116,6 +116,14 @@ class LocalBackend(Backend):
             text = fh.read().decode("utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:] if lines is not None else text.splitlines())
 
+    def not_found_hint(self) -> str:
+        """Why a job a task started can be missing here: the state is on one machine."""
+        return (
+            f"The local backend keeps its jobs as processes and its state in {self.store.path} on one machine: "
+            "every Airflow component (workers, triggerer, scheduler) must run on that machine, or share that "
+            "local_root on a common filesystem. For Airflow spread over several machines, use the sagemaker backend."
+        )
+
     def log_path(self, kind: str, name: str) -> Path:
         record = self.store.get(kind, name)
         if record is None:
@@ -212,7 +220,7 @@ class LocalBackend(Backend):
     def _record(self, kind: str, name: str) -> Record:
         record = self.store.get(kind, name)
         if record is None:
-            raise ResourceNotFoundError(JobKind.parse(kind).label, name, self.name)
+            raise ResourceNotFoundError(JobKind.parse(kind).label, name, self.name, self.not_found_hint())
         if record.status in _ACTIVE and not self._runner_alive(record):
             record = self._mark_dead(record)
         return record
