@@ -128,3 +128,91 @@ def test_a_second_start_reuses_the_completed_evaluation(hook, evaluation, holdou
     assert again.reattached is True
     assert again.job_name == evaluation["job_name"]
     assert _evaluation_jobs(hook) == before
+
+
+def _deploy(hook, name: str, reference) -> dict:
+    from airflow_autogluon_cloud.operators.deploy import resolve_model
+
+    uri, version, used = resolve_model(hook, reference)  # what AGDeployOperator does when it runs
+    plan = hook.start_deploy(endpoint_name=name, model_uri=uri, framework_version=version)
+    hook.wait_for_endpoint(name, check_interval=0.5)
+    return {**hook.finish_deploy(plan), "model_version": used}
+
+
+@pytest.mark.slow
+def test_gate_rejects_a_challenger_that_is_worse_on_the_holdout_despite_a_higher_validation_score(
+    hook, evaluation, trained_job, lucky_job
+):
+    group = "ag-test-churn-reject"
+    champion = hook.registry.register(group=group, model_uri=trained_job["model_artifact_uri"], registered_by="test")
+    hook.registry.set_approval(group, champion.version, "Approved", "test", "first champion")
+    challenger = hook.registry.register(
+        group=group,
+        model_uri=lucky_job["model_artifact_uri"],
+        metrics=evaluation["metrics"]["challenger"],
+        dataset=evaluation["data_uri"],
+        registered_by="airflow:test/run/register",
+    )
+    assert challenger.approval_status == "PendingManualApproval"
+    assert challenger.training_job == lucky_job["job_name"]
+    scored = {**evaluation, "model_versions": {"champion": {"group": group, "version": champion.version}}}
+    decision = hook.registry.promote(
+        group=group, challenger_version=challenger.version, evaluation=scored, set_by="airflow:test/run/gate"
+    )
+    assert decision["decision"] == "rejected"
+    assert decision["challenger_score"] < decision["champion_score"]
+    assert decision["champion_version"] == champion.version
+    assert decision["latest_approved_version"] == champion.version
+    rejected = hook.registry.get(group, challenger.version)
+    assert rejected.approval_status == "Rejected"
+    assert rejected.status_set_by == "airflow:test/run/gate"
+    assert "does not beat" in rejected.status_reason
+    assert hook.registry.resolve({"registry": group, "version": "latest-approved"})[0] == champion.model_uri
+
+
+@pytest.mark.slow
+def test_a_better_challenger_is_approved_served_and_rolled_back(hook, evaluation, trained_job, lucky_job, holdout):
+    group = "ag-test-churn-serve"
+    # the lucky model is the current champion here, and the real one challenges it
+    old = hook.registry.register(group=group, model_uri=lucky_job["model_artifact_uri"])
+    hook.registry.set_approval(group, old.version, "Approved", "test", "first champion")
+    new = hook.registry.register(group=group, model_uri=trained_job["model_artifact_uri"])
+    scored = {**evaluation, "model_versions": {"challenger": {"group": group, "version": old.version}}}
+    decision = hook.registry.promote(
+        group=group,
+        challenger_version=new.version,
+        evaluation=scored,
+        challenger="champion",  # the keys the shared evaluation scored them under
+        champion="challenger",
+        min_improvement=0.05,
+        set_by="airflow:test/run/gate",
+    )
+    assert decision["decision"] == "approved"
+    assert decision["improvement"] > 0.05
+    assert decision["latest_approved_version"] == new.version
+    name = "ag-af-test-lifecycle-ep"
+    try:
+        served = _deploy(hook, name, "registry://ag-test-churn-serve/latest-approved")
+        assert served["model_uri"] == trained_job["model_artifact_uri"]
+        assert served["model_version"]["version"] == new.version
+        predictions = hook.predict_real_time(name, holdout.drop(columns=[LABEL]))
+        assert (predictions.to_numpy() == holdout[LABEL].to_numpy()).mean() > 0.75
+        # roll back: the new version is rejected, the one before it is served again
+        back = hook.registry.rollback(group, set_by="oncall", reason="complaints after release")
+        assert back.version == old.version
+        assert hook.registry.get(group, new.version).approval_status == "Rejected"
+        rolled = _deploy(hook, name, {"registry": group, "version": "latest-approved"})
+        assert rolled["model_uri"] == lucky_job["model_artifact_uri"]
+        assert rolled["model_version"]["version"] == old.version
+        assert hook.describe_endpoint(name).status.value == "InService"
+    finally:
+        hook.delete_endpoint(name)
+
+
+@pytest.mark.slow
+def test_registering_again_returns_the_same_version(hook, trained_job):
+    group = "ag-test-churn-retry"
+    first = hook.registry.register(group=group, model_uri=trained_job["model_artifact_uri"], metrics={"roc_auc": 0.9})
+    second = hook.registry.register(group=group, model_uri=trained_job["model_artifact_uri"], metrics={"roc_auc": 0.9})
+    assert second.version == first.version
+    assert len(hook.registry.versions(group)) == 1
