@@ -35,6 +35,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_autogluon_cloud.operators.batch_predict",
                     "airflow_autogluon_cloud.operators.predict",
                     "airflow_autogluon_cloud.operators.cleanup",
+                    "airflow_autogluon_cloud.operators.evaluate",
+                    "airflow_autogluon_cloud.operators.registry",
                 ],
             }
         ],

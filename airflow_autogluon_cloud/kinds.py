@@ -12,10 +12,11 @@ from airflow_autogluon_cloud.vocabulary import Vocabulary
 
 
 class JobKind(Vocabulary):
-    """A job: training (fit) or batch transform (batch prediction)."""
+    """A job: training (fit), batch transform (batch prediction) or evaluation (scoring models on labelled data)."""
 
     TRAINING = "training"
     TRANSFORM = "transform"
+    EVALUATION = "evaluation"
     __noun__ = "job kind"
 
     @property

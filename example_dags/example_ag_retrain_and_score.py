@@ -1,14 +1,25 @@
-"""Scheduled retrain-then-score: the README's main job.
+"""Scheduled retrain, champion/challenger on one holdout, registry, scoring: the README's main job.
 
-Every period this DAG stages that period's training data (templated paths), fits an AutoGluon
-predictor, promotes it only if its validation score is at least as good as the model in use,
-batch-scores the period's new customers with the model in use, and publishes the scored output
-and the model as Airflow Assets, so downstream DAGs can be scheduled on them.
+Every period this DAG:
 
+1. works out the period it covers (its logical date, or when it was triggered: manual runs in
+   Airflow 3 have no logical date) and writes that period's data: training rows, a **labelled
+   holdout kept out of training**, and the new customers to score;
+2. fits an AutoGluon predictor (the challenger);
+3. evaluates the challenger and the current champion (the registry's latest approved version)
+   **on the same holdout**, with AutoGluon's scorers, in one evaluation job;
+4. registers the challenger in the model registry with those metrics and the holdout they were
+   measured on;
+5. gates it: approved only if it beats the champion on the holdout by more than
+   ``min_improvement``, otherwise rejected (the champion stays);
+6. batch-scores the new customers with the latest approved version;
+7. publishes the model in use and the scores as Airflow Assets.
+
+No Airflow Variable: the registry holds the versions, their metrics, lineage and approvals.
 Runs on the local backend with no AWS account. On SageMaker it is configuration only:
-``AIRFLOW__AUTOGLUON_CLOUD__BACKEND=sagemaker``,
-``AIRFLOW__AUTOGLUON_CLOUD__CLOUD_OUTPUT_PATH=s3://bucket/prefix``, an ``aws_default`` connection
-with ``region_name`` and ``role_arn``, and ``AG_EXAMPLE_PERIODS_ROOT=s3://bucket/periods``.
+``AIRFLOW__AUTOGLUON_CLOUD__BACKEND=sagemaker``, ``AIRFLOW__AUTOGLUON_CLOUD__CLOUD_OUTPUT_PATH=s3://bucket/prefix``,
+an ``aws_default`` connection with ``region_name`` and ``role_arn``, and
+``AG_EXAMPLE_PERIODS_ROOT=s3://bucket/periods`` (the registry is then SageMaker Model Registry).
 """
 
 from __future__ import annotations
@@ -16,27 +27,44 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from airflow.sdk import DAG, Asset, Variable, task
+from airflow.sdk import DAG, Asset, task
 
 from airflow_autogluon_cloud.operators.batch_predict import AGBatchPredictOperator
+from airflow_autogluon_cloud.operators.evaluate import AGEvaluateOperator
 from airflow_autogluon_cloud.operators.fit import AGFitOperator
+from airflow_autogluon_cloud.operators.registry import AGPromoteModelOperator, AGRegisterModelOperator
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 #: Where each period's input files land (a shared directory here; an s3:// prefix on SageMaker).
 PERIODS_ROOT = os.environ.get("AG_EXAMPLE_PERIODS_ROOT", str(Path("~/ag_example_periods").expanduser()))
 LABEL = "churned"
-#: Airflow Variable holding the model in use: {"model_uri", "score_val", "job_name", "eval_metric"}.
-CHAMPION_VARIABLE = "ag_churn_champion"
+#: The registry group (a SageMaker model package group) holding every version of the churn model.
+REGISTRY_GROUP = os.environ.get("AG_EXAMPLE_REGISTRY_GROUP", "ag-churn")
+#: The model in use: resolved when a task runs, so a rollback in the registry takes effect at once.
+CHAMPION = {"registry": REGISTRY_GROUP, "version": "latest-approved"}
+#: How much better (in roc_auc) a challenger must be than the champion, on the same holdout.
+MIN_IMPROVEMENT = float(os.environ.get("AG_EXAMPLE_MIN_IMPROVEMENT", "0.0"))
 # Name-only Assets: a URI scheme would make Airflow load every provider's URI handlers (and boto3)
 # at parse time. The artifact locations travel as the asset events' extras instead.
 MODEL_ASSET = Asset(name="ag_churn_model")
 SCORES_ASSET = Asset(name="ag_churn_scores")
+PERIOD = "ti.xcom_pull(task_ids='prepare_period_data')"
+
+
+def period_key(logical_date: datetime | None, run_after: datetime) -> str:
+    """The period a run covers: its logical date, or, for a manual run (no logical date), when it
+    was triggered, to the second, so two manual runs never share a period's files."""
+    if logical_date is not None:
+        return logical_date.strftime("%Y-%m-%d")
+    return run_after.strftime("%Y-%m-%dT%H-%M-%S")
+
 
 # --8<-- [start:example_retrain_and_score]
 with DAG(
     dag_id="ag_retrain_and_score",
-    description="Retrain an AutoGluon churn model weekly, promote it if it is at least as good, score new customers.",
+    description="Retrain a churn model weekly; promote it only if it beats the champion on the same holdout.",
     schedule="@weekly",
     start_date=datetime(2026, 11, 1),
     catchup=False,
@@ -45,24 +73,39 @@ with DAG(
 ) as dag:
 
     @task
-    def prepare_period_data(ds: str | None = None) -> dict[str, str]:
-        """Write this period's training and scoring files (stands in for the upstream export)."""
+    def prepare_period_data(**context: Any) -> dict[str, str]:
+        """Write this period's training rows, labelled holdout and rows to score (stands in for the export)."""
         import pandas as pd
 
+        period = period_key(context.get("logical_date"), context["dag_run"].run_after)
         bundled = pd.read_csv(DATA_DIR / "customer_churn.csv")
-        seed = int((ds or "2026-11-01").replace("-", ""))
-        period = bundled.sample(frac=0.8, random_state=seed % (2**32))
-        train = period.sample(frac=0.75, random_state=1)
-        score = period.drop(train.index).drop(columns=[LABEL])
-        out = Path(PERIODS_ROOT) / str(ds)
+        seed = sum(ord(c) * 31**i for i, c in enumerate(period)) % (2**32)
+        # Every period draws from one bundled file, so training rows come from one part of it and
+        # holdout and scoring rows from the other: no model, this period's or an earlier champion,
+        # has seen a holdout row (real periods are disjoint in time and get this for free).
+        pool = bundled.index % 10 < 6
+        train = bundled[pool].sample(frac=0.8, random_state=seed)
+        rest = bundled[~pool].sample(frac=0.8, random_state=seed)
+        holdout = rest.sample(frac=0.5, random_state=2)  # labelled, kept out of every fit
+        score = rest.drop(holdout.index).drop(columns=[LABEL])
+        out = Path(PERIODS_ROOT) / period
         out.mkdir(parents=True, exist_ok=True)
-        train.to_csv(out / "train.csv", index=False)
-        score.to_csv(out / "score.csv", index=False)
-        return {"train": str(out / "train.csv"), "score": str(out / "score.csv"), "score_rows": str(len(score))}
+        for name, frame in (("train", train), ("holdout", holdout), ("score", score)):
+            frame.to_csv(out / f"{name}.csv", index=False)
+        return {
+            "period": period,
+            "train": str(out / "train.csv"),
+            "holdout": str(out / "holdout.csv"),
+            "score": str(out / "score.csv"),
+            "holdout_rows": str(len(holdout)),
+            "score_rows": str(len(score)),
+        }
+
+    period = prepare_period_data()
 
     fit = AGFitOperator(
         task_id="fit",
-        train_data=PERIODS_ROOT + "/{{ ds }}/train.csv",
+        train_data="{{ " + PERIOD + "['train'] }}",
         predictor_init_args={"label": LABEL, "eval_metric": "roc_auc"},
         predictor_fit_args={
             "time_limit": int(os.environ.get("AG_EXAMPLE_TIME_LIMIT", "60")),
@@ -73,46 +116,36 @@ with DAG(
         check_interval=5,
     )
 
-    @task
-    def decide_promotion(candidate: dict) -> dict:
-        """Promote the new model if its validation score is at least the current model's."""
-        champion = Variable.get(CHAMPION_VARIABLE, default=None, deserialize_json=True)
-        new_score = candidate["metrics"]["score_val"]
-        old_score = champion["score_val"] if champion else None
-        promote = old_score is None or (new_score is not None and new_score >= old_score)
-        in_use = candidate if promote else champion
-        decision = {
-            "promoted": promote,
-            "candidate_job": candidate["job_name"],
-            "candidate_score": new_score,
-            "champion_job": champion["job_name"] if champion else None,
-            "champion_score": old_score,
-            "eval_metric": candidate["metrics"]["eval_metric"],
-            "model_uri": in_use["model_artifact_uri"] if promote else in_use["model_uri"],
-        }
-        print(
-            f"Promotion decision: {'PROMOTE' if promote else 'KEEP CURRENT'} "
-            f"(new {decision['eval_metric']}={new_score}, current={old_score})"
-        )
-        if promote:
-            Variable.set(
-                CHAMPION_VARIABLE,
-                {
-                    "model_uri": candidate["model_artifact_uri"],
-                    "score_val": new_score,
-                    "job_name": candidate["job_name"],
-                    "eval_metric": decision["eval_metric"],
-                },
-                serialize_json=True,
-            )
-        return decision
+    evaluate = AGEvaluateOperator(
+        task_id="evaluate",
+        data="{{ " + PERIOD + "['holdout'] }}",
+        models={"challenger": fit.output, "champion": CHAMPION},
+        optional_models=["champion"],  # the first run has no champion yet
+        max_runtime=1800,
+        check_interval=2,
+    )
 
-    decision = decide_promotion(fit.output)
+    register = AGRegisterModelOperator(
+        task_id="register",
+        group=REGISTRY_GROUP,
+        model_uri=fit.output,
+        evaluation=evaluate.output,
+        model_key="challenger",
+        description="Weekly churn model, period {{ " + PERIOD + "['period'] }}",
+    )
+
+    gate = AGPromoteModelOperator(
+        task_id="gate",
+        group=REGISTRY_GROUP,
+        challenger_version=register.output,
+        evaluation=evaluate.output,
+        min_improvement=MIN_IMPROVEMENT,
+    )
 
     score = AGBatchPredictOperator(
         task_id="batch_score",
-        model_uri="{{ ti.xcom_pull(task_ids='decide_promotion')['model_uri'] }}",
-        test_data=PERIODS_ROOT + "/{{ ds }}/score.csv",
+        model_uri=CHAMPION,  # after the gate: the challenger if it was approved, else the champion
+        test_data="{{ " + PERIOD + "['score'] }}",
         instance_count=2,
         check_interval=5,
     )
@@ -120,41 +153,75 @@ with DAG(
     @task(outlets=[MODEL_ASSET, SCORES_ASSET])
     def publish(decision: dict, scored: dict, *, outlet_events=None) -> dict:
         """Publish the model in use and the scored output as Assets (with their URIs as extras)."""
-        outlet_events[MODEL_ASSET].extra = {"model_uri": decision["model_uri"], "promoted": decision["promoted"]}
+        in_use = scored["model_version"]
+        outlet_events[MODEL_ASSET].extra = {
+            "model_uri": in_use["model_uri"],
+            "registry_group": in_use["group"],
+            "registry_version": in_use["version"],
+            "decision": decision["decision"],
+        }
         outlet_events[SCORES_ASSET].extra = {"scores_uri": scored["output_uri"], "job_name": scored["job_name"]}
-        return {"model_uri": decision["model_uri"], "scores_uri": scored["output_uri"]}
+        return {
+            "model_uri": in_use["model_uri"],
+            "registry_version": in_use["version"],
+            "scores_uri": scored["output_uri"],
+        }
 
     @task
-    def report(candidate: dict, decision: dict, scored: dict) -> dict:
-        """What a person wants to see at the end of the run."""
+    def report(candidate: dict, evaluation: dict, decision: dict, scored: dict) -> dict:
+        """What a person wants to see at the end of the run: both models on the same holdout, the decision."""
         from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 
         hook = AutoGluonCloudHook(backend=candidate["backend"], cloud_output_path=candidate["cloud_output_path"])
-        board = hook.get_leaderboard(candidate["job_name"])
-        columns = [c for c in ("model", "score_val", "fit_time", "pred_time_val") if c in board.columns]
+        metric = evaluation["eval_metric"]
+        table = [
+            {
+                "model": key,
+                "registry_version": (evaluation["model_versions"].get(key) or {}).get("version"),
+                f"holdout_{metric}": scores.get(metric),
+                "holdout_accuracy": scores.get("accuracy"),
+                "holdout_log_loss": scores.get("log_loss"),
+                f"own_validation_{metric}": evaluation["score_val"].get(key),
+            }
+            for key, scores in evaluation["metrics"].items()
+        ]
+        if "challenger" in evaluation["metrics"]:
+            table[[row["model"] for row in table].index("challenger")]["registry_version"] = decision[
+                "challenger_version"
+            ]
         results = hook.read_predict_results(scored["job_name"])
-        running = [j.name for j in hook.jobs.list_jobs("transform") if not j.status.is_terminal]
-        print("Leaderboard (validation roc_auc, higher is better):\n" + board[columns].head(10).to_string(index=False))
-        print(f"Model artifact:   {candidate['model_artifact_uri']}")
-        print(f"Training job:     {candidate['job_name']} ({candidate['backend']} backend)")
-        print(f"Promotion:        {'promoted' if decision['promoted'] else 'kept the current model'}")
+        running = [
+            j.name
+            for kind in ("transform", "evaluation")
+            for j in hook.jobs.list_jobs(kind)
+            if not j.status.is_terminal
+        ]
+        print(f"Evaluation on the same holdout ({evaluation['num_rows']} rows, {evaluation['class_counts']}):")
+        for row in table:
+            print("  " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        print(f"Decision:         {decision['decision']} ({decision['reason']})")
+        print(f"Serving version:  {scored['model_version']['group']} v{scored['model_version']['version']}")
         print(f"Scored output:    {scored['output_uri']} ({len(results)} rows)")
-        print("First predictions:\n" + results.head(5).to_string(index=False))
         print(f"Still running:    {', '.join(running) if running else 'nothing'}")
         return {
             "job_name": candidate["job_name"],
             "model_artifact_uri": candidate["model_artifact_uri"],
-            "leaderboard": board[columns].head(5).round(4).to_dict(orient="records"),
+            "evaluation_job": evaluation["job_name"],
+            "holdout_uri": evaluation["data_uri"],
+            "holdout_rows": evaluation["num_rows"],
+            "class_counts": evaluation["class_counts"],
+            "eval_metric": metric,
+            "evaluation": table,
             "decision": decision,
+            "serving_version": scored["model_version"],
             "scores_uri": scored["output_uri"],
             "scored_rows": len(results),
             "predictions_head": results.head(5).round(4).to_dict(orient="records"),
             "still_running": running,
         }
 
-    period = prepare_period_data()
     period >> fit
-    decision >> score
-    publish(decision, score.output)
-    report(fit.output, decision, score.output)
+    gate >> score
+    publish(gate.output, score.output)
+    report(fit.output, evaluate.output, gate.output, score.output)
 # --8<-- [end:example_retrain_and_score]

@@ -23,12 +23,15 @@ from airflow_autogluon_cloud.backends.specs import (
     EndpointConfigDescription,
     EndpointConfigSpec,
     EndpointDescription,
+    EvaluationJobSpec,
     ImageChoice,
     InvocationResult,
     JobDescription,
     LogChunk,
     ModelDescription,
     ModelSpec,
+    ModelVersion,
+    ModelVersionSpec,
     TrainingJobSpec,
     TransformJobSpec,
 )
@@ -49,12 +52,15 @@ __all__ = [
     "EndpointConfigDescription",
     "EndpointConfigSpec",
     "EndpointDescription",
+    "EvaluationJobSpec",
     "ImageChoice",
     "InvocationResult",
     "JobDescription",
     "LogChunk",
     "ModelDescription",
     "ModelSpec",
+    "ModelVersion",
+    "ModelVersionSpec",
     "TrainingJobSpec",
     "TransformJobSpec",
 ]
@@ -105,20 +111,29 @@ class Backend(abc.ABC):
     # jobs of any kind ------------------------------------------------------------------------
 
     def describe_job(self, kind: str, name: str) -> JobDescription:
-        return self._by_kind(kind, self.describe_training_job, self.describe_transform_job)(name)
+        return self._by_kind(
+            kind, self.describe_training_job, self.describe_transform_job, self.describe_evaluation_job
+        )(name)
 
     def stop_job(self, kind: str, name: str) -> None:
-        self._by_kind(kind, self.stop_training_job, self.stop_transform_job)(name)
+        self._by_kind(kind, self.stop_training_job, self.stop_transform_job, self.stop_evaluation_job)(name)
 
     def read_log(self, kind: str, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
-        return self._by_kind(kind, self.read_training_log, self.read_transform_log)(name, cursor)
+        return self._by_kind(kind, self.read_training_log, self.read_transform_log, self.read_evaluation_log)(
+            name, cursor
+        )
 
     def list_jobs(self, kind: str, name_contains: str | None = None) -> list[JobDescription]:
-        return self._by_kind(kind, self.list_training_jobs, self.list_transform_jobs)(name_contains)
+        return self._by_kind(kind, self.list_training_jobs, self.list_transform_jobs, self.list_evaluation_jobs)(
+            name_contains
+        )
 
     @staticmethod
-    def _by_kind(kind: str, training: Any, transform: Any) -> Any:
-        return training if JobKind.parse(kind) is JobKind.TRAINING else transform
+    def _by_kind(kind: str, training: Any, transform: Any, evaluation: Any) -> Any:
+        parsed = JobKind.parse(kind)
+        if parsed is JobKind.EVALUATION:
+            return evaluation
+        return training if parsed is JobKind.TRAINING else transform
 
     # training
     @abc.abstractmethod
@@ -151,6 +166,39 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def list_transform_jobs(self, name_contains: str | None = None) -> list[JobDescription]: ...
+
+    # evaluation: score models on labelled data (``evaluate.py`` under the training contract)
+    @abc.abstractmethod
+    def create_evaluation_job(self, spec: EvaluationJobSpec) -> None: ...
+
+    @abc.abstractmethod
+    def describe_evaluation_job(self, name: str) -> JobDescription: ...
+
+    @abc.abstractmethod
+    def stop_evaluation_job(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def read_evaluation_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk: ...
+
+    @abc.abstractmethod
+    def list_evaluation_jobs(self, name_contains: str | None = None) -> list[JobDescription]: ...
+
+    # model registry: versions in groups, each with an approval status
+    @abc.abstractmethod
+    def create_model_version(self, spec: ModelVersionSpec) -> ModelVersion:
+        """Register a new version in ``spec.group`` (creating the group if needed)."""
+
+    @abc.abstractmethod
+    def describe_model_version(self, group: str, version: int) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def list_model_versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
+        """The group's versions, oldest first (``[]`` for a group that does not exist)."""
+
+    @abc.abstractmethod
+    def update_model_approval(
+        self, group: str, version: int, status: str, set_by: str, reason: str | None = None
+    ) -> ModelVersion: ...
 
     # models, endpoint configs, endpoints
     @abc.abstractmethod

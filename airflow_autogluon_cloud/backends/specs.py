@@ -20,6 +20,13 @@ CHANNEL_CODE = "code"
 #: Script names inside the code archive / the model's ``code/`` directory.
 TRAIN_SCRIPT = "train.py"
 SERVE_SCRIPT = "serve.py"
+EVALUATE_SCRIPT = "evaluate.py"
+#: Channels of an evaluation job: the labelled data, its arguments, and one ``model_<key>`` per model.
+CHANNEL_EVAL_DATA = "eval_data"
+CHANNEL_EVAL_ARGS = "eval_args"
+MODEL_CHANNEL_PREFIX = "model_"
+#: The report an evaluation job writes to its output data directory (``output.tar.gz``).
+EVALUATION_REPORT = "evaluation.json"
 #: Tag every resource created by this provider carries; the sweep finds endpoints by it.
 PROVIDER_TAG = "airflow-autogluon-cloud"
 
@@ -46,6 +53,20 @@ class TrainingJobSpec:
     role_arn: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    #: The script the job runs from the code channel (script mode's ``sagemaker_program``).
+    entry_point: str = TRAIN_SCRIPT
+
+
+@dataclass
+class EvaluationJobSpec(TrainingJobSpec):
+    """Score models on labelled data: a training-shaped job running ``evaluate.py``.
+
+    ``channels`` has :data:`CHANNEL_EVAL_DATA`, :data:`CHANNEL_EVAL_ARGS`, :data:`CHANNEL_CODE`
+    and one ``model_<key>`` channel per model (its ``model.tar.gz``). The report is
+    :data:`EVALUATION_REPORT` in ``<output_path>/<name>/output/output.tar.gz``.
+    """
+
+    entry_point: str = EVALUATE_SCRIPT
 
 
 @dataclass
@@ -171,3 +192,58 @@ class ImageChoice:
     image_uri: str | None
     framework_version: str
     note: str | None = None
+
+
+#: Approval states of a registered model version (SageMaker's ``ModelApprovalStatus``).
+PENDING_APPROVAL = "PendingManualApproval"
+APPROVED = "Approved"
+REJECTED = "Rejected"
+APPROVAL_STATUSES = (PENDING_APPROVAL, APPROVED, REJECTED)
+
+
+@dataclass
+class ModelVersionSpec:
+    """A model version to register in a group (a SageMaker model package group).
+
+    :param group: the group's name (SageMaker-valid, at most 63 characters).
+    :param model_uri: the ``model.tar.gz`` the version stands for.
+    :param training_job: the job that produced it; with ``model_uri``, the key that makes
+        registering idempotent.
+    :param metrics: headline metric name -> value.
+    :param dataset: what the metrics were measured on (e.g. the holdout's URI or the evaluation job).
+    :param image_uri: the inference image (SageMaker's ``InferenceSpecification``).
+    """
+
+    group: str
+    model_uri: str
+    training_job: str
+    framework_version: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    dataset: str | None = None
+    description: str | None = None
+    image_uri: str | None = None
+    approval_status: str = PENDING_APPROVAL
+    registered_by: str | None = None
+
+
+@dataclass
+class ModelVersion:
+    """One registered version: what it is, how it measured, and its approval (and who set it)."""
+
+    group: str
+    version: int
+    model_uri: str
+    training_job: str | None
+    framework_version: str | None
+    metrics: dict[str, float]
+    dataset: str | None
+    approval_status: str
+    #: Who or what set the approval status last (a user, a DAG task), and why.
+    status_set_by: str | None = None
+    status_reason: str | None = None
+    created_at: float | None = None
+    #: SageMaker: the model package ARN; local: ``local:<group>/<version>``.
+    arn: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

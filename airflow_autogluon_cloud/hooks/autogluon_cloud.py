@@ -19,10 +19,12 @@ from airflow_autogluon_cloud.aws import AwsSettings
 from airflow_autogluon_cloud.backends.registry import backend_class, create_backend
 from airflow_autogluon_cloud.services.batch import BatchService
 from airflow_autogluon_cloud.services.endpoints import DeployPlan, EndpointService
+from airflow_autogluon_cloud.services.evaluation import EvaluationService
 from airflow_autogluon_cloud.services.info import info as describe_resources
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.models import ModelService
 from airflow_autogluon_cloud.services.realtime import RealtimeService
+from airflow_autogluon_cloud.services.registry import RegistryService
 from airflow_autogluon_cloud.services.roles import ExecutionRole
 from airflow_autogluon_cloud.services.staging import StagedObject, StagingService
 from airflow_autogluon_cloud.services.training import TrainingService
@@ -175,6 +177,16 @@ class AutoGluonCloudHook(BaseHook):
         parts = (self.backend, self.jobs, self.models, self.staging, self.storage_locator, self.settings)
         return BatchService(*parts, log=self.log)
 
+    # the model lifecycle: used as hook.evaluation.start(...) and hook.registry.register(...)
+    @cached_property
+    def evaluation(self) -> EvaluationService:
+        parts = (self.backend, self.jobs, self.models, self.staging, self.storage_locator, self.settings, self._role)
+        return EvaluationService(*parts, log=self.log)
+
+    @cached_property
+    def registry(self) -> RegistryService:
+        return RegistryService(backend=self.backend, models=self.models, log=self.log)
+
     # staging ---------------------------------------------------------------------------------
 
     def stage_file(self, path: str | os.PathLike[str], filename: str | None = None) -> StagedObject:
@@ -274,15 +286,8 @@ class AutoGluonCloudHook(BaseHook):
         self, fit_job_name: str | None = None, transform_job_name: str | None = None, endpoint_name: str | None = None
     ) -> dict[str, Any]:
         """A dict like AutoGluon Cloud's ``info()``: fit job, recent transform job, transform jobs, endpoint."""
-        return describe_resources(
-            self.settings,
-            self.training,
-            self.batch,
-            self.endpoints,
-            fit_job_name=fit_job_name,
-            transform_job_name=transform_job_name,
-            endpoint_name=endpoint_name,
-        )
+        names = {"fit_job_name": fit_job_name, "transform_job_name": transform_job_name, "endpoint_name": endpoint_name}
+        return describe_resources(self.settings, self.training, self.batch, self.endpoints, **names)
 
     @staticmethod
     def generate_default_permissions(

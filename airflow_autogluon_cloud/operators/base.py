@@ -133,8 +133,9 @@ class AutoGluonCloudMixin(metaclass=type(BaseOperator)):  # type: ignore[metacla
         max_poll_interval: float | None,
         timeout: timedelta | None,
         method_name: str = "execute_complete",
+        kwargs: dict[str, Any] | None = None,
     ) -> None:
-        """Hand the wait for a job to the triggerer; the task resumes in ``method_name``."""
+        """Hand the wait for a job to the triggerer; the task resumes in ``method_name`` (with ``kwargs``)."""
         from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonJobTrigger
 
         self.log.info("Deferring: the triggerer waits for %s %s.", _label(kind).lower(), job_name)
@@ -146,7 +147,7 @@ class AutoGluonCloudMixin(metaclass=type(BaseOperator)):  # type: ignore[metacla
             max_poll_interval=max_poll_interval,
             waiting_since=time.time(),
         )
-        self.defer(trigger=trigger, method_name=method_name, timeout=timeout)
+        self.defer(trigger=trigger, method_name=method_name, timeout=timeout, kwargs=kwargs)
 
     def defer_to_endpoint(
         self,
@@ -200,7 +201,9 @@ class AutoGluonCloudBaseOperator(AutoGluonCloudMixin, BaseOperator):
         self.check_interval = check_interval
         self.max_check_interval = max_check_interval
 
-    def wait_in_triggerer(self, kind: str, job_name: str, max_runtime: int | None) -> None:
+    def wait_in_triggerer(
+        self, kind: str, job_name: str, max_runtime: int | None, kwargs: dict[str, Any] | None = None
+    ) -> None:
         """Defer the wait for ``job_name`` at this operator's check interval, bounded by its runtime."""
         self.defer_to_job(
             kind,
@@ -208,6 +211,7 @@ class AutoGluonCloudBaseOperator(AutoGluonCloudMixin, BaseOperator):
             poll_interval=self.check_interval,
             max_poll_interval=self.max_check_interval,
             timeout=self.job_timeout(max_runtime),
+            kwargs=kwargs,
         )
 
     def wait_for(self, kind: str, job_name: str) -> None:

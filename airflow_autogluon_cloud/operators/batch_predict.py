@@ -13,7 +13,7 @@ from airflow_autogluon_cloud.operators.base import (
     AutoGluonCloudBaseOperator,
     raise_for_event,
 )
-from airflow_autogluon_cloud.operators.deploy import model_uri_from
+from airflow_autogluon_cloud.operators.deploy import resolve_model, with_model_version
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,7 +30,9 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
     ``<class>_proba`` columns), ``input_uri``, ``backend``, and ``local_results_path`` when
     ``download`` is set.
 
-    :param model_uri: a ``model.tar.gz`` URI, or the fit task's XCom dict. (templated)
+    :param model_uri: a ``model.tar.gz`` URI, the fit task's XCom dict, or a registry reference
+        (``{"registry": "churn", "version": "latest-approved"}`` or a version number), resolved
+        when the task runs; the version used is in the XCom as ``model_version``. (templated)
     :param test_data: a DataFrame, a local file or an ``s3://`` URI. (templated)
     :param predict_proba: the downloaded file holds class probabilities instead of predictions.
     :param include_predict: with ``predict_proba``, keep the prediction column too.
@@ -96,7 +98,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         self._started_job: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        uri, version = model_uri_from(self.model_uri)
+        uri, version, model_version = resolve_model(self.hook, self.model_uri)
         name = self.job_name or naming.name_from_context("bt", context)
         submission = self.hook.start_batch_predict(
             job_name=name,
@@ -113,27 +115,29 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         self._started_job = job
         AGTransformJobLink.persist(context, self.hook.console_url(JobKind.TRANSFORM, job))
         if not self.wait_for_completion:
-            return self.hook.batch_result(job)
+            return with_model_version(self.hook.batch_result(job), model_version)
         if self.deferrable:
             desc = self.hook.describe_job(JobKind.TRANSFORM, job)
             if not desc.status.is_terminal:
-                self.wait_in_triggerer(JobKind.TRANSFORM, job, self.max_runtime)
+                self.wait_in_triggerer(JobKind.TRANSFORM, job, self.max_runtime, {"model_version": model_version})
             self._raise_for_status(job)
         else:
             try:
                 self.wait_for(JobKind.TRANSFORM, job)
             finally:
                 self._cleanup_model(job)
-        return self._result(job)
+        return with_model_version(self._result(job), model_version)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, model_version: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         job = (event or {}).get("job_name") or self._started_job
         try:
             event = raise_for_event(event, JobKind.TRANSFORM, job)
         finally:
             if job:
                 self._cleanup_model(job)
-        return self._result(event["job_name"])
+        return with_model_version(self._result(event["job_name"]), model_version)
 
     def _raise_for_status(self, job: str) -> None:
         desc = self.hook.describe_job(JobKind.TRANSFORM, job)

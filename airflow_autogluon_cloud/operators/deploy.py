@@ -17,9 +17,31 @@ if TYPE_CHECKING:
 
 def model_uri_from(value: Any) -> tuple[Any, str | None]:
     """Accept a ``model.tar.gz`` URI or the fit task's XCom dict; return (uri, framework version)."""
-    if isinstance(value, dict):
+    if isinstance(value, dict) and "registry" not in value:
         return value.get("model_artifact_uri"), value.get("framework_version")
     return value, None
+
+
+def resolve_model(hook: Any, value: Any) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """(model URI, AutoGluon version, registry version used) for a URI, a fit XCom or a registry
+    reference (``{"registry": "churn", "version": "latest-approved"}``, ``"registry://churn/3"``),
+    resolved now, when the task runs."""
+    uri, framework_version = model_uri_from(value)
+    uri, registered = hook.registry.resolve(uri)
+    if registered is None:
+        return uri, framework_version, None
+    used = {
+        "group": registered.group,
+        "version": registered.version,
+        "approval_status": registered.approval_status,
+        "model_uri": registered.model_uri,
+    }
+    return uri, framework_version or registered.framework_version, used
+
+
+def with_model_version(result: dict[str, Any], model_version: dict[str, Any] | None) -> dict[str, Any]:
+    """The XCom, with the registry version it used when the model came from the registry."""
+    return {**result, "model_version": model_version} if model_version is not None else result
 
 
 class AGDeployOperator(AutoGluonCloudBaseOperator):
@@ -33,7 +55,10 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
     XCom: ``endpoint_name``, ``config_name``, ``model_name``, ``model_uri``, ``backend``,
     ``action`` (create, update, reattach, recreate) and ``url`` (local backend).
 
-    :param model_uri: a ``model.tar.gz`` URI, or the fit task's XCom dict (``fit.output``). (templated)
+    :param model_uri: a ``model.tar.gz`` URI, the fit task's XCom dict (``fit.output``), or a registry
+        reference (``{"registry": "churn", "version": "latest-approved"}`` or a version number;
+        ``"registry://churn/latest-approved"``), resolved when the task runs; the version used is
+        in the XCom as ``model_version``. (templated)
     :param endpoint_name: the endpoint; default a stable name per DAG and task, so every run updates
         the same endpoint. (templated)
     :param instance_type: SageMaker instance type. (templated)
@@ -82,7 +107,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         self.tags = tags
 
     def execute(self, context: Context) -> dict[str, Any]:
-        uri, version = model_uri_from(self.model_uri)
+        uri, version, model_version = resolve_model(self.hook, self.model_uri)
         ti = context["ti"]
         name = self.endpoint_name or naming.deterministic_name("ep", ti.dag_id, ti.task_id, "stable")
         plan = self.hook.start_deploy(
@@ -97,25 +122,28 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         )
         AGEndpointLink.persist(context, self.hook.console_url(ENDPOINT, name))
         if not self.wait_for_completion:
-            return {
-                k: plan[k] for k in ("endpoint_name", "config_name", "model_name", "model_uri", "backend", "action")
-            }
+            keys = ("endpoint_name", "config_name", "model_name", "model_uri", "backend", "action")
+            return with_model_version({k: plan[k] for k in keys}, model_version)
         if self.deferrable:
             if not self.hook.describe_endpoint(name).status.is_terminal:
                 self.defer_to_endpoint(
                     name,
                     poll_interval=self.check_interval,
                     max_poll_interval=self.max_check_interval,
-                    kwargs={"plan": plan},
+                    kwargs={"plan": plan, "model_version": model_version},
                 )
         else:
             self.hook.wait_for_endpoint(
                 name, check_interval=self.check_interval, max_check_interval=self.max_check_interval
             )
-        return self.hook.finish_deploy(plan)
+        return with_model_version(self.hook.finish_deploy(plan), model_version)
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        plan: dict[str, Any] | None = None,
+        model_version: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         if plan is None:
             raise EndpointError("?", f"resumed without the deploy plan (event {event!r})")
@@ -130,4 +158,4 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
             raise TriggerEventError(
                 f"Endpoint {waited.name!r}: the trigger reported {waited.status!r}: {waited.message}"
             )
-        return result
+        return with_model_version(result, model_version)

@@ -35,12 +35,12 @@ class StagedObject:
     sha256: str | None = None
 
 
-def build_code_archive() -> bytes:
+def build_code_archive(scripts: tuple[str, ...] = (TRAIN_SCRIPT, SERVE_SCRIPT)) -> bytes:
     """``sourcedir.tar.gz`` with the entry scripts, byte-identical for identical scripts."""
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w") as tar:
-            for script in (TRAIN_SCRIPT, SERVE_SCRIPT):
+            for script in scripts:
                 data = (CONTAINER_DIR / script).read_bytes()
                 info = tarfile.TarInfo(script)
                 info.size = len(data)
@@ -104,8 +104,8 @@ class StagingService:
             name = f"{prepared.parameter}.csv"
         return self.stage_file(prepared.local_path, name)
 
-    def stage_code(self) -> StagedObject:
-        return self.stage_bytes(build_code_archive(), "sourcedir.tar.gz")
+    def stage_code(self, scripts: tuple[str, ...] = (TRAIN_SCRIPT, SERVE_SCRIPT)) -> StagedObject:
+        return self.stage_bytes(build_code_archive(scripts), "sourcedir.tar.gz")
 
     def stage_scoring_input(self, prepared: DataInput, features: list[str]) -> StagedObject:
         """Stage scoring data as CSV with exactly the model's feature columns, in training order.

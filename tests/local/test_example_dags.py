@@ -16,6 +16,7 @@ from tests.conftest import REPO, run_dag, task_states, xcom
 
 EXAMPLE_DAGS = {
     "ag_retrain_and_score",
+    "ag_retrain_and_score_reviewed",
     "ag_realtime_endpoint",
     "ag_realtime_endpoint_dev",
     "ag_reattach_sensor",
@@ -57,48 +58,127 @@ def quick_examples(monkeypatch):
 
 
 @pytest.mark.slow
-def test_retrain_and_score_promotes_scores_and_publishes(airflow_db, quick_examples):
-    from airflow.models.variable import Variable  # the metadata DB directly: this runs outside a task
-
-    first = run_dag("ag_retrain_and_score")
-    assert first.state == "success", task_states(first)
-    fit = xcom("ag_retrain_and_score", "fit", first.run_id)
-    decision = xcom("ag_retrain_and_score", "decide_promotion", first.run_id)
-    report = xcom("ag_retrain_and_score", "report", first.run_id)
-    assert os.path.isfile(fit["model_artifact_uri"])
-    assert decision["promoted"] is True
-    assert decision["champion_score"] is None
-    assert decision["model_uri"] == fit["model_artifact_uri"]
-    period = xcom("ag_retrain_and_score", "prepare_period_data", first.run_id)
-    assert report["scored_rows"] == int(period["score_rows"]) == len(pd.read_csv(period["score"]))
-    assert os.path.isfile(report["scores_uri"])
-    assert report["leaderboard"]
-    assert report["still_running"] == []
-    published = xcom("ag_retrain_and_score", "publish", first.run_id)
-    assert published == {"model_uri": fit["model_artifact_uri"], "scores_uri": report["scores_uri"]}
+def test_retrain_and_score_gates_on_one_holdout_and_runs_when_triggered_by_hand(
+    airflow_db, quick_examples, monkeypatch
+):
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
-    with create_session() as session:
-        events = session.query(AssetEvent).all()
-        extras = [e.extra for e in events]
-    assert {"model_uri": fit["model_artifact_uri"], "promoted": True} in extras
-
-    # a champion that scores better than any new model is kept, and scoring uses it
-    champion = {
+    monkeypatch.setenv("AG_EXAMPLE_REGISTRY_GROUP", "ag-churn-example-test")
+    dag_id = "ag_retrain_and_score"
+    first = run_dag(dag_id)
+    assert first.state == "success", task_states(first)
+    fit = xcom(dag_id, "fit", first.run_id)
+    registered = xcom(dag_id, "register", first.run_id)
+    decision = xcom(dag_id, "gate", first.run_id)
+    scored = xcom(dag_id, "batch_score", first.run_id)
+    report = xcom(dag_id, "report", first.run_id)
+    assert os.path.isfile(fit["model_artifact_uri"])
+    assert registered["model_uri"] == fit["model_artifact_uri"]
+    assert registered["training_job"] == fit["job_name"]
+    # no champion yet: the first challenger is approved and serves
+    assert decision["decision"] == "approved"
+    assert decision["champion_score"] is None
+    assert decision["latest_approved_version"] == registered["version"]
+    assert scored["model_version"]["version"] == registered["version"]
+    period = xcom(dag_id, "prepare_period_data", first.run_id)
+    assert report["holdout_rows"] == int(period["holdout_rows"]) == len(pd.read_csv(period["holdout"]))
+    assert report["scored_rows"] == int(period["score_rows"]) == len(pd.read_csv(period["score"]))
+    assert [row["model"] for row in report["evaluation"]] == ["challenger"]
+    assert report["still_running"] == []
+    published = xcom(dag_id, "publish", first.run_id)
+    assert published == {
         "model_uri": fit["model_artifact_uri"],
-        "score_val": 1.5,
-        "job_name": "best-ever",
-        "eval_metric": "roc_auc",
+        "registry_version": registered["version"],
+        "scores_uri": report["scores_uri"],
     }
-    Variable.set("ag_churn_champion", champion, serialize_json=True)
-    second = run_dag("ag_retrain_and_score")
-    assert second.state == "success", task_states(second)
-    kept = xcom("ag_retrain_and_score", "decide_promotion", second.run_id)
-    assert kept["promoted"] is False
-    assert kept["champion_score"] == 1.5
-    assert kept["model_uri"] == fit["model_artifact_uri"]
-    assert Variable.get("ag_churn_champion", deserialize_json=True)["job_name"] == "best-ever"
+    with create_session() as session:
+        extras = [e.extra for e in session.query(AssetEvent).all()]
+    assert {
+        "model_uri": fit["model_artifact_uri"],
+        "registry_group": "ag-churn-example-test",
+        "registry_version": registered["version"],
+        "decision": "approved",
+    } in extras
+
+    # triggered by hand (no logical date, as `airflow dags trigger` makes it), with a bar no model
+    # clears: the challenger is scored beside the champion on the same holdout, rejected, and the
+    # champion keeps serving
+    monkeypatch.setenv("AG_EXAMPLE_MIN_IMPROVEMENT", "1.0")
+    manual = run_dag(dag_id, logical_date=None)
+    assert manual.logical_date is None
+    assert manual.state == "success", task_states(manual)
+    period = xcom(dag_id, "prepare_period_data", manual.run_id)
+    assert "None" not in period["train"]
+    assert period["period"] == manual.run_after.strftime("%Y-%m-%dT%H-%M-%S")
+    evaluation = xcom(dag_id, "evaluate", manual.run_id)
+    assert set(evaluation["metrics"]) == {"challenger", "champion"}
+    assert evaluation["num_rows"] == int(period["holdout_rows"])
+    assert evaluation["model_versions"]["champion"]["version"] == registered["version"]
+    kept = xcom(dag_id, "gate", manual.run_id)
+    assert kept["decision"] == "rejected"
+    assert kept["challenger_score"] == evaluation["metrics"]["challenger"]["roc_auc"]
+    assert kept["champion_score"] == evaluation["metrics"]["champion"]["roc_auc"]
+    assert kept["latest_approved_version"] == registered["version"]
+    assert xcom(dag_id, "batch_score", manual.run_id)["model_version"]["version"] == registered["version"]
+    hook = AutoGluonCloudHook(aws_conn_id=None)
+    rejected = hook.registry.get("ag-churn-example-test", kept["challenger_version"])
+    assert rejected.approval_status == "Rejected"
+    assert rejected.status_set_by == f"airflow:{dag_id}/{manual.run_id}/gate"
+
+
+def _respond_to_reviews(dag_id: str, chosen: list[str], user: str, stop) -> None:
+    """A reviewer answering through the same function the HITL REST API route runs."""
+    import time
+    from types import SimpleNamespace
+
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    reviewer = SimpleNamespace(get_id=lambda: user, get_name=lambda: user)
+    while not stop.is_set():
+        with create_session() as session:
+            waiting = (
+                session.query(TaskInstance)
+                .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+                .filter(TaskInstance.dag_id == dag_id, HITLDetail.responded_at.is_(None))
+                .all()
+            )
+            for ti in waiting:
+                payload = UpdateHITLDetailPayload(chosen_options=chosen)
+                update_hitl_detail(dag_id, ti.run_id, ti.task_id, payload, user=reviewer, session=session)
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_reviewed_variant_promotes_only_after_a_person_approves(airflow_db, quick_examples, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("AG_EXAMPLE_REVIEWED_GROUP", "ag-churn-reviewed-test")
+    dag_id = "ag_retrain_and_score_reviewed"
+    stop = threading.Event()
+    reviewer = threading.Thread(target=_respond_to_reviews, args=(dag_id, ["Approve"], "alice", stop), daemon=True)
+    reviewer.start()
+    try:
+        run = run_dag(dag_id, logical_date=None)
+    finally:
+        stop.set()
+        reviewer.join(timeout=10)
+    assert run.state == "success", task_states(run)
+    review = xcom(dag_id, "review", run.run_id)
+    assert review["chosen_options"] == ["Approve"]
+    decision = xcom(dag_id, "gate", run.run_id)
+    assert decision["decision"] == "approved"
+    assert decision["set_by"] == f"airflow:{dag_id}/{run.run_id}/gate; reviewed by alice"
+    version = AutoGluonCloudHook(aws_conn_id=None).registry.get(
+        "ag-churn-reviewed-test", decision["challenger_version"]
+    )
+    assert version.approval_status == "Approved"
+    assert "alice" in version.status_set_by
+    assert xcom(dag_id, "batch_score", run.run_id)["model_version"]["version"] == version.version
 
 
 @pytest.mark.slow

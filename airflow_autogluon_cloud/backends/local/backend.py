@@ -21,17 +21,21 @@ from airflow_autogluon_cloud.backends.base import (
     EndpointConfigDescription,
     EndpointConfigSpec,
     EndpointDescription,
+    EvaluationJobSpec,
     ImageChoice,
     InvocationResult,
     JobDescription,
     LogChunk,
     ModelDescription,
     ModelSpec,
+    ModelVersion,
+    ModelVersionSpec,
     TrainingJobSpec,
     TransformJobSpec,
 )
 from airflow_autogluon_cloud.backends.local import processes
 from airflow_autogluon_cloud.backends.local.endpoints import LocalEndpoints
+from airflow_autogluon_cloud.backends.local.registry import LocalRegistry
 from airflow_autogluon_cloud.backends.local.state import (
     ENDPOINT,
     ENDPOINT_CONFIG,
@@ -72,6 +76,7 @@ class LocalBackend(Backend):
         self.store = StateStore(self.root)
         self.aws = aws
         self.endpoints = LocalEndpoints(self.store, self.root, self._aws_dict(), endpoint_host)
+        self.registry = LocalRegistry(self.store)
 
     @classmethod
     def from_settings(cls, *, aws: AwsSettings, local_root: Path) -> LocalBackend:
@@ -282,6 +287,37 @@ class LocalBackend(Backend):
 
     def list_transform_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
         return self.list_jobs(JobKind.TRANSFORM, name_contains)
+
+    def create_evaluation_job(self, spec: EvaluationJobSpec) -> None:
+        self._start_job(JobKind.EVALUATION, spec.name, spec, [*spec.channels.values(), spec.output_path])
+
+    def describe_evaluation_job(self, name: str) -> JobDescription:
+        return self.describe_job(JobKind.EVALUATION, name)
+
+    def stop_evaluation_job(self, name: str) -> None:
+        self.stop_job(JobKind.EVALUATION, name)
+
+    def read_evaluation_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
+        return self.read_log(JobKind.EVALUATION, name, cursor)
+
+    def list_evaluation_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
+        return self.list_jobs(JobKind.EVALUATION, name_contains)
+
+    # model registry: served by LocalRegistry ---------------------------------------------------
+
+    def create_model_version(self, spec: ModelVersionSpec) -> ModelVersion:
+        return self.registry.create(spec)
+
+    def describe_model_version(self, group: str, version: int) -> ModelVersion:
+        return self.registry.describe(group, version)
+
+    def list_model_versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
+        return self.registry.versions(group, approval_status)
+
+    def update_model_approval(
+        self, group: str, version: int, status: str, set_by: str, reason: str | None = None
+    ) -> ModelVersion:
+        return self.registry.update_approval(group, version, status, set_by, reason)
 
     # models and endpoint configs -------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,10 @@ class Runner:
             kind = JobKind.parse(self.kind)
             if kind is JobKind.TRAINING:
                 self.run_training()
+            elif kind is JobKind.EVALUATION:
+                from airflow_autogluon_cloud.backends.local.evaluation import run_evaluation
+
+                run_evaluation(self)
             else:
                 from airflow_autogluon_cloud.backends.local.transform import run_transform
 
@@ -122,13 +127,19 @@ class Runner:
 
     # training ---------------------------------------------------------------------------------
 
-    def run_training(self) -> None:
+    def run_training(self, prepare_inputs: Callable[[Path], None] | None = None) -> None:
+        """The training contract around the spec's entry script (``train.py`` unless it names another).
+
+        :param prepare_inputs: called with ``/opt/ml/input/data`` once the channels are in place.
+        """
         from airflow_autogluon_cloud.archives import make_tarball, safe_extract
         from airflow_autogluon_cloud.storage import join_uri
 
         spec = self.record.data["spec"]
         aws = self.record.data.get("aws")
         name = self.name
+        script = spec.get("entry_point") or TRAIN_SCRIPT
+        label = JobKind.parse(self.kind).label
         opt_ml = self.workdir / "opt" / "ml"
         input_data = opt_ml / "input" / "data"
         config_dir = opt_ml / "input" / "config"
@@ -139,7 +150,7 @@ class Runner:
         for d in (input_data, config_dir, model_dir, output_data, code_dir):
             d.mkdir(parents=True, exist_ok=True)
 
-        log("Training job %s: preparing channels %s", name, ", ".join(sorted(spec["channels"])))
+        log("%s %s: preparing channels %s", label, name, ", ".join(sorted(spec["channels"])))
         for channel, uri in sorted(spec["channels"].items()):
             self.check_stop()
             materialise(uri, input_data / channel, aws)
@@ -147,6 +158,8 @@ class Runner:
         if not archives:
             raise FileNotFoundError("The code channel holds no sourcedir.tar.gz")
         safe_extract(archives[0], code_dir)
+        if prepare_inputs is not None:
+            prepare_inputs(input_data)
 
         hyperparameters: dict[str, str] = spec["hyperparameters"]
         (config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters))
@@ -174,16 +187,16 @@ class Runner:
         for channel in spec["channels"]:
             env[f"SM_CHANNEL_{channel.upper()}"] = str(input_data / channel)
         # Script mode: hyperparameters become ``--key value`` arguments, as the toolkit passes them.
-        argv = [sys.executable, str(code_dir / TRAIN_SCRIPT)]
+        argv = [sys.executable, str(code_dir / script)]
         for key, value in sorted(hyperparameters.items()):
             if not key.startswith("sagemaker_"):
                 argv += [f"--{key}", value]
-        log("Running %s", TRAIN_SCRIPT)
+        log("Running %s", script)
         code = self.run_child(argv, env, code_dir, spec.get("max_runtime"))
         if code != 0:
             failure = output_dir / "failure"
             reason = failure.read_text().strip() if failure.exists() else ""
-            err = RuntimeError(f"AlgorithmError: {TRAIN_SCRIPT} exited with code {code}")
+            err = RuntimeError(f"AlgorithmError: {script} exited with code {code}")
             err.failure_reason = f"AlgorithmError: {reason}" if reason else str(err)  # type: ignore[attr-defined]
             raise err
 
@@ -203,7 +216,7 @@ class Runner:
         shutil.rmtree(packed, ignore_errors=True)
         shutil.rmtree(model_dir, ignore_errors=True)
         self.finish(JobStatus.COMPLETED, None, artifact_uri=model_uri, secondary_uri=output_uri)
-        log("Training job %s completed.", name)
+        log("%s %s completed.", label, name)
 
 
 def main(argv: list[str]) -> int:

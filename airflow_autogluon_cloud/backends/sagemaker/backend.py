@@ -6,6 +6,7 @@ go through :class:`~.api.SageMakerApi` (throttling retries, "not found" answers,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -17,17 +18,19 @@ from airflow_autogluon_cloud.backends.base import (
     CHANNEL_CODE,
     PROVIDER_TAG,
     SERVE_SCRIPT,
-    TRAIN_SCRIPT,
     Backend,
     EndpointConfigDescription,
     EndpointConfigSpec,
     EndpointDescription,
+    EvaluationJobSpec,
     ImageChoice,
     InvocationResult,
     JobDescription,
     LogChunk,
     ModelDescription,
     ModelSpec,
+    ModelVersion,
+    ModelVersionSpec,
     TrainingJobSpec,
     TransformJobSpec,
 )
@@ -39,6 +42,7 @@ from airflow_autogluon_cloud.backends.sagemaker.api import (
     error_message,
     tag_list,
 )
+from airflow_autogluon_cloud.backends.sagemaker.registry import SageMakerRegistry
 from airflow_autogluon_cloud.exceptions import (
     AutoGluonCloudError,
     EndpointError,
@@ -90,6 +94,7 @@ class SageMakerBackend(Backend):
     ) -> None:
         self.api = SageMakerApi(client_factory, sleep)
         self.region_name = region_name
+        self.registry = SageMakerRegistry(self.api, SERVING_ENVIRONMENT)
 
     @classmethod
     def from_settings(cls, *, aws: AwsSettings, local_root: Path) -> SageMakerBackend:
@@ -111,7 +116,12 @@ class SageMakerBackend(Backend):
 
     def console_url(self, kind: str, name: str) -> str | None:
         region = self.region_name or "us-east-1"
-        page = {JobKind.TRAINING: "jobs", JobKind.TRANSFORM: "transform-jobs", ENDPOINT: "endpoints"}.get(kind)
+        page = {
+            JobKind.TRAINING: "jobs",
+            JobKind.EVALUATION: "jobs",
+            JobKind.TRANSFORM: "transform-jobs",
+            ENDPOINT: "endpoints",
+        }.get(kind)
         if page is None:
             return None
         return f"https://console.aws.amazon.com/sagemaker/home?region={region}#/{page}/{quote(name, safe='')}"
@@ -127,7 +137,7 @@ class SageMakerBackend(Backend):
             raise InvalidParameterError("role_arn", None, "SageMaker needs an execution role ARN.")
         hyperparameters = {
             **spec.hyperparameters,
-            "sagemaker_program": TRAIN_SCRIPT,
+            "sagemaker_program": spec.entry_point,
             "sagemaker_submit_directory": SUBMIT_DIRECTORY,
             "sagemaker_container_log_level": 20,
             "sagemaker_job_name": spec.name,
@@ -228,6 +238,43 @@ class SageMakerBackend(Backend):
                     break
                 tokens[stream] = token
         return LogChunk(lines, tokens)
+
+    # evaluation: a training job running evaluate.py. A training job, not a processing job: it runs
+    # the same AutoGluon training image and the same script-mode toolkit as train.py, takes each
+    # model.tar.gz as an input channel, and returns the report in output.tar.gz, so one contract
+    # (and one local runner) serves both.
+
+    def create_evaluation_job(self, spec: EvaluationJobSpec) -> None:
+        self.create_training_job(spec)
+
+    def describe_evaluation_job(self, name: str) -> JobDescription:
+        return dataclasses.replace(self.describe_training_job(name), kind=JobKind.EVALUATION, artifact_uri=None)
+
+    def stop_evaluation_job(self, name: str) -> None:
+        self.stop_training_job(name)
+
+    def read_evaluation_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
+        return self.read_training_log(name, cursor)
+
+    def list_evaluation_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
+        jobs = self._list_jobs(JobKind.TRAINING, name_contains)
+        return [dataclasses.replace(job, kind=JobKind.EVALUATION) for job in jobs]
+
+    # model registry: SageMaker Model Registry (SageMakerRegistry) ------------------------------
+
+    def create_model_version(self, spec: ModelVersionSpec) -> ModelVersion:
+        return self.registry.create(spec)
+
+    def describe_model_version(self, group: str, version: int) -> ModelVersion:
+        return self.registry.describe(group, version)
+
+    def list_model_versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
+        return self.registry.versions(group, approval_status)
+
+    def update_model_approval(
+        self, group: str, version: int, status: str, set_by: str, reason: str | None = None
+    ) -> ModelVersion:
+        return self.registry.update_approval(group, version, status, set_by, reason)
 
     # batch transform ---------------------------------------------------------------------------
 

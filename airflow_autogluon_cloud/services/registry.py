@@ -1,0 +1,296 @@
+"""The model registry: versions of a model in a group, their metrics, lineage and approval.
+
+The backend keeps the versions (SageMaker Model Registry, or the local state store); this
+service validates, makes registering idempotent, and resolves references such as "the group's
+latest approved version" to a model URI when a task runs.
+
+A reference is a model URI, or one of::
+
+    {"registry": "churn", "version": "latest-approved"}     # or an int, or "3"
+    "registry://churn/latest-approved"                       # the same, as one templatable string
+    "registry://churn/3"
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_autogluon_cloud import naming
+from airflow_autogluon_cloud.backends.base import Backend
+from airflow_autogluon_cloud.backends.specs import (
+    APPROVAL_STATUSES,
+    APPROVED,
+    PENDING_APPROVAL,
+    REJECTED,
+    ModelVersion,
+    ModelVersionSpec,
+)
+from airflow_autogluon_cloud.exceptions import InvalidParameterError, ResourceNotFoundError
+from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.models import ModelService
+
+LATEST_APPROVED = "latest-approved"
+REFERENCE_SCHEME = "registry://"
+_JOB_FROM_URI = re.compile(r"/([A-Za-z0-9][A-Za-z0-9-]{0,62})/output/model\.tar\.gz$")
+__all__ = ["APPROVED", "LATEST_APPROVED", "PENDING_APPROVAL", "REJECTED", "RegistryService"]
+
+
+def is_reference(value: Any) -> bool:
+    """Whether ``value`` names a registry version rather than a model URI."""
+    return (isinstance(value, dict) and "registry" in value) or (
+        isinstance(value, str) and value.startswith(REFERENCE_SCHEME)
+    )
+
+
+def parse_reference(value: Any, parameter: str = "model_uri") -> tuple[str, int | None]:
+    """``(group, version)`` of a reference; version ``None`` means the latest approved."""
+    fix = (
+        f'give {{"registry": "<group>", "version": "{LATEST_APPROVED}" or a number}} or "registry://<group>/<version>".'
+    )
+    group: Any
+    version: Any
+    if isinstance(value, str):
+        group, _, version = value[len(REFERENCE_SCHEME) :].partition("/")
+    elif isinstance(value, dict):
+        group, version = value.get("registry"), value.get("version", LATEST_APPROVED)
+    else:
+        raise InvalidParameterError(parameter, value, fix)
+    if not isinstance(group, str) or not naming.is_valid_name(group):
+        raise InvalidParameterError(parameter, value, fix)
+    if version in (LATEST_APPROVED, None, ""):
+        return group, None
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(parameter, value, fix) from None
+    if number < 1:
+        raise InvalidParameterError(parameter, value, "versions count from 1.")
+    return group, number
+
+
+def training_job_of(model_uri: str) -> str | None:
+    """The training job in ``<output>/model/<job>/output/model.tar.gz`` (both backends' layout)."""
+    match = _JOB_FROM_URI.search(model_uri)
+    return match.group(1) if match else None
+
+
+@dataclass
+class RegistryService:
+    """Register, look up, approve and resolve model versions.
+
+    :param backend: where the registry lives.
+    :param models: model artifacts (checks and training summaries).
+    :param log: the task log.
+    """
+
+    backend: Backend
+    models: ModelService
+    log: TaskLog
+
+    def register(
+        self,
+        *,
+        group: str,
+        model_uri: str,
+        training_job: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        dataset: str | None = None,
+        description: str | None = None,
+        framework_version: str | None = None,
+        registered_by: str | None = None,
+        approval_status: str = PENDING_APPROVAL,
+    ) -> ModelVersion:
+        """Register ``model_uri`` in ``group``, or return the version an earlier try registered.
+
+        A version is keyed by (training job, model URI): registering the same pair again finds the
+        existing version instead of adding one, so a retried task leaves one version.
+
+        :param metrics: headline metrics, name -> number (e.g. from the evaluation on the holdout).
+        :param dataset: what the metrics were measured on (e.g. the evaluation's data URI).
+        """
+        if not isinstance(group, str) or not naming.is_valid_name(group):
+            raise InvalidParameterError("group", group, "use 1-63 letters, digits and hyphens (SageMaker's rule).")
+        self.models.check_uri(model_uri)
+        if approval_status not in APPROVAL_STATUSES:
+            raise InvalidParameterError("approval_status", approval_status, f"use one of {APPROVAL_STATUSES}.")
+        clean_metrics: dict[str, float] = {}
+        for name, value in (metrics or {}).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidParameterError(f"metrics[{name!r}]", value, "metrics are finite numbers.")
+            clean_metrics[str(name)] = float(value)
+        job = training_job or training_job_of(model_uri) or model_uri
+        for existing in self.backend.list_model_versions(group):
+            if existing.model_uri == model_uri and existing.training_job == job:
+                self.log.info("%s is already %s version %d; reusing it.", model_uri, group, existing.version)
+                return existing
+        version = framework_version or self.models.summary(model_uri).get("autogluon_version")
+        image = self.backend.resolve_image(
+            "inference", framework_version=version, custom_image_uri=None, instance_type="ml.m5.xlarge"
+        )
+        spec = ModelVersionSpec(
+            group=group,
+            model_uri=model_uri,
+            training_job=job,
+            framework_version=image.framework_version,
+            metrics=clean_metrics,
+            dataset=dataset,
+            description=description,
+            image_uri=image.image_uri,
+            approval_status=approval_status,
+            registered_by=registered_by,
+        )
+        created = self.backend.create_model_version(spec)
+        self.log.info("Registered %s as version %d of %s (%s)", model_uri, created.version, group, approval_status)
+        return created
+
+    def get(self, group: str, version: int) -> ModelVersion:
+        return self.backend.describe_model_version(group, int(version))
+
+    def versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
+        """The group's versions, oldest first; only those with ``approval_status`` if given."""
+        if approval_status is not None and approval_status not in APPROVAL_STATUSES:
+            raise InvalidParameterError("approval_status", approval_status, f"use one of {APPROVAL_STATUSES}.")
+        return self.backend.list_model_versions(group, approval_status)
+
+    def latest_approved(self, group: str) -> ModelVersion | None:
+        """The newest version of ``group`` whose status is Approved (``None`` if there is none)."""
+        approved = self.backend.list_model_versions(group, APPROVED)
+        return max(approved, key=lambda v: v.version) if approved else None
+
+    def set_approval(
+        self, group: str, version: int, status: str, set_by: str, reason: str | None = None
+    ) -> ModelVersion:
+        """Set a version's approval, recording who or what set it and why."""
+        if status not in APPROVAL_STATUSES:
+            raise InvalidParameterError("status", status, f"use one of {APPROVAL_STATUSES}.")
+        if not set_by:
+            raise InvalidParameterError("set_by", set_by, "say who or what sets the approval.")
+        updated = self.backend.update_model_approval(group, int(version), status, set_by, reason)
+        self.log.info("%s version %d is now %s (set by %s: %s)", group, updated.version, status, set_by, reason)
+        return updated
+
+    def rollback(self, group: str, set_by: str, reason: str = "rolled back") -> ModelVersion:
+        """Reject the latest approved version, so the approved one before it is served again.
+
+        :return: the version that is now the latest approved.
+        """
+        current = self.latest_approved(group)
+        if current is None:
+            raise InvalidParameterError("group", group, "no approved version to roll back from.")
+        earlier = [v for v in self.versions(group, APPROVED) if v.version < current.version]
+        if not earlier:
+            raise InvalidParameterError(
+                "group", group, f"version {current.version} is the only approved version; approve another first."
+            )
+        self.set_approval(group, current.version, REJECTED, set_by, reason)
+        return max(earlier, key=lambda v: v.version)
+
+    def resolve(self, reference: Any, parameter: str = "model_uri") -> tuple[str, ModelVersion | None]:
+        """A model URI for ``reference`` (returned unchanged when it is a URI) and the version it names."""
+        if not is_reference(reference):
+            return reference, None
+        group, number = parse_reference(reference, parameter)
+        if number is None:
+            found = self.latest_approved(group)
+            if found is None:
+                raise InvalidParameterError(parameter, reference, f"group {group!r} has no approved version yet.")
+        else:
+            try:
+                found = self.get(group, number)
+            except ResourceNotFoundError:
+                raise InvalidParameterError(parameter, reference, f"group {group!r} has no version {number}.") from None
+            if found.approval_status != APPROVED:
+                self.log.warning("Using %s version %d, which is %s.", group, number, found.approval_status)
+        self.log.info("Resolved %s to %s version %d: %s", reference, group, found.version, found.model_uri)
+        return found.model_uri, found
+
+    # the promotion gate ------------------------------------------------------------------------
+
+    def promote(
+        self,
+        *,
+        group: str,
+        challenger_version: int,
+        evaluation: dict[str, Any],
+        set_by: str,
+        challenger: str = "challenger",
+        champion: str = "champion",
+        metric: str | None = None,
+        higher_is_better: bool | None = None,
+        min_improvement: float = 0.0,
+        review: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Approve the challenger if it beats the champion on the same evaluation, else reject it.
+
+        The challenger is approved when it beats the champion's score by more than
+        ``min_improvement`` (in the metric's units, in its direction), or when there is no
+        champion yet; with ``review`` (an ``ApprovalOperator``'s result) a person must also have
+        chosen "Approve". Otherwise it is rejected and the champion stays the latest approved.
+
+        :param evaluation: the evaluate operator's XCom, with both models scored on one dataset.
+        :return: the decision, the scores and the group's latest approved version after it.
+        """
+        scores = (evaluation or {}).get("metrics") or {}
+        if not isinstance(evaluation, dict) or evaluation.get("status") != "Completed" or challenger not in scores:
+            raise InvalidParameterError(
+                "evaluation", evaluation, f"pass a completed evaluation's XCom that scored {challenger!r}."
+            )
+        name = metric or evaluation.get("eval_metric")
+        directions = evaluation.get("metric_directions") or {}
+        if name not in scores[challenger] or scores[challenger][name] is None:
+            raise InvalidParameterError("metric", name, f"the evaluation reported {sorted(scores[challenger])}.")
+        direction = bool(directions.get(name, True)) if higher_is_better is None else bool(higher_is_better)
+        if not isinstance(min_improvement, (int, float)) or min_improvement < 0:
+            raise InvalidParameterError("min_improvement", min_improvement, "give a number >= 0 (metric units).")
+        version = self.get(group, challenger_version)
+        scored_uri = (evaluation.get("model_uris") or {}).get(challenger)
+        if scored_uri != version.model_uri:
+            raise InvalidParameterError(
+                "challenger_version",
+                challenger_version,
+                f"version is {version.model_uri}; the evaluation scored {scored_uri}.",
+            )
+        challenger_score = float(scores[challenger][name])
+        champion_score = (scores.get(champion) or {}).get(name)
+        champion_version = ((evaluation.get("model_versions") or {}).get(champion) or {}).get("version")
+        improvement = None
+        if champion_score is None:
+            passed, reason = True, f"no champion yet; {name} {challenger_score:.4f}"
+        else:
+            improvement = (challenger_score - champion_score) * (1 if direction else -1)
+            passed = improvement > min_improvement
+            verb = "beats" if passed else "does not beat"
+            reason = (
+                f"{name} {challenger_score:.4f} vs champion {champion_score:.4f} on the same "
+                f"{evaluation.get('num_rows')} rows: {verb} it by more than {min_improvement}"
+            )
+        who = set_by
+        if review is not None and passed:
+            chosen = review.get("chosen_options") or []
+            user = (review.get("responded_by_user") or {}).get("name") or "an unnamed reviewer"
+            who = f"{set_by}; reviewed by {user}"
+            if chosen != ["Approve"]:
+                passed, reason = False, f"{reason}; but {user} chose {chosen}"
+        status = APPROVED if passed else REJECTED
+        self.set_approval(group, version.version, status, who, reason)
+        latest = self.latest_approved(group)
+        return {
+            "decision": "approved" if passed else "rejected",
+            "reason": reason,
+            "group": group,
+            "challenger_version": version.version,
+            "champion_version": champion_version,
+            "metric": name,
+            "higher_is_better": direction,
+            "challenger_score": challenger_score,
+            "champion_score": champion_score,
+            "improvement": improvement,
+            "min_improvement": min_improvement,
+            "num_rows": evaluation.get("num_rows"),
+            "data_uri": evaluation.get("data_uri"),
+            "latest_approved_version": latest.version if latest else None,
+            "set_by": who,
+        }
