@@ -24,6 +24,7 @@ an ``aws_default`` connection with ``region_name`` and ``role_arn``, and
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,12 +54,13 @@ SCORES_ASSET = Asset(name="ag_churn_scores")
 PERIOD = "ti.xcom_pull(task_ids='prepare_period_data')"
 
 
-def period_key(logical_date: datetime | None, run_after: datetime) -> str:
+def period_key(logical_date: datetime | None, run_after: datetime, run_id: str) -> str:
     """The period a run covers: its logical date, or, for a manual run (no logical date), when it
-    was triggered, to the second, so two manual runs never share a period's files."""
+    was triggered plus a hash of its run id, so two manual runs never share a period's files."""
     if logical_date is not None:
         return logical_date.strftime("%Y-%m-%d")
-    return run_after.strftime("%Y-%m-%dT%H-%M-%S")
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    return f"{run_after.strftime('%Y-%m-%dT%H-%M-%S')}-{digest}"
 
 
 # --8<-- [start:example_retrain_and_score]
@@ -77,7 +79,8 @@ with DAG(
         """Write this period's training rows, labelled holdout and rows to score (stands in for the export)."""
         import pandas as pd
 
-        period = period_key(context.get("logical_date"), context["dag_run"].run_after)
+        run = context["dag_run"]
+        period = period_key(context.get("logical_date"), run.run_after, run.run_id)
         bundled = pd.read_csv(DATA_DIR / "customer_churn.csv")
         seed = sum(ord(c) * 31**i for i, c in enumerate(period)) % (2**32)
         # Every period draws from one bundled file, so training rows come from one part of it and
