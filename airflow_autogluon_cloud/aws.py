@@ -4,11 +4,16 @@ Credentials, regions, ``endpoint_url``/``service_config`` and role assumption (`
 ``assume_role_kwargs``, refreshable credentials) are all the Amazon provider's
 ``AwsBaseHook``; this module only lets arguments override the connection's role and external id,
 and keeps the settings as primitives so triggers and detached runners can rebuild them.
+
+Retries are botocore's own (standard mode, :data:`DEFAULT_RETRIES`), merged under the
+connection's ``config_kwargs``: whatever the connection, ``AWS_RETRY_MODE``/``AWS_MAX_ATTEMPTS`` or
+the AWS profile says about retries wins over this provider's default.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -16,6 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from botocore.config import Config
+
+# Throttling and transient errors (5xx, timeouts) are retried with botocore's jittered exponential
+# backoff; six attempts in all ride out SageMaker's per-account rate limits during polling.
+DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 6}
+# Where botocore reads retry settings outside a Config: environment variable and profile key.
+_RETRY_SOURCES = {"mode": ("AWS_RETRY_MODE", "retry_mode"), "total_max_attempts": ("AWS_MAX_ATTEMPTS", "max_attempts")}
 
 
 @dataclass
@@ -74,9 +86,36 @@ class AwsSettings:
             service_name=service,
             region_name=self.resolved_region,
             endpoint_url=hook.conn_config.get_service_endpoint_url(service_name=service),
-            config=hook.config,
+            config=self.client_config,
             verify=hook.verify,
         )
+
+    @cached_property
+    def client_config(self) -> Config:
+        """The connection's botocore ``Config`` (``config_kwargs``) with default retries filled in.
+
+        Each retry setting (mode, number of attempts) keeps the value the connection's
+        ``config_kwargs["retries"]``, the environment or the AWS profile gives it; only unset ones
+        take :data:`DEFAULT_RETRIES`.
+        """
+        from botocore.config import Config
+
+        connection_config = self.base_hook.config
+        chosen = dict(connection_config.retries or {})
+        if "max_attempts" in chosen:  # botocore's other spelling: retries after the first attempt
+            chosen.setdefault("total_max_attempts", chosen.pop("max_attempts") + 1)
+        try:
+            profile = self.session._session.get_scoped_config()
+        except Exception:  # a missing profile fails later, where boto3 reports it clearly
+            profile = {}
+        defaults = {
+            key: value
+            for key, value in DEFAULT_RETRIES.items()
+            if key not in chosen and _RETRY_SOURCES[key][0] not in os.environ and _RETRY_SOURCES[key][1] not in profile
+        }
+        if not defaults:
+            return connection_config
+        return connection_config.merge(Config(retries={**defaults, **chosen}))
 
     @property
     def resolved_region(self) -> str | None:

@@ -12,6 +12,9 @@ from importlib import metadata
 
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
 
+# Where users are sent when AWS has no image for their AutoGluon version.
+CUSTOM_IMAGE_RECIPE = "recipe: the 'Custom images' page of the docs, docs/custom-images.md"
+
 
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
@@ -27,21 +30,32 @@ def known_versions(scope: str = "training") -> tuple[str, ...]:
 
 
 def resolve_framework_version(version: str | None, scope: str = "training") -> str:
-    """``None``/``"latest"`` -> the newest known version; ``"x.y"`` -> the newest ``x.y.*`` patch."""
+    """``None``/``"latest"`` -> the newest known version; ``"x.y"`` -> the newest ``x.y.*`` patch.
+
+    A version AWS has no image for is an :class:`InvalidParameterError` naming the version, the
+    newest image there is, and the recipe for building one (:data:`CUSTOM_IMAGE_RECIPE`).
+    """
     versions = known_versions(scope)
+    newest = versions[-1]
     if not version or version == "latest":
-        return versions[-1]
+        return newest
     if version in versions:
         return version
     matching = [v for v in versions if v.startswith(version + ".")]
     if matching:
         return matching[-1]
-    raise InvalidParameterError(
-        "framework_version",
-        version,
-        f"the installed SageMaker SDK has AutoGluon {scope} images for {', '.join(versions)}; pick one of "
-        "those, or pass custom_image_uri with the image you want.",
-    )
+    if _version_key(version) > _version_key(newest):
+        fix = (
+            f"AWS has no AutoGluon {scope} image for {version} yet (the newest is {newest}). Build one with "
+            f"AutoGluon {version} in it ({CUSTOM_IMAGE_RECIPE}) and pass its URI as custom_image_uri; "
+            f"framework_version='{newest}' would run the model under another AutoGluon than it was trained with."
+        )
+    else:
+        fix = (
+            f"the installed SageMaker SDK has AutoGluon {scope} images for {', '.join(versions)} (the newest is "
+            f"{newest}); pick one of those, or build an image ({CUSTOM_IMAGE_RECIPE}) and pass custom_image_uri."
+        )
+    raise InvalidParameterError("framework_version", version, fix)
 
 
 def image_uri(framework_version: str, scope: str, region: str | None, instance_type: str) -> str:

@@ -30,6 +30,16 @@ def airflow_conf() -> Any:
     return sdk_conf
 
 
+def load_dag_bag(dag_folder: str | os.PathLike[str]) -> Any:
+    """The DAGs in ``dag_folder`` as a ``DagBag`` (``airflow.dag_processing.dagbag`` in 3.3+,
+    ``airflow.models.dagbag`` before), for scripts and tests that run a DAG with ``dag.test()``."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef,attr-defined,unused-ignore]
+    return DagBag(dag_folder=str(dag_folder))
+
+
 def _config(key: str) -> str | None:
     value = airflow_conf().get(CONFIG_SECTION, key, fallback=None)
     return value or None

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, docs build, then pytest (the fault-injection tests in a second step).
+# The whole test suite: lint, types, docs build, then pytest (the fault-injection tests in a second step),
+# then the install checks: the built wheel in a clean environment.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -23,3 +24,9 @@ echo ">> pytest: fault injection (kills processes on purpose)"
 run_pytest -p no:cacheprovider -m faults "$@"
 echo ">> pytest"
 run_pytest -p no:cacheprovider -m "not faults" "$@"
+
+# Install checks (set AGC_SKIP_INSTALL_CHECKS=1 to skip them while iterating on a subset).
+if [ "${AGC_SKIP_INSTALL_CHECKS:-0}" != "1" ]; then
+  echo ">> wheel: build, install into a clean venv without constraints.txt, smoke test"
+  bash scripts/smoke-wheel.sh
+fi

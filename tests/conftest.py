@@ -80,9 +80,9 @@ def churn_frames():
 
 def run_dag(dag_id: str, **kwargs):
     """Run a DAG from the dags folder with ``dag.test()`` and return the finished DagRun."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_autogluon_cloud.settings import load_dag_bag
 
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    bag = load_dag_bag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id).test(**kwargs)
 

@@ -1,17 +1,34 @@
-"""moto-backed AWS for the SageMaker backend's tests. moto validates every request against
-botocore's service model; it is not AWS, and these tests say nothing about AWS's behaviour."""
+"""moto-backed AWS for the SageMaker backend's tests. botocore validates every request's types,
+required members and minima, and :mod:`tests.sagemaker.strict` adds the maxima, patterns and enums
+AWS checks; moto is not AWS, and these tests say nothing about AWS's behaviour."""
 
 from __future__ import annotations
 
 import json
 
 import boto3
+import botocore.client
 import pytest
 from moto import mock_aws
+
+from tests.sagemaker.strict import check_request
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/AutoGluonSageMakerRole"
 BUCKET = "agc-test-bucket"
+
+
+@pytest.fixture(autouse=True)
+def strict_requests(monkeypatch):
+    """Every request any client makes in these tests (moto, Stubber or real HTTP) is checked
+    against the ``max``, ``pattern`` and ``enum`` constraints botocore does not check."""
+    original = botocore.client.BaseClient._make_api_call
+
+    def checked(self, operation_name, api_params):
+        check_request(self.meta.service_model, operation_name, api_params)
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", checked)
 
 
 @pytest.fixture
@@ -45,16 +62,18 @@ def hook(aws):
 
 
 class RequestRecorder:
-    """Records the parameters of every call to the given operations, after botocore validated them."""
+    """Records the parameters of every call to the given operations, each checked strictly
+    (:func:`~tests.sagemaker.strict.check_request`) before botocore's own validation."""
 
     def __init__(self, client, *operations):
         self.calls: dict[str, list[dict]] = {op: [] for op in operations}
-        service = client.meta.service_model.service_name
+        self._model = client.meta.service_model
         for op in operations:
-            client.meta.events.register(f"provide-client-params.{service}.{op}", self._record(op))
+            client.meta.events.register(f"provide-client-params.{self._model.service_name}.{op}", self._record(op))
 
     def _record(self, op):
         def handler(params, **kwargs):
+            check_request(self._model, op, params)
             self.calls[op].append(json.loads(json.dumps(params, default=str)))
 
         return handler

@@ -4,8 +4,9 @@ A job runner is started through a short-lived launcher (``python -m ...processes
 starts the runner in a new session and exits at once. The runner is therefore re-parented away
 from the worker: it survives the worker being killed, and never lingers as the worker's zombie.
 
-Liveness is judged from ``/proc``: the PID must exist, must not be a zombie, and must have the
-start time recorded when it was launched, so a recycled PID is never mistaken for our runner.
+Liveness is judged through psutil (Linux and macOS): the PID must exist, must not be a zombie, and
+must have the start time recorded when it was launched, so a recycled PID is never mistaken for our
+runner. The start time is stored as a string (``repr`` of psutil's ``create_time()``).
 """
 
 from __future__ import annotations
@@ -16,21 +17,32 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+import psutil
+
+# create_time() is boot time + ticks since boot, and the boot time follows wall-clock corrections
+# (NTP), so two readings for one process may differ slightly. A recycled PID belongs to a process
+# started after ours ended, and PIDs wrap only after pid_max starts: far more than a second apart.
+_START_TOLERANCE_SECONDS = 1.0
 
 
 def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or ``None`` if it is gone."""
+    """The start time of ``pid`` (``repr`` of seconds since the epoch), or ``None`` if it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        process = psutil.Process(pid)
+        if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return None
+        return repr(process.create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    state, start = fields[0], fields[19]
-    if state in ("Z", "X"):
-        return None
-    return start
+
+
+def _same_start(current: str, recorded: str) -> bool:
+    try:
+        return abs(float(current) - float(recorded)) <= _START_TOLERANCE_SECONDS
+    except ValueError:
+        # A record from before psutil (kernel clock ticks) or an empty stamp: cannot be ours.
+        return False
 
 
 def is_alive(pid: int | None, start_time: str | None) -> bool:
@@ -38,7 +50,7 @@ def is_alive(pid: int | None, start_time: str | None) -> bool:
     if not pid:
         return False
     current = process_start_time(pid)
-    return current is not None and (start_time is None or current == start_time)
+    return current is not None and (start_time is None or _same_start(current, start_time))
 
 
 def spawn_detached(

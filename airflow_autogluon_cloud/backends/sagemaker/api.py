@@ -1,36 +1,20 @@
-"""Calling the SageMaker APIs: clients, throttling retries, and reading AWS's answers.
+"""Calling the SageMaker APIs: clients, and reading AWS's answers.
 
-Every call retries throttling and transient service errors with jittered exponential backoff and
-nothing else; "not found" answers become :class:`ResourceNotFoundError`; deletes are idempotent.
+Throttling and transient service errors are retried by botocore itself, as the clients' ``Config``
+says (see :attr:`airflow_autogluon_cloud.aws.AwsSettings.client_config`); "not found" answers
+become :class:`ResourceNotFoundError`; deletes are idempotent.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 from airflow_autogluon_cloud.exceptions import ResourceNotFoundError
 
 log = logging.getLogger(__name__)
-
-RETRYABLE_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ProvisionedThroughputExceededException",
-        "ServiceUnavailable",
-        "InternalFailure",
-    }
-)
-MAX_ATTEMPTS = 6
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 20.0
 
 
 def error_code(err: Exception) -> str:
@@ -72,14 +56,13 @@ class SageMakerApi:
     """boto3 clients by service name, and calls on them.
 
     :param client_factory: builds boto3 clients by service name (``sagemaker``,
-        ``sagemaker-runtime``, ``logs``, ...).
-    :param sleep: how to wait between retries (injectable for tests).
+        ``sagemaker-runtime``, ``logs``, ...), configured with their retries.
+    :param sleep: unused (retries wait inside botocore); accepted until the backend stops passing it.
     """
 
-    def __init__(self, client_factory: Callable[[str], Any], sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, client_factory: Callable[[str], Any], sleep: Callable[[float], None] | None = None) -> None:
         self._client_factory = client_factory
         self._clients: dict[str, Any] = {}
-        self._sleep = sleep
 
     def client(self, service: str = "sagemaker") -> Any:
         if service not in self._clients:
@@ -87,22 +70,8 @@ class SageMakerApi:
         return self._clients[service]
 
     def call(self, operation: str, service: str = "sagemaker", **params: Any) -> Any:
-        """Call an API operation, retrying throttling and transient service errors only."""
-        from botocore.exceptions import ClientError
-
-        method = getattr(self.client(service), operation)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                return method(**params)
-            except ClientError as err:
-                code = error_code(err)
-                if code not in RETRYABLE_CODES or attempt == MAX_ATTEMPTS:
-                    raise
-                delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-                delay *= random.uniform(0.5, 1.0)
-                log.warning("%s throttled (%s); retry %d/%d in %.1fs", operation, code, attempt, MAX_ATTEMPTS, delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")
+        """Call an API operation; the client's botocore retry configuration handles throttling."""
+        return getattr(self.client(service), operation)(**params)
 
     def describe(self, operation: str, kind: str, name: str, **params: Any) -> Any:
         """A ``Describe*`` call whose "not found" answer becomes :class:`ResourceNotFoundError`."""
