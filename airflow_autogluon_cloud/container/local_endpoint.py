@@ -20,6 +20,7 @@ import queue
 import signal
 import sys
 import threading
+import traceback
 from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -143,6 +144,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _error(self, status: int, message: str, runtime_api: bool) -> None:
+        # Errors (unlike answers) are logged: the caller's exception quotes the end of this log.
+        print(f"{self.command} {self.path} -> {status}: {message}", flush=True)
         if runtime_api and 400 <= status < 600 and status not in (404, 411, 413):
             # The SageMaker runtime reports a container's error as ModelError (HTTP 424).
             body = {
@@ -214,6 +217,7 @@ class Handler(BaseHTTPRequestHandler):
             status = getattr(err, "status_code", None)
             if not isinstance(status, int) or not 400 <= status < 500:
                 status = 500
+                traceback.print_exc()  # a server-side failure: its traceback goes to endpoint.log
             message = getattr(err, "message", None) or str(err) or type(err).__name__
             self._error(status, str(message), runtime_api)
             return

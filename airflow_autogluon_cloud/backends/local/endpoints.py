@@ -30,7 +30,12 @@ from airflow_autogluon_cloud.backends.local.state import (
     StateStore,
 )
 from airflow_autogluon_cloud.backends.specs import EndpointDescription, InvocationResult
-from airflow_autogluon_cloud.exceptions import AutoGluonCloudError, EndpointError, ResourceNotFoundError
+from airflow_autogluon_cloud.exceptions import (
+    AutoGluonCloudError,
+    EndpointError,
+    EndpointInvocationError,
+    ResourceNotFoundError,
+)
 from airflow_autogluon_cloud.status import EndpointStatus
 
 log = logging.getLogger(__name__)
@@ -241,10 +246,10 @@ class LocalEndpoints:
                 ) from None
         if status >= 400:
             try:
-                message = json.loads(data).get("message", "")
-            except ValueError:
+                message = str(json.loads(data).get("message", ""))
+            except (ValueError, AttributeError):
                 message = data.decode(errors="replace")
-            raise EndpointError(name, f"the model answered {status}: {message}")
+            raise EndpointInvocationError(name, status, message, log_tail=self.log_tail(name, 10))
         return InvocationResult(data, out_type)
 
     # servers ---------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from airflow_autogluon_cloud.backends.sagemaker.api import (
 )
 from airflow_autogluon_cloud.exceptions import (
     AutoGluonCloudError,
-    EndpointError,
+    EndpointInvocationError,
     InvalidParameterError,
     ResourceNotFoundError,
 )
@@ -419,11 +419,37 @@ class SageMakerBackend(Backend):
             )
         except ClientError as err:
             code = error_code(err)
-            if code == "ModelError":
-                original = err.response.get("OriginalStatusCode", "?")
-                message = err.response.get("OriginalMessage") or error_message(err)
-                raise EndpointError(name, f"the model answered {original}: {message}") from None
             if code == "ValidationError" and "not found" in error_message(err).lower():
                 raise ResourceNotFoundError("Endpoint", name, self.name) from None
+            http_status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "ModelError":
+                raise EndpointInvocationError(
+                    name,
+                    int(err.response.get("OriginalStatusCode") or http_status or 424),
+                    error_message(err),
+                    original_message=err.response.get("OriginalMessage"),
+                    log_url=log_stream_url(err.response.get("LogStreamArn")),
+                ) from None
+            if isinstance(http_status, int) and http_status >= 400:
+                raise EndpointInvocationError(name, http_status, f"{code}: {error_message(err)}") from None
             raise AutoGluonCloudError(f"Invoking endpoint {name!r} failed: {code}: {error_message(err)}") from err
         return InvocationResult(response["Body"].read(), response.get("ContentType", accept))
+
+
+def log_stream_url(arn: str | None) -> str | None:
+    """The CloudWatch console page of a log stream, from its ARN (as a ``ModelError`` gives it).
+
+    ``arn:aws:logs:<region>:<account>:log-group:<group>:log-stream:<stream>``; the console
+    wants the group and stream URL-encoded with ``%`` written as ``$25``.
+    """
+    if not arn or ":log-group:" not in arn:
+        return None
+    parts = arn.split(":")
+    region = parts[3] if len(parts) > 3 else "us-east-1"
+    group, _, stream = arn.split(":log-group:", 1)[1].partition(":log-stream:")
+
+    def encode(value: str) -> str:
+        return quote(value, safe="").replace("%", "$25")
+
+    url = f"https://console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{encode(group)}"
+    return f"{url}/log-events/{encode(stream)}" if stream else url

@@ -1,0 +1,70 @@
+"""SageMaker backend, serving features (issue 14): exact requests under moto, error paths with
+botocore Stubber. moto is not AWS; these tests check what this provider sends and how it reads
+the answers botocore's service model allows."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from airflow_autogluon_cloud.backends.sagemaker import SageMakerBackend
+from airflow_autogluon_cloud.backends.sagemaker.backend import log_stream_url
+from airflow_autogluon_cloud.exceptions import EndpointInvocationError
+from tests.sagemaker.conftest import REGION
+
+LOG_STREAM_ARN = (
+    "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/ag-af-ep:log-stream:AllTraffic/i-0abc"
+)
+
+
+def _runtime_backend():
+    client = boto3.client("sagemaker-runtime", region_name=REGION)
+    return client, SageMakerBackend(lambda svc: client, region_name=REGION, sleep=lambda s: None)
+
+
+def test_model_error_carries_original_message_and_log_link(aws):
+    client, backend = _runtime_backend()
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "invoke_endpoint",
+            "ModelError",
+            'Received client error (400) from primary with message "missing columns: plan"',
+            424,
+            modeled_fields={
+                "OriginalStatusCode": 400,
+                "OriginalMessage": "missing columns: plan",
+                "LogStreamArn": LOG_STREAM_ARN,
+            },
+        )
+        with pytest.raises(EndpointInvocationError) as err:
+            backend.invoke_endpoint("ag-af-ep", b"a,b\n1,2\n", "text/csv", "application/json")
+    error = err.value
+    assert (error.endpoint_name, error.http_status) == ("ag-af-ep", 400)
+    assert error.original_message == "missing columns: plan"
+    assert error.log_url == (
+        "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/"
+        "$252Faws$252Fsagemaker$252FEndpoints$252Fag-af-ep/log-events/AllTraffic$252Fi-0abc"
+    )
+    assert "answered 400: missing columns: plan" in str(error)
+    assert error.log_url in str(error)
+
+
+def test_runtime_errors_other_than_model_error_are_typed_with_their_status(aws):
+    client, backend = _runtime_backend()
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_endpoint", "InternalDependencyException", "the model store is down", 530)
+        with pytest.raises(EndpointInvocationError) as err:
+            backend.invoke_endpoint("ag-af-ep", b"a\n1\n", "text/csv", "application/json")
+    assert err.value.http_status == 530
+    assert not err.value.is_client_error
+    assert "InternalDependencyException: the model store is down" in str(err.value)
+
+
+def test_log_stream_url_without_stream_or_arn():
+    assert log_stream_url(None) is None
+    assert log_stream_url("") is None
+    group_only = "arn:aws:logs:eu-west-1:1:log-group:/aws/sagemaker/Endpoints/x"
+    assert log_stream_url(group_only).endswith(
+        "region=eu-west-1#logsV2:log-groups/log-group/$252Faws$252Fsagemaker$252FEndpoints$252Fx"
+    )
