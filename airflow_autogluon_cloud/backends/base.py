@@ -188,4 +188,7 @@ class Backend(abc.ABC):
         """Every endpoint carrying :data:`PROVIDER_TAG`, with its tags."""
 
     @abc.abstractmethod
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult: ...
+    def invoke_endpoint(
+        self, name: str, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+    ) -> InvocationResult:
+        """One request; ``custom_attributes`` is SageMaker's CustomAttributes header (passed to the container)."""

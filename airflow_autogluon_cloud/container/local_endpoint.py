@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import queue
@@ -26,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+#: SageMaker's CustomAttributes header: passed to the serving script in the request context.
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 #: SageMaker's real-time payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
@@ -110,6 +113,24 @@ def _batcher_for(module: Any, model: Any) -> MicroBatcher | None:
     return None
 
 
+class RequestContext:
+    """The part of the model server's request context a serving script reads: request headers."""
+
+    def __init__(self, headers: Any) -> None:
+        self.headers = headers
+
+    def get_request_header(self, idx: int, key: str) -> str | None:
+        return self.headers.get(key)
+
+
+def _wants_context(module: Any) -> bool:
+    """Whether ``transform_fn`` takes the request context (a fifth argument), as the toolkit checks."""
+    try:
+        return len(inspect.signature(module.transform_fn).parameters) >= 5
+    except (TypeError, ValueError):
+        return False
+
+
 class EndpointServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -122,6 +143,7 @@ class EndpointServer(ThreadingHTTPServer):
         self.max_body = max_body
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
         self.batcher = _batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
+        self.wants_context = _wants_context(module)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -162,6 +184,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: bytes, content_type: str, accept: str) -> Any:
         server = self.server
+        attributes = self.headers.get(CUSTOM_ATTRIBUTES_HEADER)
+        if server.wants_context and (attributes or server.batcher is None):
+            # A request with its own options is scored on its own: the micro-batcher's requests share options.
+            context = RequestContext(self.headers)
+            return server.module.transform_fn(server.model, body, content_type, accept, context)
         if server.batcher is None:
             return server.module.transform_fn(server.model, body, content_type, accept)
         frame, kind = server.module.prepare(server.model, body, content_type, accept)

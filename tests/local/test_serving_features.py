@@ -3,10 +3,15 @@ concurrency and idle stop, several server processes (issue 14)."""
 
 from __future__ import annotations
 
+import json
+
+import boto3
+import pandas as pd
 import pytest
 
-from airflow_autogluon_cloud.exceptions import EndpointInvocationError
+from airflow_autogluon_cloud.exceptions import EndpointInvocationError, InvalidParameterError
 from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
+from tests.conftest import LABEL
 
 pytestmark = pytest.mark.slow
 
@@ -14,6 +19,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def hook():
     return AutoGluonCloudHook(aws_conn_id=None)
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_job, tmp_path_factory):
+    return AutoGluonCloudHook(aws_conn_id=None).to_local_predictor(
+        trained_job["model_artifact_uri"], tmp_path_factory.mktemp("predictor")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +50,107 @@ def test_bad_request_raises_typed_error_with_status_message_and_log_tail(hook, e
     assert "Last lines of endpoint.log" in str(error)
     with pytest.raises(EndpointInvocationError, match="415: unsupported content type"):
         hook.invoke(endpoint["endpoint_name"], b"<x/>", content_type="application/xml")
+
+
+# ---- prediction options ---------------------------------------------------------------------
+
+
+def _threshold_that_changes_answers(predictor, test) -> float:
+    """A threshold under which the model answers some rows differently from its fitted one."""
+    default = predictor.predict(test)
+    proba = predictor.predict_proba(test)
+    for threshold in (0.1, 0.25, 0.75, 0.9):
+        if (predictor.predict_from_proba(proba, decision_threshold=threshold) != default).any():
+            return threshold
+    raise AssertionError("no threshold changes this model's answers; the test data is too easy")
+
+
+def test_decision_threshold_changes_answers_and_batch_agrees_with_real_time(
+    hook, endpoint, predictor, trained_job, churn_frames
+):
+    _, test = churn_frames
+    name = endpoint["endpoint_name"]
+    threshold = _threshold_that_changes_answers(predictor, test)
+    options = {"decision_threshold": threshold}
+    expected = predictor.predict_from_proba(predictor.predict_proba(test), decision_threshold=threshold)
+
+    default = hook.predict_real_time(name, test)
+    with_threshold = hook.predict_real_time(name, test, predict_kwargs=options)
+    assert with_threshold.tolist() == expected.tolist()
+    assert with_threshold.tolist() != default.tolist()
+    # the options apply to that request only: the next one answers as before
+    assert hook.predict_real_time(name, test).tolist() == default.tolist()
+
+    sub = hook.start_batch_predict(
+        job_name="ag-af-test-batch-options",
+        model_uri=trained_job["model_artifact_uri"],
+        test_data=test,
+        predict_kwargs=options,
+    )
+    hook.wait_for_job("transform", sub.job_name, check_interval=1, max_check_interval=2)
+    batch = hook.read_predict_results(sub.job_name)
+    assert batch[LABEL].tolist() == with_threshold.tolist()
+    real_time_proba = hook.predict_proba_real_time(name, test, predict_kwargs=options)
+    assert abs(batch["yes_proba"].to_numpy() - real_time_proba["yes"].to_numpy()).max() < 1e-6
+
+
+def test_model_and_as_multiclass_options(hook, endpoint, predictor, trained_job, churn_frames):
+    _, test = churn_frames
+    name = endpoint["endpoint_name"]
+    names = hook.models.summary(trained_job["model_artifact_uri"])["model_names"]
+    assert set(names) == set(predictor.model_names())
+    other = next(m for m in names if m != predictor.model_best)
+    proba = hook.predict_proba_real_time(name, test, predict_kwargs={"model": other, "as_multiclass": False})
+    assert list(proba.columns) == [predictor.positive_class]
+    expected = predictor.predict_proba(test, model=other, as_multiclass=False)
+    assert abs(proba[predictor.positive_class].to_numpy() - expected.to_numpy()).max() < 1e-6
+
+
+def test_bad_options_are_named_client_side_or_by_the_endpoint(hook, endpoint, trained_job, churn_frames, local_root):
+    _, test = churn_frames
+    name = endpoint["endpoint_name"]
+    with pytest.raises(InvalidParameterError, match="unknown prediction option") as err:
+        hook.predict_real_time(name, test, predict_kwargs={"threshold": 0.5})
+    assert err.value.parameter == "predict_kwargs['threshold']"
+    with pytest.raises(InvalidParameterError) as err:
+        hook.predict_real_time(name, test, predict_kwargs={"decision_threshold": 1.5})
+    assert err.value.parameter == "predict_kwargs['decision_threshold']"
+    # the endpoint knows its model: an unknown model name is its 400, naming the option
+    with pytest.raises(EndpointInvocationError, match="prediction option 'model'.*no model 'NoSuchModel'") as bad:
+        hook.predict_real_time(name, test, predict_kwargs={"model": "NoSuchModel"})
+    assert bad.value.http_status == 400
+    # batch: checked against the model's summary before any job starts
+    from airflow_autogluon_cloud.backends.local.state import StateStore
+
+    before = len(StateStore(local_root).list("transform"))
+    with pytest.raises(InvalidParameterError, match="the leaderboard has") as err:
+        hook.start_batch_predict(
+            job_name="ag-af-test-batch-bad-model",
+            model_uri=trained_job["model_artifact_uri"],
+            test_data=test,
+            predict_kwargs={"model": "NoSuchModel"},
+        )
+    assert err.value.parameter == "predict_kwargs['model']"
+    assert len(StateStore(local_root).list("transform")) == before
+
+
+def test_raw_boto3_client_sends_options_in_custom_attributes(endpoint, predictor, churn_frames):
+    _, test = churn_frames
+    client = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=endpoint["url"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    threshold = _threshold_that_changes_answers(predictor, test)
+    response = client.invoke_endpoint(
+        EndpointName=endpoint["endpoint_name"],
+        ContentType="text/csv",
+        Accept="application/json",
+        Body=test.to_csv(index=False),
+        CustomAttributes="trace=abc;ag_predict_kwargs=" + json.dumps({"decision_threshold": threshold}),
+    )
+    answer = pd.DataFrame(json.loads(response["Body"].read()))
+    expected = predictor.predict_from_proba(predictor.predict_proba(test), decision_threshold=threshold)
+    assert answer[LABEL].tolist() == expected.tolist()

@@ -164,6 +164,12 @@ def _batch(**kw):
     )
 
 
+def _predict(**kw):
+    from airflow_autogluon_cloud.operators.predict import AGPredictOperator
+
+    return AGPredictOperator(**{"task_id": "predict", "endpoint_name": "ag-af-x", "data": FRAME, **kw})
+
+
 def _cleanup(**kw):
     from airflow_autogluon_cloud.operators.cleanup import AGCleanupOperator
 
@@ -208,6 +214,32 @@ INVALID = [
     ("batch: missing model", lambda: _batch(), "model_uri"),
     ("batch: invalid job name", lambda: _batch(job_name="x" * 70), "job_name"),
     ("batch: zero instances", lambda: _batch(instance_count=0), "instance_count"),
+    # prediction options (issue 14): the option is named, before any job or request
+    ("batch: unknown option", lambda: _batch(predict_kwargs={"threshold": 0.5}), "predict_kwargs['threshold']"),
+    (
+        "batch: threshold above 1",
+        lambda: _batch(predict_kwargs={"decision_threshold": 1.5}),
+        "predict_kwargs['decision_threshold']",
+    ),
+    (
+        "batch: threshold not a number",
+        lambda: _batch(predict_kwargs={"decision_threshold": "high"}),
+        "predict_kwargs['decision_threshold']",
+    ),
+    ("batch: options not a dict", lambda: _batch(predict_kwargs=["model"]), "predict_kwargs"),
+    ("batch: options broken JSON", lambda: _batch(predict_kwargs="{oops"), "predict_kwargs"),
+    ("batch: empty model name", lambda: _batch(predict_kwargs={"model": ""}), "predict_kwargs['model']"),
+    (
+        "batch: as_multiclass not a bool",
+        lambda: _batch(predict_kwargs={"as_multiclass": "no"}),
+        "predict_kwargs['as_multiclass']",
+    ),
+    ("predict: unknown option", lambda: _predict(predict_kwargs={"proba": True}), "predict_kwargs['proba']"),
+    (
+        "predict: negative threshold",
+        lambda: _predict(predict_kwargs={"decision_threshold": -0.1}),
+        "predict_kwargs['decision_threshold']",
+    ),
     ("cleanup: nothing to delete", lambda: _cleanup(), "endpoint_name"),
     ("cleanup: sweep without limits", lambda: _cleanup(sweep=True), "max_age"),
     ("cleanup: sweep with bad age", lambda: _cleanup(sweep=True, max_age="soon"), "max_age"),

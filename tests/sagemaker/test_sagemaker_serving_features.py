@@ -4,13 +4,17 @@ the answers botocore's service model allows."""
 
 from __future__ import annotations
 
+import io
+
 import boto3
+import pandas as pd
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from airflow_autogluon_cloud.backends.sagemaker import SageMakerBackend
 from airflow_autogluon_cloud.backends.sagemaker.backend import log_stream_url
-from airflow_autogluon_cloud.exceptions import EndpointInvocationError
+from airflow_autogluon_cloud.exceptions import EndpointInvocationError, InvalidParameterError
 from tests.sagemaker.conftest import REGION
 
 LOG_STREAM_ARN = (
@@ -68,3 +72,45 @@ def test_log_stream_url_without_stream_or_arn():
     assert log_stream_url(group_only).endswith(
         "region=eu-west-1#logsV2:log-groups/log-group/$252Faws$252Fsagemaker$252FEndpoints$252Fx"
     )
+
+
+def test_options_travel_in_custom_attributes(aws):
+    from airflow_autogluon_cloud.services.realtime import RealtimeService
+
+    client, backend = _runtime_backend()
+    with Stubber(client) as stub:
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": StreamingBody(io.BytesIO(b"[]"), 2), "ContentType": "application/json"},
+            {
+                "EndpointName": "ag-af-ep",
+                "Body": b"a\n1\n",
+                "ContentType": "text/csv",
+                "Accept": "application/json",
+                "CustomAttributes": 'ag_predict_kwargs={"decision_threshold":0.3}',
+            },
+        )
+        answer = RealtimeService(backend).invoke("ag-af-ep", b"a\n1\n", predict_kwargs={"decision_threshold": 0.3})
+        stub.assert_no_pending_responses()
+    assert answer == b"[]"
+
+
+def test_transform_job_environment_carries_checked_options(hook, record):
+    from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _put_model
+
+    _put_model({"autogluon_version": "1.5.0", "features": ["a"], "problem_type": "binary", "model_names": ["LightGBM"]})
+    recorder = record(hook.backend.client("sagemaker"), "CreateTransformJob")
+    frame = pd.DataFrame({"a": [1, 2]})
+    hook.start_batch_predict(
+        job_name="ag-af-bt-options",
+        model_uri=MODEL_URI,
+        test_data=frame,
+        predict_kwargs={"decision_threshold": 0.7, "model": "LightGBM"},
+    )
+    [request] = recorder.calls["CreateTransformJob"]
+    assert request["Environment"] == {"AG_PREDICT_KWARGS": '{"decision_threshold":0.7,"model":"LightGBM"}'}
+    with pytest.raises(InvalidParameterError, match="the leaderboard has: LightGBM"):
+        hook.start_batch_predict(
+            job_name="ag-af-bt-options-bad", model_uri=MODEL_URI, test_data=frame, predict_kwargs={"model": "XGB"}
+        )
+    assert len(recorder.calls["CreateTransformJob"]) == 1

@@ -100,8 +100,16 @@ def _connection(url: str) -> http.client.HTTPConnection:
     return conn
 
 
-def _post(url: str, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
+#: SageMaker's CustomAttributes header, as the runtime passes it to the container.
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+def _post(
+    url: str, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+) -> tuple[int, bytes, str]:
     headers = {"Content-Type": content_type, "Accept": accept, "Content-Length": str(len(body))}
+    if custom_attributes:
+        headers[CUSTOM_ATTRIBUTES_HEADER] = custom_attributes
     for attempt in (1, 2):
         conn = _connection(url)
         try:
@@ -222,7 +230,9 @@ class LocalEndpoints:
         self.store.delete(ENDPOINT, name)
         shutil.rmtree(self.directory(name), ignore_errors=True)
 
-    def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
+    def invoke(
+        self, name: str, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+    ) -> InvocationResult:
         desc = self.describe(name)
         if desc.status not in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING) or not desc.url:
             raise EndpointError(
@@ -232,12 +242,12 @@ class LocalEndpoints:
             )
         url = desc.url
         try:
-            status, data, out_type = _post(url, body, content_type, accept)
+            status, data, out_type = _post(url, body, content_type, accept, custom_attributes)
         except OSError:
             # An update may have just switched servers: look again once before giving up.
             desc = self.describe(name)
             if desc.url and desc.url != url and desc.status == EndpointStatus.IN_SERVICE:
-                status, data, out_type = _post(desc.url, body, content_type, accept)
+                status, data, out_type = _post(desc.url, body, content_type, accept, custom_attributes)
             else:
                 raise EndpointError(
                     name,

@@ -405,9 +405,12 @@ class SageMakerBackend(Backend):
                 return out
             params["NextToken"] = page["NextToken"]
 
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
+    def invoke_endpoint(
+        self, name: str, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+    ) -> InvocationResult:
         from botocore.exceptions import ClientError
 
+        extra = {"CustomAttributes": custom_attributes} if custom_attributes else {}
         try:
             response = self.api.call(
                 "invoke_endpoint",
@@ -416,6 +419,7 @@ class SageMakerBackend(Backend):
                 Body=body,
                 ContentType=content_type,
                 Accept=accept,
+                **extra,
             )
         except ClientError as err:
             code = error_code(err)
