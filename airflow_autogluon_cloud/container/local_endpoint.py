@@ -8,6 +8,7 @@ answers the runtime API path ``POST /endpoints/<name>/invocations``, so boto3's
 Standalone: imports nothing from the Airflow provider.
 
     python local_endpoint.py --model-dir DIR --name NAME --ready-file PATH [--host 127.0.0.1] [--port 0]
+        [--max-concurrency N --idle-seconds S --idle-file PATH]   (a serverless endpoint)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -135,8 +137,20 @@ class EndpointServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], name: str, module: Any, model: Any, max_body: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        name: str,
+        module: Any,
+        model: Any,
+        max_body: int,
+        max_concurrency: int | None = None,
+    ) -> None:
         super().__init__(address, Handler)
+        self.max_concurrency = max_concurrency
+        self.in_flight = 0
+        self.last_activity = time.monotonic()
+        self._admission = threading.Lock()
         self.endpoint_name = name
         self.module = module
         self.model = model
@@ -144,6 +158,46 @@ class EndpointServer(ThreadingHTTPServer):
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
         self.batcher = _batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
         self.wants_context = _wants_context(module)
+
+    def admit(self) -> bool:
+        """Count a request in flight, unless that would exceed ``max_concurrency``."""
+        with self._admission:
+            if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
+                return False
+            self.in_flight += 1
+            self.last_activity = time.monotonic()
+            return True
+
+    def leave(self) -> None:
+        with self._admission:
+            self.in_flight -= 1
+            self.last_activity = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds without a request in flight (0 while one is)."""
+        with self._admission:
+            return 0.0 if self.in_flight else time.monotonic() - self.last_activity
+
+
+def stop_when_idle(server: EndpointServer, idle_seconds: float, idle_file: str | None) -> None:
+    """Stop the server after ``idle_seconds`` without requests (a serverless endpoint scaled to zero).
+
+    The idle file says the stop was deliberate, so the endpoint stays in service and the next
+    call through the provider starts it again.
+    """
+    while True:
+        time.sleep(min(0.5, idle_seconds / 4))
+        if server.idle_for() >= idle_seconds:
+            break
+    if idle_file:
+        target = Path(idle_file)
+        tmp = target.with_name(target.name + ".partial")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "stopped_at": time.time(), "idle_seconds": idle_seconds}))
+        os.replace(tmp, target)
+    print(
+        f"Endpoint {server.endpoint_name}: no request for {idle_seconds:.0f}s; stopping until the next call", flush=True
+    )
+    server.shutdown()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -233,6 +287,22 @@ class Handler(BaseHTTPRequestHandler):
                 runtime_api,
             )
             return
+        server = self.server
+        if not server.admit():
+            # Over a serverless endpoint's max_concurrency: SageMaker's runtime throttles the request.
+            if length:
+                self.rfile.read(length)
+            message = f"the endpoint is serving its maximum of {server.max_concurrency} concurrent requests; retry"
+            print(f"{self.command} {self.path} -> 429: {message}", flush=True)
+            body = json.dumps({"message": message}).encode()
+            self._send(429, body, "application/json", {"x-amzn-ErrorType": "ThrottlingException"})
+            return
+        try:
+            self._invoke(length, runtime_api)
+        finally:
+            server.leave()
+
+    def _invoke(self, length: int, runtime_api: bool) -> None:
         body = self.rfile.read(length) if length else b""
         content_type = self.headers.get("Content-Type") or "text/csv"
         accept = self.headers.get("Accept") or ""
@@ -271,12 +341,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--program", default=os.environ.get("SAGEMAKER_PROGRAM", "serve.py"))
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    parser.add_argument("--max-concurrency", type=int, default=None, help="serverless: requests in flight")
+    parser.add_argument("--idle-seconds", type=float, default=None, help="serverless: stop after this idle time")
+    parser.add_argument("--idle-file", default=None, help="written when the server stops for being idle")
     args = parser.parse_args(argv)
 
     print(f"Loading model from {args.model_dir} for endpoint {args.name}", flush=True)
     module, model = load_handler(args.model_dir, args.program)
-    server = EndpointServer((args.host, args.port), args.name, module, model, args.max_body_bytes)
+    try:
+        server = EndpointServer(
+            (args.host, args.port), args.name, module, model, args.max_body_bytes, args.max_concurrency
+        )
+    except OSError as err:
+        if not args.port:
+            raise
+        # A restart after an idle stop asks for its old port; if something took it, take any.
+        print(f"Port {args.port} is not free ({err}); serving on another port", flush=True)
+        server = EndpointServer((args.host, 0), args.name, module, model, args.max_body_bytes, args.max_concurrency)
     port = server.server_address[1]
+    if args.idle_seconds:
+        threading.Thread(
+            target=stop_when_idle, args=(server, args.idle_seconds, args.idle_file), name="idle-stop", daemon=True
+        ).start()
 
     def shutdown(signum: int, frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

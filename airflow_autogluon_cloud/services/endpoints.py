@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_autogluon_cloud import naming, polling
+from airflow_autogluon_cloud import endpoint_options, naming, polling
 from airflow_autogluon_cloud.backends.base import PROVIDER_TAG, Backend, EndpointConfigSpec, EndpointDescription
 from airflow_autogluon_cloud.exceptions import (
     EndpointError,
@@ -30,6 +30,7 @@ from airflow_autogluon_cloud.status import EndpointStatus
 
 MODEL = "model"
 ENDPOINT_CONFIG = "endpoint_config"
+DEFAULT_INSTANCE_TYPE = "ml.m5.2xlarge"
 
 
 @dataclass
@@ -88,26 +89,47 @@ class EndpointService:
         *,
         endpoint_name: str,
         model_uri: str,
-        instance_type: str = "ml.m5.2xlarge",
-        instance_count: int = 1,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
         framework_version: str | None = None,
         custom_image_uri: str | None = None,
         volume_size: int | None = None,
         tags: dict[str, str] | None = None,
+        serverless_config: dict[str, Any] | str | None = None,
     ) -> DeployPlan:
         """Create the endpoint, or move an existing one to ``model_uri`` without downtime.
 
         If a step fails, the pieces this call created are removed again.
+
+        :param instance_type: default ``ml.m5.2xlarge`` (not with ``serverless_config``).
+        :param instance_count: default 1 (not with ``serverless_config``).
+        :param serverless_config: a serverless endpoint instead of instances
+            (:func:`~airflow_autogluon_cloud.endpoint_options.serverless`). Switching an endpoint
+            between instances and serverless is an update like any other: a new configuration.
         """
         if not naming.is_valid_name(endpoint_name):
             raise InvalidParameterError(
                 "endpoint_name", endpoint_name, "use 1-63 letters, digits and hyphens (SageMaker's rule)."
             )
+        serverless = endpoint_options.serverless(serverless_config)
+        if serverless and (instance_type is not None or instance_count is not None or volume_size is not None):
+            raise InvalidParameterError(
+                "serverless_config",
+                serverless_config,
+                "a serverless endpoint has no instances: drop instance_type, instance_count and volume_size, "
+                "or drop serverless_config.",
+            )
+        instance_type = instance_type or DEFAULT_INSTANCE_TYPE
+        instance_count = 1 if instance_count is None else instance_count
         if not isinstance(instance_count, int) or instance_count < 1:
             raise InvalidParameterError("instance_count", instance_count, "expected an integer >= 1.")
         self.settings.cloud_output_path  # noqa: B018 - validates the output location before anything else
         self.models.check_uri(model_uri)
-        digest = naming.short_hash(model_uri, instance_type, instance_count, framework_version, custom_image_uri, 8)
+        if serverless:  # its own configuration (and model), so a switch either way is an update
+            parts = (model_uri, "serverless", sorted(serverless.items()), framework_version, custom_image_uri)
+            digest = naming.short_hash(*parts, length=8)
+        else:  # the digest an instance-based deploy always had: an existing endpoint is reattached
+            digest = naming.short_hash(model_uri, instance_type, instance_count, framework_version, custom_image_uri, 8)
         plan = DeployPlan(
             endpoint_name=endpoint_name,
             config_name=naming.derived_name(endpoint_name, f"c-{digest}"),
@@ -137,6 +159,7 @@ class EndpointService:
                         instance_count=instance_count,
                         volume_size=volume_size,
                         tags=all_tags,
+                        serverless=serverless,
                     )
                 )
                 plan.created.append(plan.config_name)

@@ -3,12 +3,18 @@ concurrency and idle stop, several server processes (issue 14)."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
+import time
 
 import boto3
 import pandas as pd
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
+from airflow_autogluon_cloud.backends.local import processes
 from airflow_autogluon_cloud.exceptions import EndpointInvocationError, InvalidParameterError
 from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from tests.conftest import LABEL
@@ -154,3 +160,95 @@ def test_raw_boto3_client_sends_options_in_custom_attributes(endpoint, predictor
     answer = pd.DataFrame(json.loads(response["Body"].read()))
     expected = predictor.predict_from_proba(predictor.predict_proba(test), decision_threshold=threshold)
     assert answer[LABEL].tolist() == expected.tolist()
+
+
+# ---- serverless -------------------------------------------------------------------------------
+
+
+def _runtime_client(url: str):
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),  # see the throttle, do not retry it
+    )
+
+
+def _hold_a_request_open(url: str, body: bytes) -> socket.socket:
+    """A request whose body is only half sent: it is in flight until the rest follows."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
+    sock.sendall(head.encode() + body[: len(body) // 2])
+    return sock
+
+
+def _status(url: str, body: bytes) -> tuple[int, str | None]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv"})
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("x-amzn-ErrorType")
+    finally:
+        conn.close()
+
+
+def test_serverless_switch_throttling_idle_stop_and_restart(hook, trained_job, predictor, churn_frames):
+    _, test = churn_frames
+    name, uri = "ag-af-test-serverless", trained_job["model_artifact_uri"]
+    body = test.head(20).to_csv(index=False).encode()
+    hook.finish_deploy(hook.start_deploy(endpoint_name=name, model_uri=uri))
+    try:
+        serverless = {"memory_size_in_mb": 2048, "max_concurrency": 1, "idle_seconds": 3}
+        plan = hook.start_deploy(endpoint_name=name, model_uri=uri, serverless_config=serverless)
+        assert plan["action"] == "update"  # instance-based -> serverless is an ordinary update
+        url = hook.finish_deploy(plan)["url"]
+
+        # max_concurrency=1: while one request is in flight, the next is throttled as SageMaker's runtime does
+        holder = _hold_a_request_open(url, body)
+        time.sleep(0.3)
+        assert _status(url, body) == (429, "ThrottlingException")
+        with pytest.raises(ClientError) as throttled:
+            _runtime_client(url).invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=body)
+        assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
+        assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+        with pytest.raises(EndpointInvocationError) as err:  # the hook retried with backoff, then gave up
+            hook.predict_real_time(name, test.head(20))
+        assert err.value.http_status == 429
+        holder.sendall(body[len(body) // 2 :])
+        held = http.client.HTTPResponse(holder)
+        held.begin()
+        assert held.status == 200
+        assert len(json.loads(held.read())) == 20  # the held request was answered in full
+        holder.close()
+        assert hook.predict_real_time(name, test.head(5)).tolist() == predictor.predict(test.head(5)).tolist()
+
+        # idle for idle_seconds: the server stops, the endpoint stays InService, the next call starts it again
+        record = hook.backend.store.get("endpoint", name)
+        deadline = time.monotonic() + 20
+        while processes.is_alive(record.pid, record.pid_start) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert not processes.is_alive(record.pid, record.pid_start)
+        assert hook.describe_endpoint(name).status.value == "InService"
+        with pytest.raises(ConnectionRefusedError):  # what a raw client sees until the next hook call
+            socket.create_connection(tuple(url.removeprefix("http://").rsplit(":", 1)), timeout=5)
+        started = time.monotonic()
+        assert hook.predict_real_time(name, test).tolist() == predictor.predict(test).tolist()
+        cold_start = time.monotonic() - started
+        restarted = hook.backend.store.get("endpoint", name)
+        assert restarted.pid != record.pid
+        assert processes.is_alive(restarted.pid, restarted.pid_start)
+        assert hook.describe_endpoint(name).url == url  # the same port again
+        assert "no request for 3s; stopping until the next call" in hook.backend.endpoints.log_tail(name, 50)
+        print(f"serverless cold start after an idle stop: {cold_start:.2f}s")
+
+        # and back to instances: another ordinary update
+        back = hook.finish_deploy(hook.start_deploy(endpoint_name=name, model_uri=uri))
+        assert back["action"] == "update"
+        assert hook.predict_real_time(name, test.head(5)).tolist() == predictor.predict(test.head(5)).tolist()
+    finally:
+        hook.delete_endpoint(name)

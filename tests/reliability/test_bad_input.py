@@ -140,6 +140,7 @@ def _context(dag_id="d", task_id="t"):
     }
 
 
+SERVERLESS = {"memory_size_in_mb": 2048, "max_concurrency": 4}
 FRAME = pd.DataFrame({"a": [1, 2, 3], "churned": ["yes", "no", "yes"]})
 
 
@@ -211,6 +212,53 @@ INVALID = [
     ("deploy: empty model uri", lambda: _deploy(model_uri={"model_artifact_uri": None}), "model_uri"),
     ("deploy: invalid endpoint name", lambda: _deploy(endpoint_name="bad_name"), "endpoint_name"),
     ("deploy: zero instances", lambda: _deploy(instance_count=0), "instance_count"),
+    # serverless endpoints (issue 14): checked before the model is even looked at
+    (
+        "deploy: serverless and instances",
+        lambda: _deploy(serverless_config=SERVERLESS, instance_type="ml.m5.large"),
+        "serverless_config",
+    ),
+    (
+        "deploy: serverless and count",
+        lambda: _deploy(serverless_config=SERVERLESS, instance_count=2),
+        "serverless_config",
+    ),
+    (
+        "deploy: serverless memory off the 1 GB steps",
+        lambda: _deploy(serverless_config={**SERVERLESS, "memory_size_in_mb": 1500}),
+        "serverless_config['memory_size_in_mb']",
+    ),
+    (
+        "deploy: serverless memory above 6 GB",
+        lambda: _deploy(serverless_config={**SERVERLESS, "memory_size_in_mb": 7168}),
+        "serverless_config['memory_size_in_mb']",
+    ),
+    (
+        "deploy: serverless concurrency 0",
+        lambda: _deploy(serverless_config={**SERVERLESS, "max_concurrency": 0}),
+        "serverless_config['max_concurrency']",
+    ),
+    (
+        "deploy: serverless concurrency above 200",
+        lambda: _deploy(serverless_config={**SERVERLESS, "max_concurrency": 201}),
+        "serverless_config['max_concurrency']",
+    ),
+    (
+        "deploy: serverless unknown key",
+        lambda: _deploy(serverless_config={**SERVERLESS, "provisioned": 1}),
+        "serverless_config['provisioned']",
+    ),
+    (
+        "deploy: serverless missing concurrency",
+        lambda: _deploy(serverless_config={"memory_size_in_mb": 2048}),
+        "serverless_config",
+    ),
+    ("deploy: serverless not a dict", lambda: _deploy(serverless_config=[2048, 5]), "serverless_config"),
+    (
+        "deploy: serverless idle seconds 0",
+        lambda: _deploy(serverless_config={**SERVERLESS, "idle_seconds": 0}),
+        "serverless_config['idle_seconds']",
+    ),
     ("batch: missing model", lambda: _batch(), "model_uri"),
     ("batch: invalid job name", lambda: _batch(job_name="x" * 70), "job_name"),
     ("batch: zero instances", lambda: _batch(instance_count=0), "instance_count"),

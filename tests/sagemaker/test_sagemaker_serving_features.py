@@ -114,3 +114,31 @@ def test_transform_job_environment_carries_checked_options(hook, record):
             job_name="ag-af-bt-options-bad", model_uri=MODEL_URI, test_data=frame, predict_kwargs={"model": "XGB"}
         )
     assert len(recorder.calls["CreateTransformJob"]) == 1
+
+
+def test_serverless_endpoint_config_is_exact(hook, record):
+    from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _put_model
+
+    _put_model({"autogluon_version": "1.5.0", "features": ["a"]})
+    recorder = record(hook.backend.client("sagemaker"), "CreateModel", "CreateEndpointConfig", "CreateEndpoint")
+    serverless = {"memory_size_in_mb": 3072, "max_concurrency": 20, "idle_seconds": 60}
+    plan = hook.start_deploy(endpoint_name="ag-af-ep-serverless", model_uri=MODEL_URI, serverless_config=serverless)
+    [config] = recorder.calls["CreateEndpointConfig"]
+    assert config["ProductionVariants"] == [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": plan["model_name"],
+            "ServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 20},  # idle_seconds is local only
+        }
+    ]
+    assert recorder.calls["CreateModel"][0]["PrimaryContainer"]["Image"].endswith("-cpu-py311")
+    hook.finish_deploy(plan)
+    # a retry reattaches to what the first try created
+    assert (
+        hook.start_deploy(endpoint_name="ag-af-ep-serverless", model_uri=MODEL_URI, serverless_config=serverless)[
+            "action"
+        ]
+        == "reattach"
+    )
+    described = hook.backend.client("sagemaker").describe_endpoint_config(EndpointConfigName=plan["config_name"])
+    assert described["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 20}

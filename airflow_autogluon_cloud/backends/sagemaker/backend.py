@@ -333,14 +333,17 @@ class SageMakerBackend(Backend):
         self.api.delete("delete_model", "Model", name, ModelName=name)
 
     def create_endpoint_config(self, spec: EndpointConfigSpec) -> None:
-        variant: dict[str, Any] = {
-            "VariantName": "AllTraffic",
-            "ModelName": spec.model_name,
-            "InstanceType": spec.instance_type,
-            "InitialInstanceCount": spec.instance_count,
-        }
+        variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": spec.model_name}
+        if spec.serverless:
+            # Serverless instead of instances: no instance type, count or volume.
+            variant["ServerlessConfig"] = {
+                "MemorySizeInMB": spec.serverless["memory_size_in_mb"],
+                "MaxConcurrency": spec.serverless["max_concurrency"],
+            }
+        else:
+            variant.update(InstanceType=spec.instance_type, InitialInstanceCount=spec.instance_count)
         # GPU instances (ml.p*, ml.g*) use local NVMe storage and reject a volume size.
-        if spec.volume_size and not spec.instance_type.startswith(("ml.p", "ml.g")):
+        if spec.volume_size and not spec.serverless and not spec.instance_type.startswith(("ml.p", "ml.g")):
             variant["VolumeSizeInGB"] = spec.volume_size
         self.api.call(
             "create_endpoint_config",
