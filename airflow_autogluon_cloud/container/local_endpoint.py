@@ -20,6 +20,8 @@ import json
 import os
 import queue
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -31,6 +33,8 @@ from typing import Any
 
 #: SageMaker's CustomAttributes header: passed to the serving script in the request context.
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+#: Thread-count variables of the math libraries a model may use.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: SageMaker's real-time payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
@@ -214,6 +218,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Local-Endpoint-Pid", str(os.getpid()))  # which server process answered
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -323,6 +328,64 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, data, out_type)
 
 
+class SharedPortEndpointServer(EndpointServer):
+    """One of several worker processes on one port: the kernel spreads connections across them."""
+
+    allow_reuse_port = True
+
+
+def supervise(args: argparse.Namespace) -> int:
+    """Run ``args.workers`` server processes behind one port (SO_REUSEPORT) and watch them.
+
+    The supervisor holds the port (bound, not listening, so it gets no connections), starts the
+    workers on it, and is ready once every worker is. It is the endpoint's recorded process: if
+    a worker dies it stops the others and exits, so the endpoint is reported failed; SIGTERM
+    stops them all.
+    """
+    reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserve.bind((args.host, args.port))
+    port = reserve.getsockname()[1]
+    common = [sys.executable, str(Path(__file__).resolve()), "--model-dir", args.model_dir, "--name", args.name]
+    common += ["--host", args.host, "--port", str(port), "--reuse-port", "--program", args.program]
+    common += ["--max-body-bytes", str(args.max_body_bytes)]
+    ready_files = [f"{args.ready_file}.worker{i}" for i in range(args.workers)]
+    # Each worker gets its share of the cores: N processes each running as many math threads as
+    # there are cores would fight over them (OpenMP in LightGBM and friends).
+    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    env = {**os.environ, **{var: os.environ.get(var, threads) for var in THREAD_VARIABLES}}
+    workers = [subprocess.Popen([*common, "--ready-file", ready], env=env) for ready in ready_files]
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    print(f"Endpoint {args.name}: starting {args.workers} server processes on port {port}", flush=True)
+    ready = False
+    code = 0
+    while not stopping.is_set():
+        exited = [w for w in workers if w.poll() is not None]
+        if exited:
+            print(f"Endpoint {args.name}: worker pid {exited[0].pid} exited ({exited[0].returncode})", flush=True)
+            code = 1
+            break
+        if not ready and all(Path(f).exists() for f in ready_files):
+            ready = True
+            write_ready_file(args.ready_file, port, args.host)
+            pids = ", ".join(str(w.pid) for w in workers)
+            print(f"Endpoint {args.name} serving on http://{args.host}:{port} (pids {pids})", flush=True)
+        stopping.wait(0.2)
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    reserve.close()
+    print(f"Endpoint {args.name} stopped", flush=True)
+    return code
+
+
 def write_ready_file(path: str, port: int, host: str) -> None:
     target = Path(path)
     tmp = target.with_name(target.name + ".partial")
@@ -344,16 +407,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=None, help="serverless: requests in flight")
     parser.add_argument("--idle-seconds", type=float, default=None, help="serverless: stop after this idle time")
     parser.add_argument("--idle-file", default=None, help="written when the server stops for being idle")
+    parser.add_argument("--workers", type=int, default=1, help="server processes behind the one port")
+    parser.add_argument("--reuse-port", action="store_true", help="(a worker) share the port with SO_REUSEPORT")
     args = parser.parse_args(argv)
+    if args.workers > 1:
+        return supervise(args)
 
     print(f"Loading model from {args.model_dir} for endpoint {args.name}", flush=True)
     module, model = load_handler(args.model_dir, args.program)
+    server_class = SharedPortEndpointServer if args.reuse_port else EndpointServer
     try:
-        server = EndpointServer(
+        server = server_class(
             (args.host, args.port), args.name, module, model, args.max_body_bytes, args.max_concurrency
         )
     except OSError as err:
-        if not args.port:
+        if not args.port or args.reuse_port:
             raise
         # A restart after an idle stop asks for its old port; if something took it, take any.
         print(f"Port {args.port} is not free ({err}); serving on another port", flush=True)

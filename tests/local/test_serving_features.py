@@ -4,6 +4,7 @@ concurrency and idle stop, several server processes (issue 14)."""
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import socket
 import time
@@ -252,3 +253,47 @@ def test_serverless_switch_throttling_idle_stop_and_restart(hook, trained_job, p
         assert hook.predict_real_time(name, test.head(5)).tolist() == predictor.predict(test.head(5)).tolist()
     finally:
         hook.delete_endpoint(name)
+
+
+# ---- several server processes -----------------------------------------------------------------
+
+
+def _answer_pid(url: str, body: bytes) -> tuple[int, int, bytes]:
+    """One prediction on a fresh connection: (status, pid of the answering process, body)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+        response = conn.getresponse()
+        return response.status, int(response.getheader("X-Local-Endpoint-Pid")), response.read()
+    finally:
+        conn.close()
+
+
+def test_instance_count_two_serves_from_two_processes_on_one_port(hook, trained_job, predictor, churn_frames):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, test = churn_frames
+    name = "ag-af-test-two-procs"
+    deployed = hook.finish_deploy(
+        hook.start_deploy(endpoint_name=name, model_uri=trained_job["model_artifact_uri"], instance_count=2)
+    )
+    supervisor = hook.backend.store.get("endpoint", name)
+    try:
+        body = test.head(50).to_csv(index=False).encode()
+        expected = predictor.predict(test.head(50)).tolist()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: _answer_pid(deployed["url"], body), range(24)))
+        assert {status for status, _, _ in answers} == {200}
+        for _, _, data in answers:
+            assert pd.read_csv(io.BytesIO(data))[LABEL].tolist() == expected
+        pids = {pid for _, pid, _ in answers}
+        assert len(pids) == 2, pids  # both processes answered, behind the one port
+        assert supervisor.pid not in pids  # the recorded process supervises; the workers serve
+        assert all(processes.is_alive(pid, None) for pid in pids)
+        assert "starting 2 server processes" in hook.backend.endpoints.log_tail(name, 30)
+        assert hook.predict_real_time(name, test).tolist() == predictor.predict(test).tolist()
+    finally:
+        hook.delete_endpoint(name)
+    for pid in pids:
+        assert not processes.is_alive(pid, None)

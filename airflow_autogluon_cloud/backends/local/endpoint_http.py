@@ -45,11 +45,14 @@ def ready_server(pending: dict[str, Any]) -> tuple[str, int] | None:
 
 
 def server_argv(
-    name: str, workdir: str, ready_file: str, host: str, port: int, serverless: dict[str, Any]
+    name: str, workdir: str, ready_file: str, host: str, port: int, serverless: dict[str, Any], workers: int = 1
 ) -> list[str]:
-    """The command of one endpoint server; a serverless one bounds concurrency and stops when idle."""
+    """The command of one endpoint server: ``workers`` processes behind one port; a serverless
+    server (always one process) bounds concurrency and stops when idle."""
     argv = [sys.executable, str(SERVER_SCRIPT), "--model-dir", str(Path(workdir) / "model"), "--name", name]
     argv += ["--ready-file", ready_file, "--host", host, "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     if serverless:
         argv += ["--max-concurrency", str(serverless["max_concurrency"])]
         argv += ["--idle-seconds", str(serverless["idle_seconds"])]

@@ -326,7 +326,9 @@ class LocalEndpoints:
         """The server command for the configuration ``pending`` names (serverless limits included)."""
         config = self.store.get(ENDPOINT_CONFIG, pending["config_name"])
         serverless = (config.data.get("serverless") if config else None) or {}
-        return endpoint_http.server_argv(name, pending["dir"], pending["ready_file"], self.host, port, serverless)
+        workers = 1 if serverless or config is None else int(config.data.get("instance_count") or 1)
+        dirs = (pending["dir"], pending["ready_file"])
+        return endpoint_http.server_argv(name, *dirs, self.host, port, serverless, workers)
 
     def _claim_respawn(self, name: str, pending: dict[str, Any]) -> bool:
         return self.store.update(
