@@ -42,6 +42,10 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
     :param serverless_config: a serverless endpoint instead of instances: ``memory_size_in_mb``
         (1024-6144, steps of 1024), ``max_concurrency`` (1-200) and, local backend only,
         ``idle_seconds``. Not together with ``instance_type``/``instance_count``. (templated)
+    :param autoscaling: scale the instance count with Application Auto Scaling: ``min_capacity``,
+        ``max_capacity``, ``target_invocations_per_instance`` (per minute), optional
+        ``scale_in_cooldown``/``scale_out_cooldown`` (seconds, default 300). ``instance_count``
+        defaults to ``min_capacity``. The local backend keeps the initial count. (templated)
     :param framework_version: AutoGluon inference image version; default the model's. (templated)
     :param custom_image_uri: inference image to use instead of the AutoGluon container. (templated)
     :param volume_size: storage per instance in GB (not for ml.p*/ml.g* instances).
@@ -58,6 +62,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         "custom_image_uri",
         "tags",
         "serverless_config",
+        "autoscaling",
     )
     operator_extra_links = (AGEndpointLink(),)
 
@@ -74,6 +79,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         wait_for_completion: bool = True,
         tags: dict[str, str] | None = None,
         serverless_config: dict[str, Any] | str | None = None,
+        autoscaling: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,6 +93,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         self.wait_for_completion = wait_for_completion
         self.tags = tags
         self.serverless_config = serverless_config
+        self.autoscaling = autoscaling
 
     def execute(self, context: Context) -> dict[str, Any]:
         uri, version = model_uri_from(self.model_uri)
@@ -102,6 +109,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
             volume_size=self.volume_size,
             tags=self.tags,
             serverless_config=self.serverless_config,
+            autoscaling=self.autoscaling,
         )
         AGEndpointLink.persist(context, self.hook.console_url(ENDPOINT, name))
         if not self.wait_for_completion:

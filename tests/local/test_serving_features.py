@@ -270,13 +270,18 @@ def _answer_pid(url: str, body: bytes) -> tuple[int, int, bytes]:
         conn.close()
 
 
-def test_instance_count_two_serves_from_two_processes_on_one_port(hook, trained_job, predictor, churn_frames):
+def test_two_server_processes_on_one_port_from_autoscaling_min_capacity(hook, trained_job, predictor, churn_frames):
     from concurrent.futures import ThreadPoolExecutor
 
     _, test = churn_frames
     name = "ag-af-test-two-procs"
     deployed = hook.finish_deploy(
-        hook.start_deploy(endpoint_name=name, model_uri=trained_job["model_artifact_uri"], instance_count=2)
+        hook.start_deploy(
+            endpoint_name=name,
+            model_uri=trained_job["model_artifact_uri"],
+            # accepted locally, and fixed at min_capacity: instance_count defaults to it
+            autoscaling={"min_capacity": 2, "max_capacity": 4, "target_invocations_per_instance": 100},
+        )
     )
     supervisor = hook.backend.store.get("endpoint", name)
     try:

@@ -141,6 +141,7 @@ def _context(dag_id="d", task_id="t"):
 
 
 SERVERLESS = {"memory_size_in_mb": 2048, "max_concurrency": 4}
+SCALING = {"min_capacity": 1, "max_capacity": 4, "target_invocations_per_instance": 100}
 FRAME = pd.DataFrame({"a": [1, 2, 3], "churned": ["yes", "no", "yes"]})
 
 
@@ -258,6 +259,47 @@ INVALID = [
         "deploy: serverless idle seconds 0",
         lambda: _deploy(serverless_config={**SERVERLESS, "idle_seconds": 0}),
         "serverless_config['idle_seconds']",
+    ),
+    # autoscaling (issue 14)
+    (
+        "deploy: autoscaling max below min",
+        lambda: _deploy(autoscaling={**SCALING, "min_capacity": 3, "max_capacity": 2}),
+        "autoscaling['max_capacity']",
+    ),
+    (
+        "deploy: autoscaling min 0",
+        lambda: _deploy(autoscaling={**SCALING, "min_capacity": 0}),
+        "autoscaling['min_capacity']",
+    ),
+    (
+        "deploy: autoscaling target not positive",
+        lambda: _deploy(autoscaling={**SCALING, "target_invocations_per_instance": 0}),
+        "autoscaling['target_invocations_per_instance']",
+    ),
+    (
+        "deploy: autoscaling unknown key",
+        lambda: _deploy(autoscaling={**SCALING, "metric": "cpu"}),
+        "autoscaling['metric']",
+    ),
+    (
+        "deploy: autoscaling missing target",
+        lambda: _deploy(autoscaling={"min_capacity": 1, "max_capacity": 2}),
+        "autoscaling",
+    ),
+    (
+        "deploy: autoscaling negative cooldown",
+        lambda: _deploy(autoscaling={**SCALING, "scale_in_cooldown": -1}),
+        "autoscaling['scale_in_cooldown']",
+    ),
+    (
+        "deploy: instance count outside autoscaling",
+        lambda: _deploy(autoscaling=SCALING, instance_count=9),
+        "instance_count",
+    ),
+    (
+        "deploy: autoscaling a serverless endpoint",
+        lambda: _deploy(autoscaling=SCALING, serverless_config=SERVERLESS),
+        "autoscaling",
     ),
     ("batch: missing model", lambda: _batch(), "model_uri"),
     ("batch: invalid job name", lambda: _batch(job_name="x" * 70), "job_name"),

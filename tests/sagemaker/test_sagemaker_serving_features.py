@@ -9,11 +9,12 @@ import io
 import boto3
 import pandas as pd
 import pytest
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from airflow_autogluon_cloud.backends.sagemaker import SageMakerBackend
-from airflow_autogluon_cloud.backends.sagemaker.backend import log_stream_url
+from airflow_autogluon_cloud.backends.sagemaker.console import log_stream_url
 from airflow_autogluon_cloud.exceptions import EndpointInvocationError, InvalidParameterError
 from tests.sagemaker.conftest import REGION
 
@@ -142,3 +143,156 @@ def test_serverless_endpoint_config_is_exact(hook, record):
     )
     described = hook.backend.client("sagemaker").describe_endpoint_config(EndpointConfigName=plan["config_name"])
     assert described["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 20}
+
+
+# ---- autoscaling ------------------------------------------------------------------------------
+
+POLICY = {"min_capacity": 2, "max_capacity": 4, "target_invocations_per_instance": 100, "scale_in_cooldown": 600}
+TARGET = {
+    "ServiceNamespace": "sagemaker",
+    "ResourceId": "endpoint/ag-af-ep-scaled/variant/AllTraffic",
+    "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+}
+
+
+def _order(*clients):
+    """The operations the clients send, in order (after botocore validated their parameters)."""
+    calls: list[str] = []
+    for client in clients:
+        client.meta.events.register(
+            f"provide-client-params.{client.meta.service_model.service_name}.*",
+            lambda params, model, **kw: calls.append(model.name),
+        )
+    return calls
+
+
+def test_autoscaling_requests_are_exact_and_deregistered_before_delete(hook, record):
+    from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _put_model
+
+    _put_model({"autogluon_version": "1.5.0", "features": ["a"]})
+    sagemaker, scaling = hook.backend.client("sagemaker"), hook.backend.client("application-autoscaling")
+    recorder = record(scaling, "RegisterScalableTarget", "PutScalingPolicy")
+    configs = record(sagemaker, "CreateEndpointConfig")
+    plan = hook.start_deploy(endpoint_name="ag-af-ep-scaled", model_uri=MODEL_URI, autoscaling=POLICY)
+    assert configs.calls["CreateEndpointConfig"][0]["ProductionVariants"][0]["InitialInstanceCount"] == 2
+    assert recorder.calls["RegisterScalableTarget"] == []  # only once the endpoint is in service
+    hook.finish_deploy(plan)
+    assert recorder.calls["RegisterScalableTarget"] == [{**TARGET, "MinCapacity": 2, "MaxCapacity": 4}]
+    assert recorder.calls["PutScalingPolicy"] == [
+        {
+            "PolicyName": "ag-af-ep-scaled-invocations-per-instance",
+            **TARGET,
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": 100.0,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "ScaleInCooldown": 600,
+                "ScaleOutCooldown": 300,
+            },
+        }
+    ]
+    assert hook.backend.describe_autoscaling("ag-af-ep-scaled") == {
+        "min_capacity": 2,
+        "max_capacity": 4,
+        "target_invocations_per_instance": 100.0,
+        "scale_in_cooldown": 600,
+        "scale_out_cooldown": 300,
+    }
+    calls = _order(sagemaker, scaling)
+    hook.delete_endpoint("ag-af-ep-scaled")
+    assert calls.index("DeregisterScalableTarget") < calls.index("DeleteEndpoint")
+    assert calls.index("DeleteScalingPolicy") < calls.index("DeregisterScalableTarget")
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    hook.delete_endpoint("ag-af-ep-scaled")  # idempotent: nothing left to deregister
+
+
+def test_sweep_deregisters_autoscaling_too(hook):
+    from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _put_model
+
+    _put_model({"autogluon_version": "1.5.0"})
+    hook.finish_deploy(hook.start_deploy(endpoint_name="ag-af-ep-scaled", model_uri=MODEL_URI, autoscaling=POLICY))
+    scaling = hook.backend.client("application-autoscaling")
+    assert len(scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]) == 1
+    [entry] = hook.sweep_endpoints(keep=[], dry_run=False)
+    assert entry["deleted"]
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+
+
+def test_update_removes_then_restores_autoscaling(hook):
+    """moto has no UpdateEndpoint: SageMaker under a Stubber, Application Auto Scaling on moto."""
+    import datetime
+
+    from botocore.stub import ANY
+
+    from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _endpoint, _put_model, _queue_new_model_and_config
+
+    _put_model({"autogluon_version": "1.5.0"})
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    backend = SageMakerBackend(
+        lambda svc: sagemaker if svc == "sagemaker" else scaling if svc == "application-autoscaling" else None,
+        region_name=REGION,
+        sleep=lambda s: None,
+    )
+    hook.__dict__["backend"] = backend
+    backend.put_autoscaling("ag-af-ep", {**POLICY, "scale_out_cooldown": 60})  # what the endpoint has today
+    calls = _order(sagemaker, scaling)
+    with Stubber(sagemaker) as stub:
+        _queue_new_model_and_config(stub)
+        stub.add_response("describe_endpoint", _endpoint("InService", "ag-af-ep-c-old"), {"EndpointName": "ag-af-ep"})
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": "arn:aws:sagemaker:us-east-1:1:endpoint/ag-af-ep"},
+            {"EndpointName": "ag-af-ep", "EndpointConfigName": ANY},
+        )
+        plan = hook.start_deploy(endpoint_name="ag-af-ep", model_uri=MODEL_URI, instance_type="ml.c5.xlarge")
+        assert calls.index("DeregisterScalableTarget") < calls.index("UpdateEndpoint")
+        assert backend.describe_autoscaling("ag-af-ep") is None  # not scaled during the update
+        new = plan["config_name"]
+        stub.add_response("describe_endpoint", _endpoint("InService", new), {"EndpointName": "ag-af-ep"})
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": "ag-af-ep-c-old",
+                "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/old",
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "ag-af-ep-m-old"}],
+                "CreationTime": datetime.datetime.now(datetime.UTC),
+            },
+            {"EndpointConfigName": "ag-af-ep-c-old"},
+        )
+        stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": "ag-af-ep-c-old"})
+        stub.add_response("delete_model", {}, {"ModelName": "ag-af-ep-m-old"})
+        hook.finish_deploy(plan)
+        stub.assert_no_pending_responses()
+    # a deploy that does not mention autoscaling keeps the policy the endpoint had
+    restored = backend.describe_autoscaling("ag-af-ep")
+    assert restored == {
+        "min_capacity": 2,
+        "max_capacity": 4,
+        "target_invocations_per_instance": 100.0,
+        "scale_in_cooldown": 600,
+        "scale_out_cooldown": 60,
+    }
+
+
+def test_failed_update_call_restores_autoscaling(hook):
+    from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _endpoint, _put_model, _queue_new_model_and_config
+
+    _put_model({"autogluon_version": "1.5.0"})
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    backend = SageMakerBackend(
+        lambda svc: sagemaker if svc == "sagemaker" else scaling, region_name=REGION, sleep=lambda s: None
+    )
+    hook.__dict__["backend"] = backend
+    backend.put_autoscaling("ag-af-ep", {**POLICY, "scale_out_cooldown": 300})
+    with Stubber(sagemaker) as stub:
+        _queue_new_model_and_config(stub)
+        stub.add_response("describe_endpoint", _endpoint("InService", "ag-af-ep-c-old"), {"EndpointName": "ag-af-ep"})
+        stub.add_client_error("update_endpoint", "ValidationException", "cannot update an autoscaled variant")
+        stub.add_response("delete_endpoint_config", {}, None)
+        stub.add_response("delete_model", {}, None)
+        with pytest.raises(ClientError, match="cannot update"):
+            hook.start_deploy(endpoint_name="ag-af-ep", model_uri=MODEL_URI, instance_type="ml.c5.xlarge")
+        stub.assert_no_pending_responses()
+    assert backend.describe_autoscaling("ag-af-ep")["min_capacity"] == 2  # the endpoint scales as before

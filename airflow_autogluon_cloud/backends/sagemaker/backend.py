@@ -39,6 +39,8 @@ from airflow_autogluon_cloud.backends.sagemaker.api import (
     error_message,
     tag_list,
 )
+from airflow_autogluon_cloud.backends.sagemaker.autoscaling import EndpointAutoscaling
+from airflow_autogluon_cloud.backends.sagemaker.console import log_stream_url
 from airflow_autogluon_cloud.exceptions import (
     AutoGluonCloudError,
     EndpointInvocationError,
@@ -81,6 +83,7 @@ class SageMakerBackend(Backend):
     wait_slack_seconds = WAIT_SLACK_SECONDS
     requires_s3_uris = True
     uses_execution_role = True
+    scales_endpoints = True
 
     def __init__(
         self,
@@ -90,6 +93,7 @@ class SageMakerBackend(Backend):
     ) -> None:
         self.api = SageMakerApi(client_factory, sleep)
         self.region_name = region_name
+        self.autoscaling = EndpointAutoscaling(self.api)
 
     @classmethod
     def from_settings(cls, *, aws: AwsSettings, local_root: Path) -> SageMakerBackend:
@@ -384,6 +388,15 @@ class SageMakerBackend(Backend):
     def delete_endpoint(self, name: str) -> None:
         self.api.delete("delete_endpoint", "Endpoint", name, EndpointName=name)
 
+    def describe_autoscaling(self, endpoint_name: str) -> dict[str, Any] | None:
+        return self.autoscaling.describe(endpoint_name)
+
+    def put_autoscaling(self, endpoint_name: str, policy: dict[str, Any]) -> None:
+        self.autoscaling.put(endpoint_name, policy)
+
+    def delete_autoscaling(self, endpoint_name: str) -> bool:
+        return self.autoscaling.delete(endpoint_name)
+
     def list_endpoints(self) -> list[EndpointDescription]:
         params: dict[str, Any] = {"MaxResults": 100}
         out: list[EndpointDescription] = []
@@ -441,22 +454,3 @@ class SageMakerBackend(Backend):
                 raise EndpointInvocationError(name, http_status, f"{code}: {error_message(err)}") from None
             raise AutoGluonCloudError(f"Invoking endpoint {name!r} failed: {code}: {error_message(err)}") from err
         return InvocationResult(response["Body"].read(), response.get("ContentType", accept))
-
-
-def log_stream_url(arn: str | None) -> str | None:
-    """The CloudWatch console page of a log stream, from its ARN (as a ``ModelError`` gives it).
-
-    ``arn:aws:logs:<region>:<account>:log-group:<group>:log-stream:<stream>``; the console
-    wants the group and stream URL-encoded with ``%`` written as ``$25``.
-    """
-    if not arn or ":log-group:" not in arn:
-        return None
-    parts = arn.split(":")
-    region = parts[3] if len(parts) > 3 else "us-east-1"
-    group, _, stream = arn.split(":log-group:", 1)[1].partition(":log-stream:")
-
-    def encode(value: str) -> str:
-        return quote(value, safe="").replace("%", "$25")
-
-    url = f"https://console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{encode(group)}"
-    return f"{url}/log-events/{encode(stream)}" if stream else url
