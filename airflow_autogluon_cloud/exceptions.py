@@ -84,6 +84,47 @@ class EndpointError(AutoGluonCloudError):
         super().__init__(f"Endpoint {endpoint_name!r}: {message}")
 
 
+class EndpointInvocationError(EndpointError):
+    """An endpoint answered a request with an HTTP error (4xx/5xx): what it said, and where to look.
+
+    :param endpoint_name: the endpoint.
+    :param http_status: the status the model (or the runtime) answered with.
+    :param message: the endpoint's own message.
+    :param original_message: SageMaker: the container's message inside a ``ModelError``.
+    :param log_url: SageMaker: the CloudWatch console page of the log stream that served the request.
+    :param log_tail: local backend: the last lines of the endpoint's ``endpoint.log``.
+    """
+
+    def __init__(
+        self,
+        endpoint_name: str,
+        http_status: int,
+        message: str,
+        *,
+        original_message: str | None = None,
+        log_url: str | None = None,
+        log_tail: str | None = None,
+    ) -> None:
+        self.http_status = http_status
+        self.endpoint_message = message
+        self.original_message = original_message
+        self.log_url = log_url
+        self.log_tail = log_tail
+        text = f"the model answered {http_status}: {original_message or message}"
+        if original_message and message and original_message not in message:
+            text += f" ({message})"
+        if log_url:
+            text += f"\nIts log: {log_url}"
+        if log_tail:
+            text += "\nLast lines of endpoint.log:\n" + log_tail
+        super().__init__(endpoint_name, text)
+
+    @property
+    def is_client_error(self) -> bool:
+        """Whether the request was at fault (4xx): fix the data or options rather than the endpoint."""
+        return 400 <= self.http_status < 500
+
+
 class TriggerEventError(AutoGluonCloudError):
     """A deferred task resumed with an event that is not an explicit success."""
 

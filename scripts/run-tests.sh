@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, docs build, then pytest (the fault-injection tests in a second step),
+# The whole test suite: lint, types, docs build, then pytest (fault injection, the rest, a real deployment),
 # then the install checks: the built wheel in a clean environment.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +23,11 @@ run_pytest() {
 echo ">> pytest: fault injection (kills processes on purpose)"
 run_pytest -p no:cacheprovider -m faults "$@"
 echo ">> pytest"
-run_pytest -p no:cacheprovider -m "not faults" "$@"
+run_pytest -p no:cacheprovider -m "not faults and not deployment" "$@"
+echo ">> pytest: deployment (the DAGs under a real scheduler, triggerer, api-server and dag-processor)"
+started=$SECONDS
+run_pytest -p no:cacheprovider -m deployment "$@"
+echo ">> deployment stage took $((SECONDS - started)) s"
 
 # Install checks (set AGC_SKIP_INSTALL_CHECKS=1 to skip them while iterating on a subset).
 if [ "${AGC_SKIP_INSTALL_CHECKS:-0}" != "1" ]; then

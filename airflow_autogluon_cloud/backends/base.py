@@ -82,6 +82,8 @@ class Backend(abc.ABC):
     requires_s3_uris: bool = False
     #: Whether jobs and models run as an IAM execution role (passed in their specs).
     uses_execution_role: bool = False
+    #: Whether endpoints scale with an autoscaling policy; without it they keep their initial count.
+    scales_endpoints: bool = False
 
     @classmethod
     @abc.abstractmethod
@@ -235,5 +237,22 @@ class Backend(abc.ABC):
     def list_endpoints(self) -> list[EndpointDescription]:
         """Every endpoint carrying :data:`PROVIDER_TAG`, with its tags."""
 
+    # endpoint autoscaling (a policy as endpoint_options.autoscaling returns it); no-ops unless
+    # the backend ``scales_endpoints``
+    def describe_autoscaling(self, endpoint_name: str) -> dict[str, Any] | None:
+        """The endpoint's registered scaling policy, or ``None``."""
+        return None
+
+    def put_autoscaling(self, endpoint_name: str, policy: dict[str, Any]) -> None:
+        """Scale the endpoint's variant with ``policy`` (register, or update, the target and policy)."""
+        return None
+
+    def delete_autoscaling(self, endpoint_name: str) -> bool:
+        """Remove the endpoint's scaling (before it is deleted or updated); whether there was any."""
+        return False
+
     @abc.abstractmethod
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult: ...
+    def invoke_endpoint(
+        self, name: str, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+    ) -> InvocationResult:
+        """One request; ``custom_attributes`` is SageMaker's CustomAttributes header (passed to the container)."""

@@ -106,12 +106,19 @@ class ModelSpec:
 
 @dataclass
 class EndpointConfigSpec:
+    """One production variant (``AllTraffic``): instance-based, or serverless when ``serverless`` is set.
+
+    :param serverless: ``memory_size_in_mb``, ``max_concurrency`` and (local backend only)
+        ``idle_seconds``; the instance type and count are then not used.
+    """
+
     name: str
     model_name: str
     instance_type: str
     instance_count: int = 1
     volume_size: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    serverless: dict[str, int] | None = None
 
 
 @dataclass

@@ -8,23 +8,33 @@ answers the runtime API path ``POST /endpoints/<name>/invocations``, so boto3's
 Standalone: imports nothing from the Airflow provider.
 
     python local_endpoint.py --model-dir DIR --name NAME --ready-file PATH [--host 127.0.0.1] [--port 0]
+        [--max-concurrency N --idle-seconds S --idle-file PATH]   (a serverless endpoint)
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import queue
 import signal
+import socket
+import subprocess
 import sys
 import threading
+import time
+import traceback
 from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+#: SageMaker's CustomAttributes header: passed to the serving script in the request context.
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+#: Thread-count variables of the math libraries a model may use.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: SageMaker's real-time payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
@@ -109,18 +119,89 @@ def _batcher_for(module: Any, model: Any) -> MicroBatcher | None:
     return None
 
 
+class RequestContext:
+    """The part of the model server's request context a serving script reads: request headers."""
+
+    def __init__(self, headers: Any) -> None:
+        self.headers = headers
+
+    def get_request_header(self, idx: int, key: str) -> str | None:
+        return self.headers.get(key)
+
+
+def _wants_context(module: Any) -> bool:
+    """Whether ``transform_fn`` takes the request context (a fifth argument), as the toolkit checks."""
+    try:
+        return len(inspect.signature(module.transform_fn).parameters) >= 5
+    except (TypeError, ValueError):
+        return False
+
+
 class EndpointServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], name: str, module: Any, model: Any, max_body: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        name: str,
+        module: Any,
+        model: Any,
+        max_body: int,
+        max_concurrency: int | None = None,
+    ) -> None:
         super().__init__(address, Handler)
+        self.max_concurrency = max_concurrency
+        self.in_flight = 0
+        self.last_activity = time.monotonic()
+        self._admission = threading.Lock()
         self.endpoint_name = name
         self.module = module
         self.model = model
         self.max_body = max_body
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
         self.batcher = _batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
+        self.wants_context = _wants_context(module)
+
+    def admit(self) -> bool:
+        """Count a request in flight, unless that would exceed ``max_concurrency``."""
+        with self._admission:
+            if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
+                return False
+            self.in_flight += 1
+            self.last_activity = time.monotonic()
+            return True
+
+    def leave(self) -> None:
+        with self._admission:
+            self.in_flight -= 1
+            self.last_activity = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds without a request in flight (0 while one is)."""
+        with self._admission:
+            return 0.0 if self.in_flight else time.monotonic() - self.last_activity
+
+
+def stop_when_idle(server: EndpointServer, idle_seconds: float, idle_file: str | None) -> None:
+    """Stop the server after ``idle_seconds`` without requests (a serverless endpoint scaled to zero).
+
+    The idle file says the stop was deliberate, so the endpoint stays in service and the next
+    call through the provider starts it again.
+    """
+    while True:
+        time.sleep(min(0.5, idle_seconds / 4))
+        if server.idle_for() >= idle_seconds:
+            break
+    if idle_file:
+        target = Path(idle_file)
+        tmp = target.with_name(target.name + ".partial")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "stopped_at": time.time(), "idle_seconds": idle_seconds}))
+        os.replace(tmp, target)
+    print(
+        f"Endpoint {server.endpoint_name}: no request for {idle_seconds:.0f}s; stopping until the next call", flush=True
+    )
+    server.shutdown()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -137,12 +218,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Local-Endpoint-Pid", str(os.getpid()))  # which server process answered
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
 
     def _error(self, status: int, message: str, runtime_api: bool) -> None:
+        # Errors (unlike answers) are logged: the caller's exception quotes the end of this log.
+        print(f"{self.command} {self.path} -> {status}: {message}", flush=True)
         if runtime_api and 400 <= status < 600 and status not in (404, 411, 413):
             # The SageMaker runtime reports a container's error as ModelError (HTTP 424).
             body = {
@@ -159,6 +243,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: bytes, content_type: str, accept: str) -> Any:
         server = self.server
+        attributes = self.headers.get(CUSTOM_ATTRIBUTES_HEADER)
+        if server.wants_context and (attributes or server.batcher is None):
+            # A request with its own options is scored on its own: the micro-batcher's requests share options.
+            context = RequestContext(self.headers)
+            return server.module.transform_fn(server.model, body, content_type, accept, context)
         if server.batcher is None:
             return server.module.transform_fn(server.model, body, content_type, accept)
         frame, kind = server.module.prepare(server.model, body, content_type, accept)
@@ -203,6 +292,22 @@ class Handler(BaseHTTPRequestHandler):
                 runtime_api,
             )
             return
+        server = self.server
+        if not server.admit():
+            # Over a serverless endpoint's max_concurrency: SageMaker's runtime throttles the request.
+            if length:
+                self.rfile.read(length)
+            message = f"the endpoint is serving its maximum of {server.max_concurrency} concurrent requests; retry"
+            print(f"{self.command} {self.path} -> 429: {message}", flush=True)
+            body = json.dumps({"message": message}).encode()
+            self._send(429, body, "application/json", {"x-amzn-ErrorType": "ThrottlingException"})
+            return
+        try:
+            self._invoke(length, runtime_api)
+        finally:
+            server.leave()
+
+    def _invoke(self, length: int, runtime_api: bool) -> None:
         body = self.rfile.read(length) if length else b""
         content_type = self.headers.get("Content-Type") or "text/csv"
         accept = self.headers.get("Accept") or ""
@@ -214,12 +319,71 @@ class Handler(BaseHTTPRequestHandler):
             status = getattr(err, "status_code", None)
             if not isinstance(status, int) or not 400 <= status < 500:
                 status = 500
+                traceback.print_exc()  # a server-side failure: its traceback goes to endpoint.log
             message = getattr(err, "message", None) or str(err) or type(err).__name__
             self._error(status, str(message), runtime_api)
             return
         out, out_type = result if isinstance(result, tuple) else (result, accept)
         data = out.encode() if isinstance(out, str) else bytes(out)
         self._send(200, data, out_type)
+
+
+class SharedPortEndpointServer(EndpointServer):
+    """One of several worker processes on one port: the kernel spreads connections across them."""
+
+    allow_reuse_port = True
+
+
+def supervise(args: argparse.Namespace) -> int:
+    """Run ``args.workers`` server processes behind one port (SO_REUSEPORT) and watch them.
+
+    The supervisor holds the port (bound, not listening, so it gets no connections), starts the
+    workers on it, and is ready once every worker is. It is the endpoint's recorded process: if
+    a worker dies it stops the others and exits, so the endpoint is reported failed; SIGTERM
+    stops them all.
+    """
+    reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserve.bind((args.host, args.port))
+    port = reserve.getsockname()[1]
+    common = [sys.executable, str(Path(__file__).resolve()), "--model-dir", args.model_dir, "--name", args.name]
+    common += ["--host", args.host, "--port", str(port), "--reuse-port", "--program", args.program]
+    common += ["--max-body-bytes", str(args.max_body_bytes)]
+    ready_files = [f"{args.ready_file}.worker{i}" for i in range(args.workers)]
+    # Each worker gets its share of the cores: N processes each running as many math threads as
+    # there are cores would fight over them (OpenMP in LightGBM and friends).
+    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    env = {**os.environ, **{var: os.environ.get(var, threads) for var in THREAD_VARIABLES}}
+    workers = [subprocess.Popen([*common, "--ready-file", ready], env=env) for ready in ready_files]
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    print(f"Endpoint {args.name}: starting {args.workers} server processes on port {port}", flush=True)
+    ready = False
+    code = 0
+    while not stopping.is_set():
+        exited = [w for w in workers if w.poll() is not None]
+        if exited:
+            print(f"Endpoint {args.name}: worker pid {exited[0].pid} exited ({exited[0].returncode})", flush=True)
+            code = 1
+            break
+        if not ready and all(Path(f).exists() for f in ready_files):
+            ready = True
+            write_ready_file(args.ready_file, port, args.host)
+            pids = ", ".join(str(w.pid) for w in workers)
+            print(f"Endpoint {args.name} serving on http://{args.host}:{port} (pids {pids})", flush=True)
+        stopping.wait(0.2)
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    reserve.close()
+    print(f"Endpoint {args.name} stopped", flush=True)
+    return code
 
 
 def write_ready_file(path: str, port: int, host: str) -> None:
@@ -240,12 +404,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--program", default=os.environ.get("SAGEMAKER_PROGRAM", "serve.py"))
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    parser.add_argument("--max-concurrency", type=int, default=None, help="serverless: requests in flight")
+    parser.add_argument("--idle-seconds", type=float, default=None, help="serverless: stop after this idle time")
+    parser.add_argument("--idle-file", default=None, help="written when the server stops for being idle")
+    parser.add_argument("--workers", type=int, default=1, help="server processes behind the one port")
+    parser.add_argument("--reuse-port", action="store_true", help="(a worker) share the port with SO_REUSEPORT")
     args = parser.parse_args(argv)
+    if args.workers > 1:
+        return supervise(args)
 
     print(f"Loading model from {args.model_dir} for endpoint {args.name}", flush=True)
     module, model = load_handler(args.model_dir, args.program)
-    server = EndpointServer((args.host, args.port), args.name, module, model, args.max_body_bytes)
+    server_class = SharedPortEndpointServer if args.reuse_port else EndpointServer
+    try:
+        server = server_class(
+            (args.host, args.port), args.name, module, model, args.max_body_bytes, args.max_concurrency
+        )
+    except OSError as err:
+        if not args.port or args.reuse_port:
+            raise
+        # A restart after an idle stop asks for its old port; if something took it, take any.
+        print(f"Port {args.port} is not free ({err}); serving on another port", flush=True)
+        server = EndpointServer((args.host, 0), args.name, module, model, args.max_body_bytes, args.max_concurrency)
     port = server.server_address[1]
+    if args.idle_seconds:
+        threading.Thread(
+            target=stop_when_idle, args=(server, args.idle_seconds, args.idle_file), name="idle-stop", daemon=True
+        ).start()
 
     def shutdown(signum: int, frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -13,7 +13,13 @@ Answers (``Accept``; JSON records when missing or ``*/*``): ``application/json``
 ``application/jsonl``, ``text/csv`` or ``application/x-parquet``, holding the prediction in a
 column named after the label and, for classifiers, one ``<class>_proba`` column per class.
 
-Bad requests raise :class:`BadRequestError` with ``status_code`` 400 (bad input), 406
+Prediction options (``decision_threshold`` for binary models, ``model`` from the leaderboard,
+``as_multiclass``) come as a JSON object, for every request from the ``AG_PREDICT_KWARGS``
+environment variable (a batch transform job's ``Environment``), and per request from SageMaker's
+CustomAttributes header (``X-Amzn-SageMaker-Custom-Attributes: ag_predict_kwargs={...}``), which
+reaches ``transform_fn`` through its ``context`` argument; other custom attributes are ignored.
+
+Bad requests raise :class:`BadRequestError` with ``status_code`` 400 (bad input or options), 406
 (unsupported ``Accept``) or 415 (unsupported ``Content-Type``); they never surface as a 500.
 """
 
@@ -48,6 +54,10 @@ _ALIASES = {
 }
 _FORMATS = (CSV, JSON, JSONL, PARQUET)
 _ANY = ("", "*/*")
+OPTIONS_ENV = "AG_PREDICT_KWARGS"
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+CUSTOM_ATTRIBUTE_KEY = "ag_predict_kwargs"
+PREDICT_OPTIONS = ("decision_threshold", "model", "as_multiclass")
 
 
 class BadRequestError(_ErrorBase):
@@ -93,9 +103,29 @@ class LoadedModel:
         timeseries = summary.get("timeseries") or {}
         self.id_column = str(timeseries.get("id_column") or "item_id")
         self.timestamp_column = str(timeseries.get("timestamp_column") or "timestamp")
+        self.problem_type = str(_attr(predictor, "problem_type") or summary.get("problem_type") or "")
+        names = None
+        if predictor_type in ("tabular", "timeseries"):
+            try:
+                names = predictor.model_names()
+            except Exception:  # older predictors: the summary may still list them
+                names = None
+        self.model_names: list[str] = [str(n) for n in (names or summary.get("model_names") or [])]
+        #: Options for every request (a batch transform's environment); a request's own add to them.
+        self.default_options = check_options(self, _json_env(OPTIONS_ENV), OPTIONS_ENV)
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.predictor_type}, label={self.label!r}, {len(self.features)} features)"
+
+
+def _json_env(name: str) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise BadRequestError(400, f"{name} is not valid JSON: {err}") from None
 
 
 def _attr(obj: Any, name: str) -> Any:
@@ -330,6 +360,86 @@ def align(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     return frame[model.features].reset_index(drop=True)
 
 
+# --------------------------------------------------------------------------- prediction options
+
+
+def check_options(model: LoadedModel, raw: Any, source: str) -> dict[str, Any]:
+    """Prediction options checked against the allowed list and this model; 400 names the option."""
+    if not isinstance(raw, dict):
+        raise BadRequestError(400, f"prediction options ({source}) must be a JSON object, not {type(raw).__name__}")
+    classifier = model.problem_type in ("binary", "multiclass")
+    options: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"prediction option {key!r} ({source})"
+        if key not in PREDICT_OPTIONS:
+            raise BadRequestError(400, f"unknown {where}; allowed: {', '.join(PREDICT_OPTIONS)}")
+        if model.predictor_type == "multimodal" or (model.predictor_type == "timeseries" and key != "model"):
+            raise BadRequestError(400, f"{where} does not apply to a {model.predictor_type} model")
+        if key == "decision_threshold":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise BadRequestError(400, f"{where} must be a number between 0 and 1, not {value!r}")
+            if model.problem_type != "binary":
+                raise BadRequestError(400, f"{where} applies to binary models only; this one is {model.problem_type}")
+            options[key] = float(value)
+        elif key == "model":
+            if not isinstance(value, str) or (model.model_names and value not in model.model_names):
+                known = ", ".join(model.model_names) or "?"
+                raise BadRequestError(400, f"{where}: no model {value!r}; the leaderboard has: {known}")
+            options[key] = value
+        else:
+            if not isinstance(value, bool):
+                raise BadRequestError(400, f"{where} must be true or false, not {value!r}")
+            if not classifier:
+                raise BadRequestError(400, f"{where} applies to classifiers only; this one is {model.problem_type}")
+            options[key] = value
+    return options
+
+
+def _request_header(context: Any, name: str) -> str | None:
+    """A request header from the model server's context (MMS/TorchServe, or the local endpoint's)."""
+    if context is None:
+        return None
+    value: Any = None
+    getter = getattr(context, "get_request_header", None)
+    if callable(getter):
+        for key in (name, name.lower()):
+            try:
+                value = getter(0, key)
+            except Exception:
+                value = None
+            if value:
+                break
+    if not value:
+        try:  # older multi-model-server contexts
+            value = context.request_processor[0].get_request_property(name.lower())
+        except Exception:
+            value = None
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    return str(value) if value else None
+
+
+def options_from_attributes(model: LoadedModel, attributes: str | None) -> dict[str, Any] | None:
+    """The options in a CustomAttributes value (``ag_predict_kwargs={...}``); ``None`` if it has none."""
+    if not attributes:
+        return None
+    start = attributes.find(CUSTOM_ATTRIBUTE_KEY + "=")
+    if start < 0:
+        return None  # other custom attributes are the caller's business
+    try:
+        raw, _ = json.JSONDecoder().raw_decode(attributes, start + len(CUSTOM_ATTRIBUTE_KEY) + 1)
+    except json.JSONDecodeError as err:
+        message = f"{CUSTOM_ATTRIBUTE_KEY} in the CustomAttributes header is not JSON: {err}"
+        raise BadRequestError(400, message) from None
+    return check_options(model, raw, "CustomAttributes header")
+
+
+def request_options(model: LoadedModel, context: Any) -> dict[str, Any]:
+    """The options for one request: the model's defaults, updated by the request's own."""
+    own = options_from_attributes(model, _request_header(context, CUSTOM_ATTRIBUTES_HEADER))
+    return model.default_options if own is None else {**model.default_options, **own}
+
+
 # --------------------------------------------------------------------------- predictions
 
 
@@ -340,9 +450,14 @@ def _with_proba(label: str, pred: Any, proba: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def predict(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """The answer frame: the prediction named after the label, then ``<class>_proba`` columns."""
+def predict(model: LoadedModel, frame: pd.DataFrame, options: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The answer frame: the prediction named after the label, then ``<class>_proba`` columns.
+
+    :param options: checked prediction options (default: the model's, from ``AG_PREDICT_KWARGS``).
+    """
     predictor = model.predictor
+    options = model.default_options if options is None else options
+    chosen = {"model": options["model"]} if "model" in options else {}
     try:
         if model.predictor_type == "timeseries":
             from autogluon.timeseries import TimeSeriesDataFrame
@@ -350,17 +465,23 @@ def predict(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
             data = TimeSeriesDataFrame.from_data_frame(
                 frame, id_column=model.id_column, timestamp_column=model.timestamp_column
             )
-            return predictor.predict(data).reset_index()
+            return predictor.predict(data, **chosen).reset_index()
         if model.predictor_type == "multimodal":
             if model.can_predict_proba:
                 proba = predictor.predict_proba(frame, as_pandas=True, as_multiclass=True)
                 return _with_proba(model.label, proba.idxmax(axis=1), proba)
             return pd.DataFrame({model.label: pd.Series(predictor.predict(frame, as_pandas=True)).to_numpy()})
         if model.can_predict_proba:
-            proba = predictor.predict_proba(frame, as_multiclass=True)
-            # predict_from_proba applies the fitted decision threshold, exactly as predict() does.
-            return _with_proba(model.label, predictor.predict_from_proba(proba), proba)
-        return pd.DataFrame({model.label: pd.Series(predictor.predict(frame)).to_numpy()})
+            proba = predictor.predict_proba(frame, as_multiclass=True, **chosen)
+            # predict_from_proba applies the decision threshold (the fitted one unless given) as predict() does.
+            if model.problem_type == "binary":
+                pred = predictor.predict_from_proba(proba, decision_threshold=options.get("decision_threshold"))
+                if options.get("as_multiclass") is False:  # only the positive class, as AutoGluon's as_multiclass
+                    proba = proba[[predictor.positive_class]]
+            else:
+                pred = predictor.predict_from_proba(proba)
+            return _with_proba(model.label, pred, proba)
+        return pd.DataFrame({model.label: pd.Series(predictor.predict(frame, **chosen)).to_numpy()})
     except (KeyError, ValueError, TypeError) as err:
         # Wrong types or values the model cannot take: the request's fault, not the server's.
         message = " ".join(str(err).split())
@@ -437,7 +558,14 @@ def predict_many(model: LoadedModel, frames: list[pd.DataFrame]) -> list[pd.Data
     return [a if a is not None else RuntimeError("no answer") for a in answers]
 
 
-def transform_fn(model: LoadedModel, request_body: Any, content_type: str, accept: str) -> tuple[bytes | str, str]:
-    """Answer one request: ``(body, content type)``."""
+def transform_fn(
+    model: LoadedModel, request_body: Any, content_type: str, accept: str, context: Any = None
+) -> tuple[bytes | str, str]:
+    """Answer one request: ``(body, content type)``.
+
+    :param context: the model server's request context (the inference toolkit passes it to a
+        ``transform_fn`` that takes five arguments); its CustomAttributes header may carry options.
+    """
+    options = request_options(model, context)
     frame, kind = prepare(model, request_body, content_type, accept)
-    return encode(predict(model, frame), kind), kind
+    return encode(predict(model, frame, options), kind), kind

@@ -340,6 +340,8 @@ def summarise(
         "autogluon_version": autogluon_version(predictor_type),
         "features": [str(f) for f in predictor.original_features] if predictor_type == "tabular" else [],
         "class_labels": [str(c) for c in class_labels] if class_labels is not None else None,
+        # the names a prediction's ``model`` option may choose from
+        "model_names": [str(m) for m in board["model"]] if board is not None and "model" in board.columns else [],
         "num_train_rows": int(len(train)),
         "num_tuning_rows": int(len(tuning)) if tuning is not None else 0,
         "fit_seconds": round(elapsed, 2),

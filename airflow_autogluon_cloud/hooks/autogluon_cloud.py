@@ -250,18 +250,16 @@ class AutoGluonCloudHook(BaseHook):
     def sweep_endpoints(self, **kwargs: Any) -> list[dict[str, Any]]:
         return self.endpoints.sweep(**kwargs)
 
-    # real-time and batch prediction ------------------------------------------------------------
+    # real-time and batch prediction (see RealtimeService and BatchService; both take predict_kwargs) ----
 
-    def invoke(
-        self, endpoint_name: str, body: bytes, content_type: str = "text/csv", accept: str = "application/json"
-    ) -> bytes:
-        return self.realtime.invoke(endpoint_name, body, content_type, accept)
+    def invoke(self, endpoint_name: str, body: bytes, *args: Any, **kwargs: Any) -> bytes:
+        return self.realtime.invoke(endpoint_name, body, *args, **kwargs)
 
-    def predict_real_time(self, endpoint_name: str, data: Any) -> pd.Series:
-        return self.realtime.predict(endpoint_name, data)
+    def predict_real_time(self, endpoint_name: str, data: Any, **kwargs: Any) -> pd.Series:
+        return self.realtime.predict(endpoint_name, data, **kwargs)
 
-    def predict_proba_real_time(self, endpoint_name: str, data: Any) -> pd.DataFrame | pd.Series:
-        return self.realtime.predict_proba(endpoint_name, data)
+    def predict_proba_real_time(self, endpoint_name: str, data: Any, **kwargs: Any) -> pd.DataFrame | pd.Series:
+        return self.realtime.predict_proba(endpoint_name, data, **kwargs)
 
     def start_batch_predict(self, **kwargs: Any) -> JobSubmission:
         return self.batch.start(**kwargs)

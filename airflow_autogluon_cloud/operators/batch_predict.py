@@ -36,6 +36,9 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
     :param test_data: a DataFrame, a local file or an ``s3://`` URI. (templated)
     :param predict_proba: the downloaded file holds class probabilities instead of predictions.
     :param include_predict: with ``predict_proba``, keep the prediction column too.
+    :param predict_kwargs: prediction options: ``decision_threshold`` (binary models), ``model`` (a
+        name from the leaderboard), ``as_multiclass``; checked against the model before the job
+        starts, passed to the serving script in the job's environment. (templated)
     :param download: also save the results as a CSV on this machine (``save_path``).
     :param save_path: file or directory for the download; default under the local root. (templated)
     :param instance_type: SageMaker instance type. (templated)
@@ -58,6 +61,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         "custom_image_uri",
         "job_name",
         "tags",
+        "predict_kwargs",
     )
     operator_extra_links = (AGTransformJobLink(),)
 
@@ -78,6 +82,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         job_name: str | None = None,
         wait_for_completion: bool = True,
         tags: dict[str, str] | None = None,
+        predict_kwargs: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -95,6 +100,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         self.job_name = job_name
         self.wait_for_completion = wait_for_completion
         self.tags = tags
+        self.predict_kwargs = predict_kwargs
         self._started_job: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -110,6 +116,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
             custom_image_uri=self.custom_image_uri,
             max_runtime=self.max_runtime,
             tags=self.tags,
+            predict_kwargs=self.predict_kwargs,
         )
         job = submission.job_name
         self._started_job = job

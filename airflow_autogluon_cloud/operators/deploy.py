@@ -61,8 +61,15 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         in the XCom as ``model_version``. (templated)
     :param endpoint_name: the endpoint; default a stable name per DAG and task, so every run updates
         the same endpoint. (templated)
-    :param instance_type: SageMaker instance type. (templated)
-    :param instance_count: instances behind the endpoint.
+    :param instance_type: SageMaker instance type; default ``ml.m5.2xlarge``. (templated)
+    :param instance_count: instances behind the endpoint (local: server processes); default 1.
+    :param serverless_config: a serverless endpoint instead of instances: ``memory_size_in_mb``
+        (1024-6144, steps of 1024), ``max_concurrency`` (1-200) and, local backend only,
+        ``idle_seconds``. Not together with ``instance_type``/``instance_count``. (templated)
+    :param autoscaling: scale the instance count with Application Auto Scaling: ``min_capacity``,
+        ``max_capacity``, ``target_invocations_per_instance`` (per minute), optional
+        ``scale_in_cooldown``/``scale_out_cooldown`` (seconds, default 300). ``instance_count``
+        defaults to ``min_capacity``. The local backend keeps the initial count. (templated)
     :param framework_version: AutoGluon inference image version; default the model's. (templated)
     :param custom_image_uri: inference image to use instead of the AutoGluon container. (templated)
     :param volume_size: storage per instance in GB (not for ml.p*/ml.g* instances).
@@ -78,6 +85,8 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         "framework_version",
         "custom_image_uri",
         "tags",
+        "serverless_config",
+        "autoscaling",
     )
     operator_extra_links = (AGEndpointLink(),)
 
@@ -86,13 +95,15 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         *,
         model_uri: Any,
         endpoint_name: str | None = None,
-        instance_type: str = "ml.m5.2xlarge",
-        instance_count: int = 1,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
         framework_version: str | None = None,
         custom_image_uri: str | None = None,
         volume_size: int | None = None,
         wait_for_completion: bool = True,
         tags: dict[str, str] | None = None,
+        serverless_config: dict[str, Any] | str | None = None,
+        autoscaling: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,6 +116,8 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         self.volume_size = volume_size
         self.wait_for_completion = wait_for_completion
         self.tags = tags
+        self.serverless_config = serverless_config
+        self.autoscaling = autoscaling
 
     def execute(self, context: Context) -> dict[str, Any]:
         uri, version, model_version = resolve_model(self.hook, self.model_uri)
@@ -119,6 +132,8 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
             custom_image_uri=self.custom_image_uri,
             volume_size=self.volume_size,
             tags=self.tags,
+            serverless_config=self.serverless_config,
+            autoscaling=self.autoscaling,
         )
         AGEndpointLink.persist(context, self.hook.console_url(ENDPOINT, name))
         if not self.wait_for_completion:

@@ -21,10 +21,13 @@ class AGPredictOperator(AutoGluonCloudBaseOperator):
     :param endpoint_name: the endpoint, or the deploy task's XCom dict. (templated)
     :param data: a CSV path (or a DataFrame). (templated)
     :param predict_proba: ask for class probabilities.
+    :param predict_kwargs: prediction options: ``decision_threshold`` (binary models), ``model`` (a
+        name from the leaderboard), ``as_multiclass``; sent in SageMaker's CustomAttributes header.
+        A dict or a JSON object string. (templated)
     :param max_rows_in_xcom: answers kept in XCom (keep it small).
     """
 
-    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "data")
+    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "data", "predict_kwargs")
 
     def __init__(
         self,
@@ -32,6 +35,7 @@ class AGPredictOperator(AutoGluonCloudBaseOperator):
         endpoint_name: Any,
         data: Any,
         predict_proba: bool = False,
+        predict_kwargs: dict[str, Any] | str | None = None,
         max_rows_in_xcom: int = 10,
         **kwargs: Any,
     ) -> None:
@@ -39,16 +43,15 @@ class AGPredictOperator(AutoGluonCloudBaseOperator):
         self.endpoint_name = endpoint_name
         self.data = data
         self.predict_proba = predict_proba
+        self.predict_kwargs = predict_kwargs
         self.max_rows_in_xcom = max_rows_in_xcom
 
     def execute(self, context: Context) -> dict[str, Any]:
         name = str(
             self.endpoint_name.get("endpoint_name") if isinstance(self.endpoint_name, dict) else self.endpoint_name
         )
-        if self.predict_proba:
-            answers = self.hook.predict_proba_real_time(name, self.data)
-        else:
-            answers = self.hook.predict_real_time(name, self.data)
+        predict = self.hook.predict_proba_real_time if self.predict_proba else self.hook.predict_real_time
+        answers = predict(name, self.data, predict_kwargs=self.predict_kwargs)
         rows = len(answers)
         expected = len(self.data) if hasattr(self.data, "__len__") and not isinstance(self.data, str) else None
         if rows == 0 or (expected is not None and rows != expected):

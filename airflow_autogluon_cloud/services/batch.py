@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_autogluon_cloud import naming
+from airflow_autogluon_cloud import naming, predict_options
 from airflow_autogluon_cloud.backends.base import PROVIDER_TAG, Backend, TransformJobSpec
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedError
 from airflow_autogluon_cloud.kinds import JobKind
@@ -63,16 +63,27 @@ class BatchService:
         max_runtime: int = 24 * 3600,
         tags: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
+        predict_kwargs: dict[str, Any] | None = None,
     ) -> JobSubmission:
-        """Start a batch transform of ``test_data`` with ``model_uri`` (or reattach to an earlier try's)."""
+        """Start a batch transform of ``test_data`` with ``model_uri`` (or reattach to an earlier try's).
+
+        :param predict_kwargs: prediction options (:mod:`~airflow_autogluon_cloud.predict_options`),
+            checked against the model's summary before anything starts; they reach the serving
+            script in the job's environment.
+        """
         if not naming.is_valid_name(job_name):
             raise InvalidParameterError("job_name", job_name, "use 1-63 letters, digits and hyphens.")
         if not isinstance(instance_count, int) or instance_count < 1:
             raise InvalidParameterError("instance_count", instance_count, "expected an integer >= 1.")
+        predict_options.validate(predict_kwargs)  # the options' shape; against the model once its summary is read
         self.settings.cloud_output_path  # noqa: B018 - validates the output location before anything else
         self.models.check_uri(model_uri)
         summary = self.models.summary(model_uri)  # read once: the features here, the version for the image
         features = summary.get("features") or []
+        options = predict_options.validate(predict_kwargs, summary)
+        environment = dict(environment or {})
+        if options:
+            environment[predict_options.ENV_VAR] = predict_options.to_json(options)
         prepared = self.staging.prepare_data(test_data, "test_data", features)
         try:
             found = self.jobs.find(JobKind.TRANSFORM, job_name)
@@ -102,7 +113,7 @@ class BatchService:
             content_type="text/csv",
             accept="application/jsonl",
             max_runtime=max_runtime,
-            environment=dict(environment or {}),
+            environment=environment,
             tags={PROVIDER_TAG: "transform", **(tags or {})},
         )
         self.log.info("Creating transform job %s on the %s backend (input %s)", name, self.backend.name, staged.uri)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_autogluon_cloud import naming, polling
+from airflow_autogluon_cloud import endpoint_options, naming, polling
 from airflow_autogluon_cloud.backends.base import PROVIDER_TAG, Backend, EndpointConfigSpec, EndpointDescription
 from airflow_autogluon_cloud.exceptions import (
     EndpointError,
@@ -30,6 +30,7 @@ from airflow_autogluon_cloud.status import EndpointStatus
 
 MODEL = "model"
 ENDPOINT_CONFIG = "endpoint_config"
+DEFAULT_INSTANCE_TYPE = "ml.m5.2xlarge"
 
 
 @dataclass
@@ -51,6 +52,10 @@ class DeployPlan:
     created: list[str] = field(default_factory=list)
     #: The configuration the endpoint served before (removed once it serves the new one).
     replaced_config: str | None = None
+    #: The scaling policy to register once the endpoint serves the new configuration.
+    autoscaling: dict[str, Any] | None = None
+    #: The policy the endpoint had before the update (removed for it; restored if none is given).
+    previous_autoscaling: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,33 +93,78 @@ class EndpointService:
         *,
         endpoint_name: str,
         model_uri: str,
-        instance_type: str = "ml.m5.2xlarge",
-        instance_count: int = 1,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
         framework_version: str | None = None,
         custom_image_uri: str | None = None,
         volume_size: int | None = None,
         tags: dict[str, str] | None = None,
+        serverless_config: dict[str, Any] | str | None = None,
+        autoscaling: dict[str, Any] | str | None = None,
     ) -> DeployPlan:
         """Create the endpoint, or move an existing one to ``model_uri`` without downtime.
 
         If a step fails, the pieces this call created are removed again.
+
+        :param instance_type: default ``ml.m5.2xlarge`` (not with ``serverless_config``).
+        :param instance_count: default 1 (not with ``serverless_config``).
+        :param serverless_config: a serverless endpoint instead of instances
+            (:func:`~airflow_autogluon_cloud.endpoint_options.serverless`). Switching an endpoint
+            between instances and serverless is an update like any other: a new configuration.
+        :param autoscaling: a target-tracking policy for the instance count
+            (:func:`~airflow_autogluon_cloud.endpoint_options.autoscaling`); ``instance_count``
+            defaults to its ``min_capacity``. It is registered once the endpoint is in service, and
+            removed before an update and registered again after it. Backends that do not scale
+            endpoints (local) keep the initial count.
         """
         if not naming.is_valid_name(endpoint_name):
             raise InvalidParameterError(
                 "endpoint_name", endpoint_name, "use 1-63 letters, digits and hyphens (SageMaker's rule)."
             )
+        serverless = endpoint_options.serverless(serverless_config)
+        if serverless and (instance_type is not None or instance_count is not None or volume_size is not None):
+            raise InvalidParameterError(
+                "serverless_config",
+                serverless_config,
+                "a serverless endpoint has no instances: drop instance_type, instance_count and volume_size, "
+                "or drop serverless_config.",
+            )
+        policy = endpoint_options.autoscaling(autoscaling)
+        if policy and serverless:
+            raise InvalidParameterError(
+                "autoscaling", autoscaling, "serverless endpoints scale by themselves: drop autoscaling."
+            )
+        instance_type = instance_type or DEFAULT_INSTANCE_TYPE
+        if instance_count is None:
+            instance_count = int(policy["min_capacity"]) if policy else 1
         if not isinstance(instance_count, int) or instance_count < 1:
             raise InvalidParameterError("instance_count", instance_count, "expected an integer >= 1.")
+        if policy and not policy["min_capacity"] <= instance_count <= policy["max_capacity"]:
+            raise InvalidParameterError(
+                "instance_count", instance_count, "with autoscaling, it must be between min_capacity and max_capacity."
+            )
         self.settings.cloud_output_path  # noqa: B018 - validates the output location before anything else
         self.models.check_uri(model_uri)
-        digest = naming.short_hash(model_uri, instance_type, instance_count, framework_version, custom_image_uri, 8)
+        if serverless:  # its own configuration (and model), so a switch either way is an update
+            parts = (model_uri, "serverless", sorted(serverless.items()), framework_version, custom_image_uri)
+            digest = naming.short_hash(*parts, length=8)
+        else:  # the digest an instance-based deploy always had: an existing endpoint is reattached
+            digest = naming.short_hash(model_uri, instance_type, instance_count, framework_version, custom_image_uri, 8)
         plan = DeployPlan(
             endpoint_name=endpoint_name,
             config_name=naming.derived_name(endpoint_name, f"c-{digest}"),
             model_name=naming.derived_name(endpoint_name, f"m-{digest}"),
             model_uri=model_uri,
             backend=self.backend.name,
+            autoscaling=policy,
         )
+        if policy and not self.backend.scales_endpoints:
+            self.log.info(
+                "The %s backend does not autoscale endpoints: %s keeps %d instance(s)",
+                self.backend.name,
+                endpoint_name,
+                instance_count,
+            )
         all_tags = {PROVIDER_TAG: "endpoint", **(tags or {})}
         try:
             if self.models.create(
@@ -137,12 +187,15 @@ class EndpointService:
                         instance_count=instance_count,
                         volume_size=volume_size,
                         tags=all_tags,
+                        serverless=serverless,
                     )
                 )
                 plan.created.append(plan.config_name)
             self._create_or_update(plan, all_tags)
             return plan
         except Exception:
+            if plan.previous_autoscaling:  # removed for an update that did not happen
+                self.backend.put_autoscaling(endpoint_name, plan.previous_autoscaling)
             self._rollback(plan)
             raise
 
@@ -157,6 +210,7 @@ class EndpointService:
             return
         if current.status == EndpointStatus.FAILED:
             self.log.warning("Endpoint %s is Failed (%s); replacing it.", name, current.failure_reason)
+            self.backend.delete_autoscaling(name)
             self.backend.delete_endpoint(name)
             self._wait_gone(name)
             self.backend.create_endpoint(name, config, tags)
@@ -167,6 +221,12 @@ class EndpointService:
         else:
             if not current.status.is_terminal:
                 self.wait(name, check_interval=10)
+            # An autoscaled variant cannot take every update (a new instance type fails): remove the
+            # scaling for the update and register it again once the endpoint serves the new config.
+            plan.previous_autoscaling = self.backend.describe_autoscaling(name)
+            if plan.previous_autoscaling:
+                self.log.info("Removing the autoscaling of endpoint %s for the update", name)
+                self.backend.delete_autoscaling(name)
             self.log.info("Updating endpoint %s from config %s to %s", name, current.config_name, config)
             self.backend.update_endpoint(name, config)
             plan.action, plan.replaced_config = "update", current.config_name
@@ -182,8 +242,14 @@ class EndpointService:
             reason = desc.failure_reason or f"status {desc.status.value}, serving config {desc.config_name}"
             if plan.action in ("create", "recreate") and desc.status == EndpointStatus.FAILED:
                 self.backend.delete_endpoint(name)
+            elif plan.previous_autoscaling and desc.config_name != plan.config_name:
+                self.backend.put_autoscaling(name, plan.previous_autoscaling)  # it serves the old config still
             self._rollback(plan)
             raise EndpointError(name, f"deploying {plan.model_uri} failed: {reason}", desc.status.value)
+        scaling = plan.autoscaling or plan.previous_autoscaling
+        if scaling and self.backend.scales_endpoints:
+            self.log.info("Autoscaling endpoint %s: %s", name, scaling)
+            self.backend.put_autoscaling(name, scaling)
         if plan.replaced_config and plan.replaced_config != plan.config_name:
             self.delete_config_and_models(plan.replaced_config, owner=name)
         return {
@@ -266,6 +332,8 @@ class EndpointService:
             self.log.info("Endpoint %s does not exist; nothing to delete.", endpoint_name)
             return {"endpoint_name": endpoint_name, "deleted": False, "config_name": None}
         self.log.info("Deleting endpoint %s (config %s)", endpoint_name, desc.config_name)
+        if self.backend.delete_autoscaling(endpoint_name):  # deregistered before the endpoint goes
+            self.log.info("Deregistered the autoscaling of endpoint %s", endpoint_name)
         self.backend.delete_endpoint(endpoint_name)
         if desc.config_name:
             self.delete_config_and_models(desc.config_name)

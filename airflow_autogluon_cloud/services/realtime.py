@@ -2,6 +2,9 @@
 
 Answers come back as Parquet (the prediction named after the label, then ``<class>_proba``
 columns), so types survive the trip; frames larger than one request are sent in slices.
+Prediction options (:mod:`~airflow_autogluon_cloud.predict_options`) travel in SageMaker's
+CustomAttributes header; the endpoint checks them against its model and answers 400 if they do
+not apply (:class:`~airflow_autogluon_cloud.exceptions.EndpointInvocationError`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_autogluon_cloud import predict_options
 from airflow_autogluon_cloud.backends.base import Backend
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
 
@@ -45,15 +49,27 @@ class RealtimeService:
     backend: Backend
 
     def invoke(
-        self, endpoint_name: str, body: bytes, content_type: str = "text/csv", accept: str = "application/json"
+        self,
+        endpoint_name: str,
+        body: bytes,
+        content_type: str = "text/csv",
+        accept: str = "application/json",
+        predict_kwargs: dict[str, Any] | None = None,
     ) -> bytes:
-        """Send one raw request to the endpoint and return the body."""
-        return self.backend.invoke_endpoint(endpoint_name, body, content_type, accept).body
+        """Send one raw request to the endpoint and return the body.
 
-    def predict_frame(self, endpoint_name: str, data: Any) -> pd.DataFrame:
+        :param predict_kwargs: prediction options (``decision_threshold``, ``model``, ``as_multiclass``).
+        """
+        attributes = predict_options.custom_attributes(predict_options.validate(predict_kwargs))
+        return self.backend.invoke_endpoint(endpoint_name, body, content_type, accept, attributes).body
+
+    def predict_frame(
+        self, endpoint_name: str, data: Any, predict_kwargs: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """The endpoint's answer frame for ``data`` (a DataFrame or a CSV path)."""
         import pandas as pd
 
+        options = predict_options.validate(predict_kwargs)  # before reading or sending anything
         if isinstance(data, (str, os.PathLike)):
             path = Path(data)
             if not path.is_file():
@@ -67,14 +83,18 @@ class RealtimeService:
         step = -(-len(data) // slices)
         for start in range(0, len(data), step):
             chunk = data.iloc[start : start + step]
-            raw = self.invoke(endpoint_name, chunk.to_csv(index=False).encode(), "text/csv", "application/x-parquet")
+            raw = self.invoke(
+                endpoint_name, chunk.to_csv(index=False).encode(), "text/csv", "application/x-parquet", options
+            )
             parts.append(pd.read_parquet(io.BytesIO(raw)))
         return pd.concat(parts, ignore_index=True)
 
-    def predict(self, endpoint_name: str, data: Any) -> pd.Series:
+    def predict(self, endpoint_name: str, data: Any, predict_kwargs: dict[str, Any] | None = None) -> pd.Series:
         """Predictions for ``data`` as a Series named after the label."""
-        return self.predict_frame(endpoint_name, data).iloc[:, 0]
+        return self.predict_frame(endpoint_name, data, predict_kwargs).iloc[:, 0]
 
-    def predict_proba(self, endpoint_name: str, data: Any) -> pd.DataFrame | pd.Series:
+    def predict_proba(
+        self, endpoint_name: str, data: Any, predict_kwargs: dict[str, Any] | None = None
+    ) -> pd.DataFrame | pd.Series:
         """Class probabilities, one column per class (the predictions Series for regression)."""
-        return split_proba(self.predict_frame(endpoint_name, data))
+        return split_proba(self.predict_frame(endpoint_name, data, predict_kwargs))

@@ -140,6 +140,8 @@ def _context(dag_id="d", task_id="t"):
     }
 
 
+SERVERLESS = {"memory_size_in_mb": 2048, "max_concurrency": 4}
+SCALING = {"min_capacity": 1, "max_capacity": 4, "target_invocations_per_instance": 100}
 FRAME = pd.DataFrame({"a": [1, 2, 3], "churned": ["yes", "no", "yes"]})
 
 
@@ -162,6 +164,12 @@ def _batch(**kw):
     return AGBatchPredictOperator(
         **{"task_id": "batch", "model_uri": "/nonexistent/model.tar.gz", "test_data": FRAME, **kw}
     )
+
+
+def _predict(**kw):
+    from airflow_autogluon_cloud.operators.predict import AGPredictOperator
+
+    return AGPredictOperator(**{"task_id": "predict", "endpoint_name": "ag-af-x", "data": FRAME, **kw})
 
 
 def _cleanup(**kw):
@@ -205,9 +213,123 @@ INVALID = [
     ("deploy: empty model uri", lambda: _deploy(model_uri={"model_artifact_uri": None}), "model_uri"),
     ("deploy: invalid endpoint name", lambda: _deploy(endpoint_name="bad_name"), "endpoint_name"),
     ("deploy: zero instances", lambda: _deploy(instance_count=0), "instance_count"),
+    # serverless endpoints (issue 14): checked before the model is even looked at
+    (
+        "deploy: serverless and instances",
+        lambda: _deploy(serverless_config=SERVERLESS, instance_type="ml.m5.large"),
+        "serverless_config",
+    ),
+    (
+        "deploy: serverless and count",
+        lambda: _deploy(serverless_config=SERVERLESS, instance_count=2),
+        "serverless_config",
+    ),
+    (
+        "deploy: serverless memory off the 1 GB steps",
+        lambda: _deploy(serverless_config={**SERVERLESS, "memory_size_in_mb": 1500}),
+        "serverless_config['memory_size_in_mb']",
+    ),
+    (
+        "deploy: serverless memory above 6 GB",
+        lambda: _deploy(serverless_config={**SERVERLESS, "memory_size_in_mb": 7168}),
+        "serverless_config['memory_size_in_mb']",
+    ),
+    (
+        "deploy: serverless concurrency 0",
+        lambda: _deploy(serverless_config={**SERVERLESS, "max_concurrency": 0}),
+        "serverless_config['max_concurrency']",
+    ),
+    (
+        "deploy: serverless concurrency above 200",
+        lambda: _deploy(serverless_config={**SERVERLESS, "max_concurrency": 201}),
+        "serverless_config['max_concurrency']",
+    ),
+    (
+        "deploy: serverless unknown key",
+        lambda: _deploy(serverless_config={**SERVERLESS, "provisioned": 1}),
+        "serverless_config['provisioned']",
+    ),
+    (
+        "deploy: serverless missing concurrency",
+        lambda: _deploy(serverless_config={"memory_size_in_mb": 2048}),
+        "serverless_config",
+    ),
+    ("deploy: serverless not a dict", lambda: _deploy(serverless_config=[2048, 5]), "serverless_config"),
+    (
+        "deploy: serverless idle seconds 0",
+        lambda: _deploy(serverless_config={**SERVERLESS, "idle_seconds": 0}),
+        "serverless_config['idle_seconds']",
+    ),
+    # autoscaling (issue 14)
+    (
+        "deploy: autoscaling max below min",
+        lambda: _deploy(autoscaling={**SCALING, "min_capacity": 3, "max_capacity": 2}),
+        "autoscaling['max_capacity']",
+    ),
+    (
+        "deploy: autoscaling min 0",
+        lambda: _deploy(autoscaling={**SCALING, "min_capacity": 0}),
+        "autoscaling['min_capacity']",
+    ),
+    (
+        "deploy: autoscaling target not positive",
+        lambda: _deploy(autoscaling={**SCALING, "target_invocations_per_instance": 0}),
+        "autoscaling['target_invocations_per_instance']",
+    ),
+    (
+        "deploy: autoscaling unknown key",
+        lambda: _deploy(autoscaling={**SCALING, "metric": "cpu"}),
+        "autoscaling['metric']",
+    ),
+    (
+        "deploy: autoscaling missing target",
+        lambda: _deploy(autoscaling={"min_capacity": 1, "max_capacity": 2}),
+        "autoscaling",
+    ),
+    (
+        "deploy: autoscaling negative cooldown",
+        lambda: _deploy(autoscaling={**SCALING, "scale_in_cooldown": -1}),
+        "autoscaling['scale_in_cooldown']",
+    ),
+    (
+        "deploy: instance count outside autoscaling",
+        lambda: _deploy(autoscaling=SCALING, instance_count=9),
+        "instance_count",
+    ),
+    (
+        "deploy: autoscaling a serverless endpoint",
+        lambda: _deploy(autoscaling=SCALING, serverless_config=SERVERLESS),
+        "autoscaling",
+    ),
     ("batch: missing model", lambda: _batch(), "model_uri"),
     ("batch: invalid job name", lambda: _batch(job_name="x" * 70), "job_name"),
     ("batch: zero instances", lambda: _batch(instance_count=0), "instance_count"),
+    # prediction options (issue 14): the option is named, before any job or request
+    ("batch: unknown option", lambda: _batch(predict_kwargs={"threshold": 0.5}), "predict_kwargs['threshold']"),
+    (
+        "batch: threshold above 1",
+        lambda: _batch(predict_kwargs={"decision_threshold": 1.5}),
+        "predict_kwargs['decision_threshold']",
+    ),
+    (
+        "batch: threshold not a number",
+        lambda: _batch(predict_kwargs={"decision_threshold": "high"}),
+        "predict_kwargs['decision_threshold']",
+    ),
+    ("batch: options not a dict", lambda: _batch(predict_kwargs=["model"]), "predict_kwargs"),
+    ("batch: options broken JSON", lambda: _batch(predict_kwargs="{oops"), "predict_kwargs"),
+    ("batch: empty model name", lambda: _batch(predict_kwargs={"model": ""}), "predict_kwargs['model']"),
+    (
+        "batch: as_multiclass not a bool",
+        lambda: _batch(predict_kwargs={"as_multiclass": "no"}),
+        "predict_kwargs['as_multiclass']",
+    ),
+    ("predict: unknown option", lambda: _predict(predict_kwargs={"proba": True}), "predict_kwargs['proba']"),
+    (
+        "predict: negative threshold",
+        lambda: _predict(predict_kwargs={"decision_threshold": -0.1}),
+        "predict_kwargs['decision_threshold']",
+    ),
     ("cleanup: nothing to delete", lambda: _cleanup(), "endpoint_name"),
     ("cleanup: sweep without limits", lambda: _cleanup(sweep=True), "max_age"),
     ("cleanup: sweep with bad age", lambda: _cleanup(sweep=True, max_age="soon"), "max_age"),

@@ -204,7 +204,14 @@ def _not_found(stub, operation):
 def stubbed(hook):
     """The hook with its SageMaker client under a Stubber (moto has no UpdateEndpoint); S3 stays on moto."""
     client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
-    hook.__dict__["backend"] = SageMakerBackend(lambda svc: client, region_name=REGION, sleep=lambda s: None)
+    others = {}  # Application Auto Scaling (looked at around updates and deletes) stays on moto
+
+    def clients(service):
+        return (
+            client if service == "sagemaker" else others.setdefault(service, boto3.client(service, region_name=REGION))
+        )
+
+    hook.__dict__["backend"] = SageMakerBackend(clients, region_name=REGION, sleep=lambda s: None)
     _put_model({"autogluon_version": "1.5.0"})
     with Stubber(client) as stub:
         yield hook, stub

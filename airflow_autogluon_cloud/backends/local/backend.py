@@ -378,5 +378,7 @@ class LocalBackend(Backend):
     def list_endpoints(self) -> list[EndpointDescription]:
         return self.endpoints.list()
 
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
-        return self.endpoints.invoke(name, body, content_type, accept)
+    def invoke_endpoint(
+        self, name: str, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+    ) -> InvocationResult:
+        return self.endpoints.invoke(name, body, content_type, accept, custom_attributes)

@@ -9,18 +9,14 @@ describe finishes the switch or records the failure.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import os
 import shutil
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from airflow_autogluon_cloud.backends.local import processes
+from airflow_autogluon_cloud.backends.local import endpoint_http, processes
 from airflow_autogluon_cloud.backends.local.jobkit import fetch_model
 from airflow_autogluon_cloud.backends.local.state import (
     ENDPOINT,
@@ -30,38 +26,19 @@ from airflow_autogluon_cloud.backends.local.state import (
     StateStore,
 )
 from airflow_autogluon_cloud.backends.specs import EndpointDescription, InvocationResult
-from airflow_autogluon_cloud.exceptions import AutoGluonCloudError, EndpointError, ResourceNotFoundError
+from airflow_autogluon_cloud.exceptions import (
+    AutoGluonCloudError,
+    EndpointError,
+    EndpointInvocationError,
+    ResourceNotFoundError,
+)
 from airflow_autogluon_cloud.status import EndpointStatus
 
 log = logging.getLogger(__name__)
-SERVER_SCRIPT = Path(__file__).resolve().parents[2] / "container" / "local_endpoint.py"
 READY_TIMEOUT_SECONDS = 300.0
 #: How long a pending server may go without a recorded PID before it counts as never started.
 _SPAWN_GRACE_SECONDS = 60.0
 _CREATING, _UPDATING, _IN_SERVICE, _FAILED = "Creating", "Updating", "InService", "Failed"
-_local = threading.local()
-
-
-def _ping(url: str, timeout: float = 2.0) -> bool:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", "/ping")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
-def _ready_server(pending: dict[str, Any]) -> tuple[str, int] | None:
-    """The URL and PID of a pending server once it answers ``/ping``."""
-    ready = Path(pending["ready_file"])
-    if not ready.exists():
-        return None
-    info = json.loads(ready.read_text())
-    url = f"http://{info['host']}:{info['port']}"
-    return (url, int(info["pid"])) if _ping(url) else None
 
 
 def _pending_dead(pending: dict[str, Any]) -> bool:
@@ -82,33 +59,6 @@ def _never_started(pending: dict[str, Any]) -> bool:
         and (Path(pending["dir"]) / "model").is_dir()
         and _pending_dead(pending)
     )
-
-
-def _connection(url: str) -> http.client.HTTPConnection:
-    pool = getattr(_local, "pool", None)
-    if pool is None:
-        pool = _local.pool = {}
-    conn = pool.get(url)
-    if conn is None:
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        conn = pool[url] = http.client.HTTPConnection(host, int(port), timeout=300)
-    return conn
-
-
-def _post(url: str, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str]:
-    headers = {"Content-Type": content_type, "Accept": accept, "Content-Length": str(len(body))}
-    for attempt in (1, 2):
-        conn = _connection(url)
-        try:
-            conn.request("POST", "/invocations", body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read(), response.getheader("Content-Type") or accept
-        except (http.client.HTTPException, OSError):
-            conn.close()
-            _local.pool.pop(url, None)
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 class LocalEndpoints:
@@ -185,7 +135,9 @@ class LocalEndpoints:
         record = self.store.get(ENDPOINT, name)
         if record is None:
             raise ResourceNotFoundError("Endpoint", name, "local")
-        if record.status == _IN_SERVICE and not processes.is_alive(record.pid, record.pid_start):
+        alive = processes.is_alive(record.pid, record.pid_start)
+        resting = self._idle_stopped(record) or record.data.get("waking")  # serverless, scaled to zero
+        if record.status == _IN_SERVICE and not alive and not resting:
             reason = f"the endpoint process (pid {record.pid}) is not running. Log:\n{self.log_tail(name)}"
             self.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_FAILED, failure_reason=reason)
             record = self.store.get(ENDPOINT, name)
@@ -217,7 +169,9 @@ class LocalEndpoints:
         self.store.delete(ENDPOINT, name)
         shutil.rmtree(self.directory(name), ignore_errors=True)
 
-    def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
+    def invoke(
+        self, name: str, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+    ) -> InvocationResult:
         desc = self.describe(name)
         if desc.status not in (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING) or not desc.url:
             raise EndpointError(
@@ -225,14 +179,19 @@ class LocalEndpoints:
                 f"is {desc.status.value}, not InService: {desc.failure_reason or 'no reason given'}",
                 desc.status.value,
             )
-        url = desc.url
+        url = self._wake_if_idle(name) or desc.url
         try:
-            status, data, out_type = _post(url, body, content_type, accept)
+            status, data, out_type = endpoint_http.post_retrying_throttles(
+                url, body, content_type, accept, custom_attributes
+            )
         except OSError:
-            # An update may have just switched servers: look again once before giving up.
+            # An update may have just switched servers, or an idle serverless server stopped: look again once.
             desc = self.describe(name)
-            if desc.url and desc.url != url and desc.status == EndpointStatus.IN_SERVICE:
-                status, data, out_type = _post(desc.url, body, content_type, accept)
+            woken = self._wake_if_idle(name) if desc.status == EndpointStatus.IN_SERVICE else None
+            if woken or (desc.url and desc.url != url and desc.status == EndpointStatus.IN_SERVICE):
+                status, data, out_type = endpoint_http.post(
+                    woken or str(desc.url), body, content_type, accept, custom_attributes
+                )
             else:
                 raise EndpointError(
                     name,
@@ -241,11 +200,86 @@ class LocalEndpoints:
                 ) from None
         if status >= 400:
             try:
-                message = json.loads(data).get("message", "")
-            except ValueError:
+                message = str(json.loads(data).get("message", ""))
+            except (ValueError, AttributeError):
                 message = data.decode(errors="replace")
-            raise EndpointError(name, f"the model answered {status}: {message}")
+            raise EndpointInvocationError(name, status, message, log_tail=self.log_tail(name, 10))
         return InvocationResult(data, out_type)
+
+    # serverless: stop when idle, start again on the next call ------------------------------------
+
+    @staticmethod
+    def _idle_file(record: Any) -> Path | None:
+        return Path(record.data["dir"]) / endpoint_http.IDLE_FILE if record.data.get("dir") else None
+
+    def _idle_stopped(self, record: Any) -> bool:
+        """Whether the server stopped itself for being idle (then the endpoint is still in service)."""
+        marker = self._idle_file(record)
+        if marker is None or not marker.exists():
+            return False
+        try:
+            return int(json.loads(marker.read_text())["pid"]) == record.pid
+        except (ValueError, KeyError, TypeError):
+            return False
+
+    def _wake_if_idle(self, name: str) -> str | None:
+        """Start an idle-stopped serverless server again (a cold start); return its URL, or ``None``.
+
+        It asks for its old port, so a client holding the URL reaches it again. One caller starts
+        it (claimed in the state store); the others wait for it to answer.
+        """
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while True:
+            record = self.store.get(ENDPOINT, name)
+            if record is None or record.status != _IN_SERVICE:
+                return None
+            waking = record.data.get("waking")
+            if not waking and not self._idle_stopped(record):
+                return None  # running (or failed, which describe reports)
+            if waking and waking.get("pid"):
+                ready = endpoint_http.ready_server(waking)
+                if ready is not None:
+                    url, pid = ready
+                    self.store.update(
+                        ENDPOINT,
+                        name,
+                        expect_data={"waking": waking},
+                        pid=pid,
+                        pid_start=waking["pid_start"],
+                        data_updates={"url": url, "waking": None},
+                    )
+                    return url
+                if not processes.is_alive(waking["pid"], waking["pid_start"]) or time.monotonic() > deadline:
+                    self.store.update(ENDPOINT, name, expect_data={"waking": waking}, data_updates={"waking": None})
+                    raise EndpointError(name, f"could not start again after an idle stop. Log:\n{self.log_tail(name)}")
+            elif not waking or time.time() - waking["at"] > _SPAWN_GRACE_SECONDS:
+                claim: dict[str, Any] = {
+                    "at": time.time(),
+                    "pid": None,
+                    "pid_start": None,
+                    "ready_file": str(Path(record.data["dir"]) / "ready.json"),
+                }
+                if self.store.update(ENDPOINT, name, expect_data={"waking": waking}, data_updates={"waking": claim}):
+                    log.info("Endpoint %s: starting its serverless server again after an idle stop", name)
+                    for stale in (Path(claim["ready_file"]), self._idle_file(record)):
+                        if stale is not None:
+                            stale.unlink(missing_ok=True)
+                    port = int(str(record.data["url"]).rsplit(":", 1)[1])
+                    pending = {"config_name": record.data["config_name"], "dir": record.data["dir"], **claim}
+                    pid, start = processes.spawn_detached(
+                        self._server_argv(name, pending, port),
+                        cwd=record.data["dir"],
+                        env=endpoint_http.server_env(),
+                        log_path=self.log_path(name),
+                    )
+                    self.store.update(
+                        ENDPOINT,
+                        name,
+                        expect_data={"waking": claim},
+                        data_updates={"waking": {**claim, "pid": pid, "pid_start": start}},
+                    )
+                continue
+            time.sleep(0.1)
 
     # servers ---------------------------------------------------------------------------------
 
@@ -282,23 +316,19 @@ class LocalEndpoints:
         leaves a server that can still be found: it writes its PID into its ready file.
         """
         self.store.update(ENDPOINT, name, data_updates={"pending": pending})
-        argv = [
-            sys.executable,
-            str(SERVER_SCRIPT),
-            "--model-dir",
-            str(Path(pending["dir"]) / "model"),
-            "--name",
-            name,
-            "--ready-file",
-            pending["ready_file"],
-            "--host",
-            self.host,
-            "--port",
-            "0",
-        ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-        pid, start = processes.spawn_detached(argv, cwd=pending["dir"], env=env, log_path=self.log_path(name))
+        argv = self._server_argv(name, pending)
+        pid, start = processes.spawn_detached(
+            argv, cwd=pending["dir"], env=endpoint_http.server_env(), log_path=self.log_path(name)
+        )
         self.store.update(ENDPOINT, name, data_updates={"pending": {**pending, "pid": pid, "pid_start": start}})
+
+    def _server_argv(self, name: str, pending: dict[str, Any], port: int = 0) -> Any:
+        """The server command for the configuration ``pending`` names (serverless limits included)."""
+        config = self.store.get(ENDPOINT_CONFIG, pending["config_name"])
+        serverless = (config.data.get("serverless") if config else None) or {}
+        workers = 1 if serverless or config is None else int(config.data.get("instance_count") or 1)
+        dirs = (pending["dir"], pending["ready_file"])
+        return endpoint_http.server_argv(name, *dirs, self.host, port, serverless, workers)
 
     def _claim_respawn(self, name: str, pending: dict[str, Any]) -> bool:
         return self.store.update(
@@ -333,7 +363,7 @@ class LocalEndpoints:
                     continue
                 else:
                     return
-            ready = _ready_server(pending)
+            ready = endpoint_http.ready_server(pending)
             if ready is not None:
                 self._switch(name, record, pending, *ready)
                 return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,8 @@ def run_transform(runner: JobRun) -> None:
     """Score the job's input with its model and record the output (the body of a transform job)."""
     spec = runner.record.data["spec"]
     aws = runner.record.data.get("aws")
+    # The job's Environment reaches the serving script as on SageMaker (workers inherit it).
+    os.environ.update({str(k): str(v) for k, v in (spec.get("environment") or {}).items()})
     model = runner.store.get(MODEL, spec["model_name"])
     if model is None:
         raise FileNotFoundError(f"Model {spec['model_name']!r} does not exist on the local backend")

@@ -1,8 +1,5 @@
-"""The SageMaker backend: the AutoGluon deep-learning containers, driven with boto3 requests.
-
-Clients come from the hook's AWS connection (the Amazon provider's, with role assumption); calls
-go through :class:`~.api.SageMakerApi` (throttling retries, "not found" answers, idempotent deletes).
-"""
+"""The SageMaker backend: the AutoGluon containers, driven through :class:`~.api.SageMakerApi`
+(clients from the hook's AWS connection; "not found" answers; idempotent deletes)."""
 
 from __future__ import annotations
 
@@ -42,10 +39,12 @@ from airflow_autogluon_cloud.backends.sagemaker.api import (
     error_message,
     tag_list,
 )
+from airflow_autogluon_cloud.backends.sagemaker.autoscaling import EndpointAutoscaling
+from airflow_autogluon_cloud.backends.sagemaker.console import log_stream_url
 from airflow_autogluon_cloud.backends.sagemaker.registry import SageMakerRegistry
 from airflow_autogluon_cloud.exceptions import (
     AutoGluonCloudError,
-    EndpointError,
+    EndpointInvocationError,
     InvalidParameterError,
     ResourceNotFoundError,
 )
@@ -85,6 +84,7 @@ class SageMakerBackend(Backend):
     wait_slack_seconds = WAIT_SLACK_SECONDS
     requires_s3_uris = True
     uses_execution_role = True
+    scales_endpoints = True
 
     def __init__(
         self,
@@ -95,6 +95,7 @@ class SageMakerBackend(Backend):
         self.api = SageMakerApi(client_factory, sleep)
         self.region_name = region_name
         self.registry = SageMakerRegistry(self.api, SERVING_ENVIRONMENT)
+        self.autoscaling = EndpointAutoscaling(self.api)
 
     @classmethod
     def from_settings(cls, *, aws: AwsSettings, local_root: Path) -> SageMakerBackend:
@@ -250,7 +251,7 @@ class SageMakerBackend(Backend):
     def describe_evaluation_job(self, name: str) -> JobDescription:
         return dataclasses.replace(self.describe_training_job(name), kind=JobKind.EVALUATION, artifact_uri=None)
 
-    def stop_evaluation_job(self, name: str) -> None:
+    def stop_evaluation_job(self, name: str) -> None:  # an evaluation is a training job
         self.stop_training_job(name)
 
     def read_evaluation_log(self, name: str, cursor: dict[str, Any] | None = None) -> LogChunk:
@@ -380,14 +381,17 @@ class SageMakerBackend(Backend):
         self.api.delete("delete_model", "Model", name, ModelName=name)
 
     def create_endpoint_config(self, spec: EndpointConfigSpec) -> None:
-        variant: dict[str, Any] = {
-            "VariantName": "AllTraffic",
-            "ModelName": spec.model_name,
-            "InstanceType": spec.instance_type,
-            "InitialInstanceCount": spec.instance_count,
-        }
+        variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": spec.model_name}
+        if spec.serverless:
+            # Serverless instead of instances: no instance type, count or volume.
+            variant["ServerlessConfig"] = {
+                "MemorySizeInMB": spec.serverless["memory_size_in_mb"],
+                "MaxConcurrency": spec.serverless["max_concurrency"],
+            }
+        else:
+            variant.update(InstanceType=spec.instance_type, InitialInstanceCount=spec.instance_count)
         # GPU instances (ml.p*, ml.g*) use local NVMe storage and reject a volume size.
-        if spec.volume_size and not spec.instance_type.startswith(("ml.p", "ml.g")):
+        if spec.volume_size and not spec.serverless and not spec.instance_type.startswith(("ml.p", "ml.g")):
             variant["VolumeSizeInGB"] = spec.volume_size
         self.api.call(
             "create_endpoint_config",
@@ -428,6 +432,15 @@ class SageMakerBackend(Backend):
     def delete_endpoint(self, name: str) -> None:
         self.api.delete("delete_endpoint", "Endpoint", name, EndpointName=name)
 
+    def describe_autoscaling(self, endpoint_name: str) -> dict[str, Any] | None:
+        return self.autoscaling.describe(endpoint_name)
+
+    def put_autoscaling(self, endpoint_name: str, policy: dict[str, Any]) -> None:
+        self.autoscaling.put(endpoint_name, policy)
+
+    def delete_autoscaling(self, endpoint_name: str) -> bool:
+        return self.autoscaling.delete(endpoint_name)
+
     def list_endpoints(self) -> list[EndpointDescription]:
         params: dict[str, Any] = {"MaxResults": 100}
         out: list[EndpointDescription] = []
@@ -452,9 +465,12 @@ class SageMakerBackend(Backend):
                 return out
             params["NextToken"] = page["NextToken"]
 
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
+    def invoke_endpoint(
+        self, name: str, body: bytes, content_type: str, accept: str, custom_attributes: str | None = None
+    ) -> InvocationResult:
         from botocore.exceptions import ClientError
 
+        extra = {"CustomAttributes": custom_attributes} if custom_attributes else {}
         try:
             response = self.api.call(
                 "invoke_endpoint",
@@ -463,14 +479,22 @@ class SageMakerBackend(Backend):
                 Body=body,
                 ContentType=content_type,
                 Accept=accept,
+                **extra,
             )
         except ClientError as err:
             code = error_code(err)
-            if code == "ModelError":
-                original = err.response.get("OriginalStatusCode", "?")
-                message = err.response.get("OriginalMessage") or error_message(err)
-                raise EndpointError(name, f"the model answered {original}: {message}") from None
             if code == "ValidationError" and "not found" in error_message(err).lower():
                 raise ResourceNotFoundError("Endpoint", name, self.name) from None
+            http_status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "ModelError":
+                raise EndpointInvocationError(
+                    name,
+                    int(err.response.get("OriginalStatusCode") or http_status or 424),
+                    error_message(err),
+                    original_message=err.response.get("OriginalMessage"),
+                    log_url=log_stream_url(err.response.get("LogStreamArn")),
+                ) from None
+            if isinstance(http_status, int) and http_status >= 400:
+                raise EndpointInvocationError(name, http_status, f"{code}: {error_message(err)}") from None
             raise AutoGluonCloudError(f"Invoking endpoint {name!r} failed: {code}: {error_message(err)}") from err
         return InvocationResult(response["Body"].read(), response.get("ContentType", accept))
