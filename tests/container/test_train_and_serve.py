@@ -245,7 +245,9 @@ def test_training_outputs(classification: dict[str, Any]) -> None:
         "num_train_rows",
         "num_tuning_rows",
         "fit_seconds",
+        "model_names",
     }
+    assert summary["model_names"] == board["model"].tolist()  # what predict_kwargs' "model" may name
     assert summary["predictor_type"] == "tabular"
     assert summary["label"] == LABEL
     assert summary["problem_type"] == "binary"
