@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_autogluon_cloud.backends.specs import (
     CHANNEL_CODE,
@@ -64,6 +64,20 @@ __all__ = [
     "TrainingJobSpec",
     "TransformJobSpec",
 ]
+
+
+class ModelRegistry(Protocol):
+    """Where a backend keeps model versions (the local state store, or SageMaker Model Registry)."""
+
+    def create(self, spec: ModelVersionSpec) -> ModelVersion: ...
+
+    def describe(self, group: str, version: int) -> ModelVersion: ...
+
+    def versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]: ...
+
+    def update_approval(
+        self, group: str, version: int, status: str, set_by: str, reason: str | None
+    ) -> ModelVersion: ...
 
 
 class Backend(abc.ABC):
@@ -185,22 +199,25 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def list_evaluation_jobs(self, name_contains: str | None = None) -> list[JobDescription]: ...
 
-    # model registry: versions in groups, each with an approval status
-    @abc.abstractmethod
+    # model registry: versions in groups, each with an approval status. Each backend keeps its
+    # registry in ``self.registry`` (a ModelRegistry); these methods are its face on the Backend.
+    registry: ModelRegistry
+
     def create_model_version(self, spec: ModelVersionSpec) -> ModelVersion:
         """Register a new version in ``spec.group`` (creating the group if needed)."""
+        return self.registry.create(spec)
 
-    @abc.abstractmethod
-    def describe_model_version(self, group: str, version: int) -> ModelVersion: ...
+    def describe_model_version(self, group: str, version: int) -> ModelVersion:
+        return self.registry.describe(group, version)
 
-    @abc.abstractmethod
     def list_model_versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
         """The group's versions, oldest first (``[]`` for a group that does not exist)."""
+        return self.registry.versions(group, approval_status)
 
-    @abc.abstractmethod
     def update_model_approval(
         self, group: str, version: int, status: str, set_by: str, reason: str | None = None
-    ) -> ModelVersion: ...
+    ) -> ModelVersion:
+        return self.registry.update_approval(group, version, status, set_by, reason)
 
     # models, endpoint configs, endpoints
     @abc.abstractmethod

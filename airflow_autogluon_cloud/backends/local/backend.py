@@ -28,8 +28,6 @@ from airflow_autogluon_cloud.backends.base import (
     LogChunk,
     ModelDescription,
     ModelSpec,
-    ModelVersion,
-    ModelVersionSpec,
     TrainingJobSpec,
     TransformJobSpec,
 )
@@ -302,22 +300,6 @@ class LocalBackend(Backend):
 
     def list_evaluation_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
         return self.list_jobs(JobKind.EVALUATION, name_contains)
-
-    # model registry: served by LocalRegistry ---------------------------------------------------
-
-    def create_model_version(self, spec: ModelVersionSpec) -> ModelVersion:
-        return self.registry.create(spec)
-
-    def describe_model_version(self, group: str, version: int) -> ModelVersion:
-        return self.registry.describe(group, version)
-
-    def list_model_versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
-        return self.registry.versions(group, approval_status)
-
-    def update_model_approval(
-        self, group: str, version: int, status: str, set_by: str, reason: str | None = None
-    ) -> ModelVersion:
-        return self.registry.update_approval(group, version, status, set_by, reason)
 
     # models and endpoint configs -------------------------------------------------------------
 

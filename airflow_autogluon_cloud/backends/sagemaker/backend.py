@@ -26,8 +26,6 @@ from airflow_autogluon_cloud.backends.base import (
     LogChunk,
     ModelDescription,
     ModelSpec,
-    ModelVersion,
-    ModelVersionSpec,
     TrainingJobSpec,
     TransformJobSpec,
 )
@@ -260,22 +258,6 @@ class SageMakerBackend(Backend):
     def list_evaluation_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
         jobs = self._list_jobs(JobKind.TRAINING, name_contains)
         return [dataclasses.replace(job, kind=JobKind.EVALUATION) for job in jobs]
-
-    # model registry: SageMaker Model Registry (SageMakerRegistry) ------------------------------
-
-    def create_model_version(self, spec: ModelVersionSpec) -> ModelVersion:
-        return self.registry.create(spec)
-
-    def describe_model_version(self, group: str, version: int) -> ModelVersion:
-        return self.registry.describe(group, version)
-
-    def list_model_versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
-        return self.registry.versions(group, approval_status)
-
-    def update_model_approval(
-        self, group: str, version: int, status: str, set_by: str, reason: str | None = None
-    ) -> ModelVersion:
-        return self.registry.update_approval(group, version, status, set_by, reason)
 
     # batch transform ---------------------------------------------------------------------------
 
