@@ -108,7 +108,7 @@ def test_endpoint_under_eight_clients_for_a_minute(trained_job, tmp_path):
     print(f"load: {counts['ok']} requests in {LOAD_SECONDS}s, RSS {min(warm) / 1024:.0f}-{max(warm) / 1024:.0f} MB")
 
 
-def test_five_concurrent_runs_of_the_main_dag_do_not_collide(airflow_db, local_root):
+def test_five_concurrent_runs_of_the_main_dag_do_not_collide(airflow_db, local_root, tmp_path):
     """Five runs of ag_retrain_and_score at once, each in its own worker process."""
     base = datetime(2026, 12, 1, tzinfo=UTC)
     dates = [base + timedelta(days=7 * i) for i in range(5)]
@@ -130,22 +130,35 @@ def test_five_concurrent_runs_of_the_main_dag_do_not_collide(airflow_db, local_r
         # ... importable from every process Airflow starts, whatever its working directory
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
     }
+    # Each worker writes to its own file: with pipes read one after another, a worker whose 64 KB
+    # pipe buffer fills blocks on a log line (perhaps holding a database lock) and the run hangs.
+    logs = [tmp_path / f"worker-{i}.log" for i in range(len(dates))]
     workers = []
-    for d in dates:
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-c", script, d.isoformat()],
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
+    for d, log in zip(dates, logs, strict=True):
+        with log.open("w") as out:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", script, d.isoformat()],
+                    cwd=REPO,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
             )
-        )
         # dag.test() first syncs the DAG files into Airflow's SQLite database, which does not take
         # five writers at the same instant; a short stagger leaves the runs themselves overlapping.
         time.sleep(4)
-    outputs = [w.communicate(timeout=1200)[0] for w in workers]
+    deadline = time.monotonic() + 780  # under pytest's 900 s, so a hang reports what each worker printed
+    try:
+        for w in workers:
+            w.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        for w in workers:
+            w.kill()
+        tails = "\n".join(f"--- worker {i}:\n{log.read_text()[-2000:]}" for i, log in enumerate(logs))
+        pytest.fail(f"the five runs did not finish in 780 s:\n{tails}")
+    outputs = [log.read_text() for log in logs]
     for output in outputs:
         assert "STATE success" in output, output[-3000:]
     from tests.conftest import xcom
