@@ -9,6 +9,11 @@ What the policy grants, and nothing more:
   :data:`~airflow_autogluon_cloud.naming.NAME_PREFIX` (the names this provider generates);
   list calls, which have no resource, on ``*``.
 * ``iam:PassRole`` only for the execution role, and only to ``sagemaker.amazonaws.com``.
+* The model registry (model package groups and their versions) in the account: group names are
+  the user's, so they are not limited to the prefix.
+* Application Auto Scaling for autoscaled endpoints: writes on the account's scalable targets
+  (their ids are generated), describe calls on ``*``, the CloudWatch alarms its target tracking
+  creates for prefixed endpoints, and the service-linked role it needs the first time.
 * S3 only on the given bucket.
 * CloudWatch Logs only on the ``/aws/sagemaker/*`` log groups; ECR image pulls for the AutoGluon
   containers.
@@ -51,10 +56,38 @@ _SAGEMAKER_RESOURCE_ACTIONS = [
     "sagemaker:StopTrainingJob",
     "sagemaker:StopTransformJob",
     "sagemaker:UpdateEndpoint",
+    "sagemaker:UpdateEndpointWeightsAndCapacities",
 ]
+_SAGEMAKER_REGISTRY_ACTIONS = [
+    "sagemaker:AddTags",
+    "sagemaker:CreateModelPackage",
+    "sagemaker:CreateModelPackageGroup",
+    "sagemaker:DescribeModelPackage",
+    "sagemaker:DescribeModelPackageGroup",
+    "sagemaker:ListTags",
+    "sagemaker:UpdateModelPackage",
+]
+# Scalable targets have generated ids (not the endpoint's name), so the writes are scoped to the
+# account; Application Auto Scaling also checks DescribeEndpoint and UpdateEndpointWeightsAndCapacities
+# on the endpoint itself, which the prefix limits. Its Describe calls take no resource.
+_AUTOSCALING_ACTIONS = [
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:RegisterScalableTarget",
+]
+_AUTOSCALING_READ_ACTIONS = [
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+]
+# Target tracking creates and deletes its CloudWatch alarms in the caller's name; they are named
+# TargetTracking-endpoint/<endpoint>/variant/<variant>-Alarm...
+_AUTOSCALING_ALARM_ACTIONS = ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"]
 _SAGEMAKER_LIST_ACTIONS = [
     "sagemaker:ListEndpointConfigs",
     "sagemaker:ListEndpoints",
+    "sagemaker:ListModelPackageGroups",
+    "sagemaker:ListModelPackages",
     "sagemaker:ListModels",
     "sagemaker:ListTrainingJobs",
     "sagemaker:ListTransformJobs",
@@ -104,6 +137,43 @@ def iam_policy(account_id: str, cloud_output_bucket: str, role_name: str = "Auto
                 "Effect": "Allow",
                 "Action": list(_SAGEMAKER_RESOURCE_ACTIONS),
                 "Resource": sagemaker_arns,
+            },
+            {
+                "Sid": "SageMakerModelRegistry",
+                "Effect": "Allow",
+                "Action": list(_SAGEMAKER_REGISTRY_ACTIONS),
+                "Resource": [
+                    f"arn:aws:sagemaker:*:{account_id}:model-package-group/*",
+                    f"arn:aws:sagemaker:*:{account_id}:model-package/*",
+                ],
+            },
+            {
+                "Sid": "EndpointAutoscaling",
+                "Effect": "Allow",
+                "Action": list(_AUTOSCALING_ACTIONS),
+                "Resource": f"arn:aws:application-autoscaling:*:{account_id}:scalable-target/*",
+            },
+            {
+                "Sid": "EndpointAutoscalingRead",
+                "Effect": "Allow",
+                "Action": list(_AUTOSCALING_READ_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "EndpointAutoscalingAlarms",
+                "Effect": "Allow",
+                "Action": list(_AUTOSCALING_ALARM_ACTIONS),
+                "Resource": f"arn:aws:cloudwatch:*:{account_id}:alarm:TargetTracking-endpoint/{prefix}*",
+            },
+            {
+                "Sid": "AutoscalingServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": (
+                    f"arn:aws:iam::{account_id}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ),
+                "Condition": {"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
             },
             {
                 "Sid": "SageMakerList",

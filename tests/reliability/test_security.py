@@ -30,16 +30,29 @@ def test_iam_policy_passes_parliament_and_grants_nothing_else():
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         for resource in resources:
             if resource == "*":
-                # only calls that take no resource: listing, and the ECR login token
-                assert all(a.startswith("sagemaker:List") or a == "ecr:GetAuthorizationToken" for a in actions), (
-                    statement
-                )
+                # only calls that take no resource: listing and describing, and the ECR login token
+                assert all(
+                    a.startswith(("sagemaker:List", "application-autoscaling:Describe"))
+                    or a == "ecr:GetAuthorizationToken"
+                    for a in actions
+                ), statement
             elif resource.startswith("arn:aws:sagemaker:"):
-                assert resource.endswith(f"/{NAME_PREFIX}*")
+                # the registry's group names are the user's; everything else carries the provider's prefix
+                assert resource.endswith(f"/{NAME_PREFIX}*") or resource.split(":")[-1] in (
+                    "model-package-group/*",
+                    "model-package/*",
+                ), resource
+            elif resource.startswith("arn:aws:application-autoscaling:"):
+                assert resource == "arn:aws:application-autoscaling:*:123456789012:scalable-target/*"
+            elif resource.startswith("arn:aws:cloudwatch:"):
+                assert resource.endswith(f":alarm:TargetTracking-endpoint/{NAME_PREFIX}*")
             elif resource.startswith("arn:aws:s3:::"):
                 assert resource in ("arn:aws:s3:::agc-bucket", "arn:aws:s3:::agc-bucket/*")
             elif resource.startswith("arn:aws:iam::"):
-                assert resource == "arn:aws:iam::123456789012:role/AgRole"
+                assert resource == "arn:aws:iam::123456789012:role/AgRole" or (
+                    actions == ["iam:CreateServiceLinkedRole"]
+                    and resource.endswith("/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+                )
             elif resource.startswith("arn:aws:logs:"):
                 assert ":log-group:/aws/sagemaker/" in resource
             else:

@@ -11,6 +11,7 @@ import botocore.client
 import pytest
 from moto import mock_aws
 
+from tests.sagemaker.iam_check import check_allowed
 from tests.sagemaker.strict import check_request
 
 REGION = "us-east-1"
@@ -21,11 +22,13 @@ BUCKET = "agc-test-bucket"
 @pytest.fixture(autouse=True)
 def strict_requests(monkeypatch):
     """Every request any client makes in these tests (moto, Stubber or real HTTP) is checked
-    against the ``max``, ``pattern`` and ``enum`` constraints botocore does not check."""
+    against the ``max``, ``pattern`` and ``enum`` constraints botocore does not check, and each
+    request the provider makes against the IAM policy it generates."""
     original = botocore.client.BaseClient._make_api_call
 
     def checked(self, operation_name, api_params):
         check_request(self.meta.service_model, operation_name, api_params)
+        check_allowed(self.meta.service_model, operation_name)
         return original(self, operation_name, api_params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", checked)

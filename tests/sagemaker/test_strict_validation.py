@@ -105,3 +105,20 @@ def test_patterns_must_match_the_whole_value_and_unicode_classes_work():
 def test_services_outside_the_list_are_not_checked():
     logs = _client("logs").meta.service_model
     check_request(logs, "GetLogEvents", {"logGroupName": "g", "logStreamName": "s", "limit": 10**9})
+
+
+def test_the_iam_check_fails_a_provider_call_the_generated_policy_does_not_allow(monkeypatch):
+    """The policy check in every SageMaker test can fail: a call the policy lacks, made from the
+    package, is a PolicyGapError; one it allows, or one made by the test itself, passes."""
+    from tests.sagemaker import iam_check
+
+    sagemaker, autoscaling = _client().meta.service_model, _client("application-autoscaling").meta.service_model
+    iam_check.check_allowed(sagemaker, "DeleteDomain")  # made by this test, not by the provider
+    monkeypatch.setattr(iam_check, "made_by_provider", lambda: True)
+    iam_check.check_allowed(sagemaker, "CreateTrainingJob")
+    iam_check.check_allowed(autoscaling, "PutScalingPolicy")
+    iam_check.check_allowed(_client("s3").meta.service_model, "UploadPart")
+    with pytest.raises(iam_check.PolicyGapError, match="sagemaker:DeleteDomain"):
+        iam_check.check_allowed(sagemaker, "DeleteDomain")
+    with pytest.raises(iam_check.PolicyGapError, match="s3:DeleteBucket"):
+        iam_check.check_allowed(_client("s3").meta.service_model, "DeleteBucket")
