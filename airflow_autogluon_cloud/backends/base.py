@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airflow_autogluon_cloud.backends.specs import (
     CHANNEL_CODE,
     CHANNEL_CONFIG,
+    CHANNEL_PREDICT,
     CHANNEL_TRAIN,
     CHANNEL_TUNING,
+    FIT_PREDICTIONS_FILE,
     PROVIDER_TAG,
     SERVE_SCRIPT,
     TRAIN_SCRIPT,
@@ -43,8 +45,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CHANNEL_CODE",
     "CHANNEL_CONFIG",
+    "CHANNEL_PREDICT",
     "CHANNEL_TRAIN",
     "CHANNEL_TUNING",
+    "FIT_PREDICTIONS_FILE",
     "PROVIDER_TAG",
     "SERVE_SCRIPT",
     "TRAIN_SCRIPT",

@@ -17,6 +17,10 @@ CHANNEL_TRAIN = "train_data"
 CHANNEL_TUNING = "tuning_data"
 CHANNEL_CONFIG = "ag_args"
 CHANNEL_CODE = "code"
+#: Optional: data the training job scores with the fitted model (train and score in one job).
+CHANNEL_PREDICT = "predict_data"
+#: Where a training job that scored data writes it, in its output data directory (``output.tar.gz``).
+FIT_PREDICTIONS_FILE = "predictions.jsonl"
 #: Script names inside the code archive / the model's ``code/`` directory.
 TRAIN_SCRIPT = "train.py"
 SERVE_SCRIPT = "serve.py"

@@ -7,10 +7,13 @@ Inputs (``SM_*`` environment; the defaults are the container layout):
   SM_CHANNEL_TRAIN_DATA   one data file (.csv, .csv.gz, .parquet, .pq, .jsonl, .json)
   SM_CHANNEL_TUNING_DATA  optional: one validation data file
   SM_CHANNEL_AG_ARGS      ag_args.json: predictor type, init and fit arguments
+  SM_CHANNEL_PREDICT_DATA optional: one CSV file (with a header) to score once the fit is done
 Outputs:
   SM_MODEL_DIR            the fitted predictor, training_summary.json, and code/serve.py so that
                           model.tar.gz deploys as is
-  SM_OUTPUT_DATA_DIR      leaderboard.csv and training_summary.json (output.tar.gz)
+  SM_OUTPUT_DATA_DIR      leaderboard.csv and training_summary.json (output.tar.gz), and with
+                          predict data, predictions.jsonl: the batch transform's output format
+                          (the prediction, then ``<class>_proba`` columns), scored by serve.py
   SM_OUTPUT_DIR/failure   a one-paragraph reason when the job fails (exit code 1)
 
 ag_args.json::
@@ -39,6 +42,9 @@ PREDICTOR_TYPES = ("tabular", "multimodal", "timeseries")
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".json")
 AG_ARGS_FILE = "ag_args.json"
 SERVE_SCRIPT = "serve.py"
+PREDICTIONS_FILE = "predictions.jsonl"
+#: Rows per scoring call for the predict data, as the local batch transform's mini-batches.
+PREDICT_CHUNK_ROWS = 20_000
 MAX_REASON_CHARS = 1000
 PREDICTOR_CLASSES = {
     "tabular": ("autogluon.tabular", "TabularPredictor"),
@@ -378,6 +384,57 @@ def install_serve_script(source: Path, model_dir: Path) -> None:
     log.info("Copied %s to %s: model.tar.gz deploys without repacking", SERVE_SCRIPT, code_dir / SERVE_SCRIPT)
 
 
+def score_predict_data(source: Path, model_dir: Path, data: Path, output_data: Path) -> int:
+    """Score ``data`` with the fitted model through the serving script, as a batch transform would.
+
+    Each mini-batch of lines goes through ``serve.py``'s ``transform_fn`` (``text/csv`` in,
+    ``application/jsonl`` out), so the output is the batch transform's, to the byte. Written to a
+    temporary file first: a job that fails halfway leaves no partial predictions.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ag_serve_in_training", source)
+    if spec is None or spec.loader is None:
+        raise TrainingInputError(f"could not load the serving script {source}")
+    serve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve)
+    model = serve.model_fn(str(model_dir))
+    log.info("Scoring predict_data (%s) with the fitted model", data.name)
+    started = time.monotonic()
+    target = output_data / PREDICTIONS_FILE
+    partial = output_data / f".{PREDICTIONS_FILE}.partial"
+    rows = 0
+
+    def flush(out: Any, header: str, lines: list[str]) -> None:
+        try:
+            answer, _ = serve.transform_fn(model, header + "".join(lines), "text/csv", "application/jsonl")
+        except serve.BadRequestError as err:
+            raise TrainingInputError(f"predict_data rows {rows + 1}-{rows + len(lines)}: {err}") from None
+        text = answer.decode() if isinstance(answer, bytes) else answer
+        out.write(text if text.endswith("\n") else text + "\n")
+
+    with open(data, encoding="utf-8", newline="") as fh, open(partial, "w", encoding="utf-8") as out:
+        header = fh.readline()
+        lines: list[str] = []
+        for line in fh:
+            if not line.strip():
+                continue
+            lines.append(line)
+            if len(lines) >= PREDICT_CHUNK_ROWS:
+                flush(out, header, lines)
+                rows += len(lines)
+                lines = []
+        if lines:
+            flush(out, header, lines)
+            rows += len(lines)
+    if rows == 0:
+        partial.unlink()
+        raise TrainingInputError(f"predict_data ({data.name}) is empty: it has no rows")
+    os.replace(partial, target)
+    log.info("Scored %d rows of predict_data in %.1fs; wrote %s", rows, time.monotonic() - started, target)
+    return rows
+
+
 def failure_reason(err: BaseException) -> str:
     """One paragraph: the exception type and message on a single line, at most 1000 characters."""
     message = " ".join(str(err).split()) or "(no message)"
@@ -411,6 +468,7 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
     ag_args_dir = required_channel("SM_CHANNEL_AG_ARGS", "ag_args")
     train_dir = required_channel("SM_CHANNEL_TRAIN_DATA", "train_data")
     tuning_dir = optional_channel("SM_CHANNEL_TUNING_DATA")
+    predict_dir = optional_channel("SM_CHANNEL_PREDICT_DATA")
     try:
         num_gpus = int(os.environ.get("SM_NUM_GPUS") or 0)
     except ValueError:
@@ -423,6 +481,9 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
     import_predictor(predictor_type)  # likewise: a missing package is reported at once
     label, required = required_columns(args)
     log.info("Predictor type %s, label %r", predictor_type, label)
+    predict_file = data_file(predict_dir, "predict_data") if predict_dir is not None else None
+    if predict_file is not None and not predict_file.name.lower().endswith(".csv"):
+        raise TrainingInputError(f"predict_data must be one CSV file with a header, not {predict_file.name}")
 
     train = load_frame(data_file(train_dir, "train_data"), "train_data")
     check_columns(train, required, "train_data")
@@ -445,6 +506,13 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
     )
     write_outputs(summary, board, model_dir, output_data)
     install_serve_script(source, model_dir)
+    if predict_file is not None:
+        # Scored by the installed copy: the same serve.py the endpoint and the batch transform run.
+        rows = score_predict_data(model_dir / "code" / SERVE_SCRIPT, model_dir, predict_file, output_data)
+        # The job's summary (output.tar.gz) says where they are; the model's own copy is about the model.
+        summary["predictions"] = {"file": PREDICTIONS_FILE, "rows": rows}
+        text = json.dumps(summary, indent=2, default=str)
+        (output_data / "training_summary.json").write_text(text, encoding="utf-8")
     log.info("Training complete")
 
 

@@ -175,7 +175,7 @@ class AutoGluonCloudHook(BaseHook):
     @cached_property
     def batch(self) -> BatchService:
         parts = (self.backend, self.jobs, self.models, self.staging, self.storage_locator, self.settings)
-        return BatchService(*parts, log=self.log)
+        return BatchService(*parts, log=self.log, training=self.training)
 
     # the model lifecycle: used as hook.evaluation.start(...) and hook.registry.register(...)
     @cached_property

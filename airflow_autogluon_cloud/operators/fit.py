@@ -27,7 +27,15 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
 
     XCom (``return_value``): ``job_name``, ``status``, ``model_artifact_uri``,
     ``framework_version``, ``predictor_type``, ``backend``, ``leaderboard_uri``,
-    ``cloud_output_path`` and ``metrics`` (``eval_metric``, ``score_val``, ``best_model``, ...).
+    ``cloud_output_path`` and ``metrics`` (``eval_metric``, ``score_val``, ``best_model``, ...);
+    with ``predict_data``, also ``predictions`` (``uri`` of the job's ``output.tar.gz``, ``member``
+    and ``rows``) and, when downloaded, ``local_predictions_path``.
+
+    Train and score in one job: ``predict_data`` is scored with the fitted predictor inside the
+    training job, by the same serving script a batch transform runs, so the output is the batch
+    output's (JSON lines: the prediction, then ``<class>_proba`` columns). On SageMaker that saves
+    the second container start of a separate transform job. ``hook.download_predict_results``
+    and ``hook.read_predict_results`` take the training job's name as they take a transform job's.
 
     :param train_data: training data: a DataFrame, a local file (csv, csv.gz, parquet, jsonl) or an
         ``s3://`` URI. (templated)
@@ -47,6 +55,13 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
     :param wait_for_completion: wait for the job to finish; if False, return once it started.
     :param tags: extra tags for the job. (templated)
     :param environment: extra environment variables for the entry script. (templated)
+    :param predict_data: data to score in the same job once the fit is done: a DataFrame, a local
+        file or an ``s3://`` CSV URI; tabular and multimodal predictors. (templated)
+    :param predict_proba: the downloaded predictions hold class probabilities instead of labels.
+    :param include_predict: with ``predict_proba``, keep the prediction column too.
+    :param download_predictions: also save the predictions as a CSV on this machine.
+    :param predictions_save_path: file or directory for that download; default under the local
+        root. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -62,6 +77,8 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
         "job_name",
         "tags",
         "environment",
+        "predict_data",
+        "predictions_save_path",
     )
     template_fields_renderers = {"predictor_init_args": "json", "predictor_fit_args": "json", "tags": "json"}
     operator_extra_links = (AGTrainingJobLink(),)
@@ -83,6 +100,11 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
         wait_for_completion: bool = True,
         tags: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
+        predict_data: Any = None,
+        predict_proba: bool = False,
+        include_predict: bool = True,
+        download_predictions: bool = False,
+        predictions_save_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -100,9 +122,20 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
         self.wait_for_completion = wait_for_completion
         self.tags = tags
         self.environment = environment
+        self.predict_data = predict_data
+        self.predict_proba = predict_proba
+        self.include_predict = include_predict
+        self.download_predictions = download_predictions
+        self.predictions_save_path = predictions_save_path
         self._started_job: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        if self.download_predictions and self.predict_data is None:
+            from airflow_autogluon_cloud.exceptions import InvalidParameterError
+
+            raise InvalidParameterError(
+                "download_predictions", True, "pass predict_data too: there is nothing to download without it."
+            )
         name = self.job_name or naming.name_from_context("fit", context)
         submission = self.hook.start_training(
             job_name=name,
@@ -118,6 +151,7 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
             max_runtime=self.max_runtime,
             tags=self.tags,
             environment=self.environment,
+            predict_data=self.predict_data,
         )
         job = submission.job_name
         self._started_job = job
@@ -149,6 +183,15 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
             metrics.get("score_val"),
             result.get("model_artifact_uri"),
         )
+        if result.get("predictions"):
+            self.log.info("Scored %d rows of predict_data in the same job", result["predictions"]["rows"])
+            if self.download_predictions:
+                result["local_predictions_path"] = self.hook.download_predict_results(
+                    job,
+                    self.predictions_save_path,
+                    predict_proba=self.predict_proba,
+                    include_predict=self.include_predict,
+                )
         return result
 
     def on_kill(self) -> None:

@@ -6,6 +6,7 @@ output is JSON lines: the prediction named after the label, then ``<class>_proba
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -14,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud import naming, predict_options
 from airflow_autogluon_cloud.backends.base import PROVIDER_TAG, Backend, TransformJobSpec
-from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedError
+from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedError, ResourceNotFoundError
 from airflow_autogluon_cloud.kinds import JobKind
 from airflow_autogluon_cloud.services import TaskLog
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.models import ModelService
 from airflow_autogluon_cloud.services.realtime import split_proba
 from airflow_autogluon_cloud.services.staging import StagingService
+from airflow_autogluon_cloud.services.training import TrainingService
 from airflow_autogluon_cloud.settings import ProviderSettings
 from airflow_autogluon_cloud.status import JobStatus
 from airflow_autogluon_cloud.storage import StorageLocator, join_uri
@@ -49,6 +51,8 @@ class BatchService:
     storage: StorageLocator
     settings: ProviderSettings
     log: TaskLog
+    #: reads the predictions of a training job that scored data too (train and score in one job).
+    training: TrainingService | None = None
 
     def start(
         self,
@@ -147,10 +151,24 @@ class BatchService:
             self.backend.delete_model(desc.model_name)
 
     def read_results(self, job_name: str) -> pd.DataFrame:
-        """The transform job's output as a DataFrame: the prediction column, then ``<class>_proba`` columns."""
+        """A transform job's output as a DataFrame: the prediction column, then ``<class>_proba`` columns.
+
+        ``job_name`` may also name a training job that scored ``predict_data``: its predictions
+        have the same format and are read the same way.
+        """
         import pandas as pd
 
-        result = self.result(job_name)
+        try:
+            result = self.result(job_name)
+        except ResourceNotFoundError:
+            if self.training is None:
+                raise
+            try:
+                return pd.read_json(io.BytesIO(self.training.read_predictions(job_name)), lines=True)
+            except ResourceNotFoundError:
+                raise ResourceNotFoundError(
+                    "Transform or training job", job_name, self.backend.name, "no job of either kind has this name."
+                ) from None
         if not result["output_uri"]:
             raise JobFailedError("Transform job", job_name, result["status"], "it has no results (not Completed)")
         with tempfile.TemporaryDirectory() as tmp:

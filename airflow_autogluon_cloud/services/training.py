@@ -17,14 +17,16 @@ from airflow_autogluon_cloud import naming
 from airflow_autogluon_cloud.backends.base import (
     CHANNEL_CODE,
     CHANNEL_CONFIG,
+    CHANNEL_PREDICT,
     CHANNEL_TRAIN,
     CHANNEL_TUNING,
+    FIT_PREDICTIONS_FILE,
     PROVIDER_TAG,
     Backend,
     JobDescription,
     TrainingJobSpec,
 )
-from airflow_autogluon_cloud.exceptions import InvalidParameterError
+from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedError
 from airflow_autogluon_cloud.jobconfig import build_ag_args, dumps_canonical, label_of
 from airflow_autogluon_cloud.kinds import JobKind
 from airflow_autogluon_cloud.services import TaskLog
@@ -84,11 +86,16 @@ class TrainingService:
         max_runtime: int = 24 * 3600,
         tags: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
+        predict_data: Any = None,
     ) -> JobSubmission:
         """Start a training job under ``job_name``, or pick up the one an earlier try started.
 
         Everything is validated before any resource is created (see :meth:`JobService.find` for
         how an earlier try's job is reused).
+
+        :param predict_data: data to score with the fitted predictor inside the same job (a
+            DataFrame, a local file or an ``s3://`` CSV URI); the job writes it to its output in
+            the batch transform's format (see :meth:`result`'s ``predictions``).
         """
         if not naming.is_valid_name(job_name):
             raise InvalidParameterError(
@@ -102,8 +109,10 @@ class TrainingService:
         ag_args = build_ag_args(predictor_type, predictor_init_args, predictor_fit_args)
         label = label_of(predictor_type, ag_args["predictor_init_args"])
         required = [label] if label else []
+        _check_predict_data(predictor_type, predict_data)
         train = self.staging.prepare_data(train_data, "train_data", required)
         tuning = self.staging.prepare_data(tuning_data, "tuning_data", required) if tuning_data is not None else None
+        scoring = self.staging.prepare_data(predict_data, "predict_data", []) if predict_data is not None else None
         try:
             image = self.backend.resolve_image(
                 "training",
@@ -127,10 +136,13 @@ class TrainingService:
             }
             if tuning is not None:
                 channels[CHANNEL_TUNING] = self.staging.stage_prepared(tuning).uri
+            if scoring is not None:
+                # As CSV with a header: the training job scores it through serve.py's text/csv path.
+                channels[CHANNEL_PREDICT] = self.staging.stage_scoring_input(scoring, []).uri
         finally:
-            train.cleanup()
-            if tuning is not None:
-                tuning.cleanup()
+            for prepared in (train, tuning, scoring):
+                if prepared is not None:
+                    prepared.cleanup()
 
         spec = TrainingJobSpec(
             name=name,
@@ -203,4 +215,32 @@ class TrainingService:
             summary = self.summary(desc)  # the same description: the job is described once
             result["metrics"] = {key: summary.get(key) for key in _METRIC_KEYS}
             result["framework_version"] = summary.get("autogluon_version") or result["framework_version"]
+            scored = summary.get("predictions")
+            if scored:
+                result["predictions"] = {"uri": desc.secondary_uri, "member": scored["file"], "rows": scored["rows"]}
         return result
+
+    def read_predictions(self, job_name: str) -> bytes:
+        """The JSON lines a training job wrote for its ``predict_data`` (train and score in one job)."""
+        desc = self.jobs.describe(JobKind.TRAINING, job_name)
+        if desc.status != JobStatus.COMPLETED:
+            raise JobFailedError("Training job", job_name, desc.status.value, "it has no predictions (not Completed)")
+        raw = self.read_output(desc, FIT_PREDICTIONS_FILE)
+        if raw is None:
+            raise InvalidParameterError(
+                "job_name", job_name, "this training job scored no data: pass predict_data to AGFitOperator."
+            )
+        return raw
+
+
+def _check_predict_data(predictor_type: str, predict_data: Any) -> None:
+    if predict_data is None:
+        return
+    if predictor_type == "timeseries":
+        raise InvalidParameterError(
+            "predict_data", "(given)", "scoring in the training job is for tabular and multimodal predictors."
+        )
+    if isinstance(predict_data, str) and "://" in predict_data and not predict_data.lower().endswith(".csv"):
+        raise InvalidParameterError(
+            "predict_data", predict_data, "a remote file scored in the training job must be a .csv with a header."
+        )

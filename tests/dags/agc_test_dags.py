@@ -108,3 +108,18 @@ with DAG("agc_test_deploy_retry", schedule=None, start_date=START, catchup=False
         check_interval=1,
         retries=1,
     )
+
+with DAG("agc_test_fit_and_score", schedule=None, start_date=START, catchup=False) as fit_and_score_dag:
+    # Train and score in one job; the predictions are downloaded as a batch job's would be.
+    AGFitOperator(
+        task_id="fit",
+        train_data=DATA + "/train.csv",
+        predictor_init_args={"label": LABEL, "eval_metric": "roc_auc"},
+        predictor_fit_args=FAST_FIT,
+        predict_data=DATA + "/test.csv",
+        predict_proba=True,
+        download_predictions=True,
+        predictions_save_path=DATA + "/fit-and-score/{{ run_id | replace(':', '_') }}.csv",
+        check_interval=1,
+        max_check_interval=2,
+    )

@@ -152,3 +152,44 @@ def test_sensor_on_nonexistent_job_fails_clearly(tmp_path):
     sensor = AGFitJobSensor(task_id="s", job_name="ag-af-no-such-job", local_root=str(tmp_path), aws_conn_id=None)
     with pytest.raises(ResourceNotFoundError, match="ag-af-no-such-job"):
         sensor.poke({})
+
+
+def test_fit_and_score_in_one_job_equals_a_batch_job_on_the_same_model(airflow_db, churn_frames):
+    """AGFitOperator(predict_data=...) scores in the training job; the output is what a separate
+    batch transform of the same model writes, to the byte, and it is read and downloaded the same way."""
+    import pandas as pd
+
+    _, test = churn_frames
+    dag_run = run_dag("agc_test_fit_and_score")
+    assert dag_run.state == "success", task_states(dag_run)
+    result = xcom("agc_test_fit_and_score", "fit", dag_run.run_id)
+    assert result["predictions"]["rows"] == len(test)
+    assert result["predictions"]["uri"] == result["leaderboard_uri"]  # in the job's output.tar.gz
+    assert result["predictions"]["member"] == "predictions.jsonl"
+
+    hook = AutoGluonCloudHook(aws_conn_id=None)
+    batch = hook.start_batch_predict(
+        job_name="ag-af-test-fit-and-score-batch",
+        model_uri=result["model_artifact_uri"],
+        test_data=os.environ["AGC_TEST_DATA_DIR"] + "/test.csv",
+    )
+    hook.wait_for_job("transform", batch.job_name, check_interval=1, max_check_interval=2)
+    hook.cleanup_batch_model(batch.job_name)
+    batch_output = hook.batch_result(batch.job_name)["output_uri"]
+    in_job = hook.training.read_predictions(result["job_name"])
+    assert in_job == hook.storage(batch_output).read_bytes(batch_output)
+    assert in_job.count(b"\n") == len(test)
+    pd.testing.assert_frame_equal(
+        hook.read_predict_results(result["job_name"]), hook.read_predict_results(batch.job_name)
+    )
+    saved = pd.read_csv(result["local_predictions_path"])
+    assert list(saved.columns) == ["churned", "no", "yes"]
+    assert len(saved) == len(test)
+
+
+def test_reading_predictions_of_a_fit_that_scored_nothing_or_of_no_job_is_a_clear_error(trained_job):
+    hook = AutoGluonCloudHook(aws_conn_id=None)
+    with pytest.raises(InvalidParameterError, match="scored no data"):
+        hook.read_predict_results(trained_job["job_name"])
+    with pytest.raises(ResourceNotFoundError, match="Transform or training job"):
+        hook.read_predict_results("ag-af-no-such-job")

@@ -202,6 +202,15 @@ INVALID = [
     ("fit: zero max runtime", lambda: _fit(max_runtime=0), "max_runtime"),
     ("fit: negative volume", lambda: _fit(volume_size=-5), "volume_size"),
     ("fit: unknown backend", lambda: _fit(backend="azure"), "backend"),
+    # train and score in one job (issue 14)
+    ("fit: download without predict data", lambda: _fit(download_predictions=True), "download_predictions"),
+    (
+        "fit: predict data for a time series",
+        lambda: _fit(predictor_type="timeseries", predict_data=FRAME),
+        "predict_data",
+    ),
+    ("fit: remote predict data not CSV", lambda: _fit(predict_data="s3://bucket/new.parquet"), "predict_data"),
+    ("fit: missing predict data file", lambda: _fit(predict_data="/nope/new.csv"), "predict_data"),
     (
         "fit: sagemaker with local output path",
         lambda: _fit(backend="sagemaker", cloud_output_path="/tmp/x"),

@@ -337,3 +337,44 @@ def test_deferrable_fit_defers_then_resumes(hook, frame, monkeypatch):
     assert result["status"] == "Completed"
     with pytest.raises(JobFailedError, match="OOM"):
         op.execute_complete({"ti": ti}, {"status": "failed", "job_name": job, "job_status": "Failed", "message": "OOM"})
+
+
+def test_train_and_score_stages_a_predict_channel_and_reads_the_jobs_predictions(hook, frame, record):
+    """The request carries a ``predict_data`` channel (CSV with a header); once the job has put its
+    output.tar.gz where SageMaker puts it, the predictions are read like a transform job's."""
+    import io
+    import tarfile
+
+    recorder = record(hook.backend.client("sagemaker"), "CreateTrainingJob")
+    hook.start_training(
+        job_name="ag-af-fit-and-score",
+        train_data=frame,
+        predictor_init_args={"label": "y"},
+        framework_version="1.5",
+        predict_data=frame.drop(columns="y").head(3),
+    )
+    [request] = recorder.calls["CreateTrainingJob"]
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    assert set(channels) == {"ag_args", "code", "train_data", "predict_data"}
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket, key = channels["predict_data"][5:].split("/", 1)
+    assert key.endswith(".csv")
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines() == ["x,c", "0,a", "1,b", "2,a"]
+
+    # what train.py leaves in SM_OUTPUT_DATA_DIR, as SageMaker uploads it
+    lines = b'{"y":0,"0_proba":0.9,"1_proba":0.1}\n{"y":1,"0_proba":0.2,"1_proba":0.8}\n{"y":0,"0_proba":0.7,"1_proba":0.3}\n'
+    summary = json.dumps({"predictor_type": "tabular", "predictions": {"file": "predictions.jsonl", "rows": 3}})
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, data in (("training_summary.json", summary.encode()), ("predictions.jsonl", lines)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    output_key = "agc/model/ag-af-fit-and-score/output/output.tar.gz"
+    s3.put_object(Bucket=BUCKET, Key=output_key, Body=archive.getvalue())
+
+    result = hook.training_result("ag-af-fit-and-score")
+    assert result["predictions"] == {"uri": f"s3://{BUCKET}/{output_key}", "member": "predictions.jsonl", "rows": 3}
+    read = hook.read_predict_results("ag-af-fit-and-score")
+    assert read["y"].tolist() == [0, 1, 0]
+    assert list(read.columns) == ["y", "0_proba", "1_proba"]

@@ -108,6 +108,7 @@ def test_training_job_request_runs_under_the_sagemaker_training_toolkit(hook, re
         predictor_fit_args={"time_limit": 20, "hyperparameters": {"GBM": {"num_boost_round": 20}}, "verbosity": 1},
         instance_type="ml.m5.xlarge",
         framework_version="1.5",
+        predict_data=train.head(7),  # train and score in one job; the label column is dropped by serve.py
     )
     [request] = recorder.calls["CreateTrainingJob"]
     base = lay_out_training_container(request, tmp_path / "ml")
@@ -141,6 +142,13 @@ def test_training_job_request_runs_under_the_sagemaker_training_toolkit(hook, re
     loaded = TabularPredictor.load(str(model), require_version_match=False)
     assert loaded.label == LABEL
     assert len(loaded.predict(train.head(5).drop(columns=[LABEL]))) == 5
+    # the predict_data channel was scored in the job, into SM_OUTPUT_DATA_DIR (output.tar.gz)
+    scored = pd.read_json(base / "output" / "data" / "predictions.jsonl", lines=True)
+    assert scored[LABEL].tolist() == loaded.predict(train.head(7)).tolist()
+    assert json.loads((base / "output" / "data" / "training_summary.json").read_text())["predictions"] == {
+        "file": "predictions.jsonl",
+        "rows": 7,
+    }
 
 
 # --------------------------------------------------------------------------------------- serving

@@ -82,3 +82,22 @@ def test_backend_resolution(monkeypatch):
     assert resolve_backend("local") == "local"
     with pytest.raises(InvalidParameterError, match="backend"):
         resolve_backend("azure")
+
+
+def test_container_scripts_agree_with_the_backends_on_file_and_channel_names():
+    """The entry scripts are self-contained copies of these names; the services read what they write."""
+    import importlib.util
+    from pathlib import Path
+
+    import airflow_autogluon_cloud
+    from airflow_autogluon_cloud.backends import specs
+
+    path = Path(airflow_autogluon_cloud.__file__).parent / "container" / "train.py"
+    module_spec = importlib.util.spec_from_file_location("agc_train_script", path)
+    train = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(train)
+    assert train.PREDICTIONS_FILE == specs.FIT_PREDICTIONS_FILE
+    assert train.SERVE_SCRIPT == specs.SERVE_SCRIPT
+    text = path.read_text()
+    for channel in (specs.CHANNEL_TRAIN, specs.CHANNEL_TUNING, specs.CHANNEL_CONFIG, specs.CHANNEL_PREDICT):
+        assert f"SM_CHANNEL_{channel.upper()}" in text
