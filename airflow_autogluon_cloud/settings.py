@@ -30,14 +30,18 @@ def airflow_conf() -> Any:
     return sdk_conf
 
 
-def load_dag_bag(dag_folder: str | os.PathLike[str]) -> Any:
-    """The DAGs in ``dag_folder`` as a ``DagBag`` (``airflow.dag_processing.dagbag`` in 3.3+,
-    ``airflow.models.dagbag`` before), for scripts and tests that run a DAG with ``dag.test()``."""
+def dag_bag_class() -> Any:
+    """Airflow's ``DagBag``: ``airflow.dag_processing.dagbag`` (3.3+), else ``airflow.models.dagbag`` (3.1, 3.2)."""
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef,attr-defined,unused-ignore]
-    return DagBag(dag_folder=str(dag_folder))
+    return DagBag
+
+
+def load_dag_bag(dag_folder: str | os.PathLike[str]) -> Any:
+    """The DAGs in ``dag_folder`` as a ``DagBag``, for scripts and tests that run a DAG with ``dag.test()``."""
+    return dag_bag_class()(dag_folder=str(dag_folder))
 
 
 def _config(key: str) -> str | None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, types, docs build, then pytest (fault injection, the rest, a real deployment),
-# then the install checks: the built wheel in a clean environment.
+# then the install checks: the built wheel in a clean environment, and the oldest supported Airflow and
+# Amazon provider in a second one (scripts/compat-oldest.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -33,4 +34,6 @@ echo ">> deployment stage took $((SECONDS - started)) s"
 if [ "${AGC_SKIP_INSTALL_CHECKS:-0}" != "1" ]; then
   echo ">> wheel: build, install into a clean venv without constraints.txt, smoke test"
   bash scripts/smoke-wheel.sh
+  echo ">> compat: the oldest supported Airflow and Amazon provider (constraints-oldest.txt), tests marked compat"
+  bash scripts/compat-oldest.sh "$@"
 fi

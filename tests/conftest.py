@@ -87,6 +87,16 @@ def run_dag(dag_id: str, **kwargs):
     return bag.get_dag(dag_id).test(**kwargs)
 
 
+def task_deferred_class() -> type[Exception]:
+    """``TaskDeferred``, raised by ``self.defer()``: ``airflow.sdk.exceptions`` (3.2+), else
+    ``airflow.exceptions`` (3.1, whose Task SDK does not have it yet)."""
+    try:
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef,attr-defined,unused-ignore]
+    return TaskDeferred
+
+
 def xcom(dag_id: str, task_id: str, run_id: str, key: str = "return_value"):
     """A task's XCom value from the metadata database."""
     from airflow.models.xcom import XComModel

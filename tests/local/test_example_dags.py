@@ -26,7 +26,8 @@ EXAMPLE_DAGS = {
 
 _PARSE_PROBE = """
 import json, sys
-from airflow.dag_processing.dagbag import DagBag
+from airflow_autogluon_cloud.settings import dag_bag_class
+DagBag = dag_bag_class()
 before = set(sys.modules)
 bag = DagBag(dag_folder=sys.argv[1])
 heavy = {"pandas", "numpy", "boto3", "botocore", "sagemaker", "autogluon"}
@@ -38,6 +39,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.compat
 def test_example_dags_import_without_error_and_load_nothing_heavy():
     out = subprocess.run(
         [sys.executable, "-c", _PARSE_PROBE, str(REPO / "example_dags")],
@@ -58,6 +60,7 @@ def quick_examples(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.compat
 def test_retrain_and_score_gates_on_one_holdout_and_runs_when_triggered_by_hand(
     airflow_db, quick_examples, monkeypatch
 ):
@@ -183,6 +186,7 @@ def test_reviewed_variant_promotes_only_after_a_person_approves(airflow_db, quic
 
 
 @pytest.mark.slow
+@pytest.mark.compat
 def test_realtime_endpoint_dev_variant_tears_down(airflow_db, quick_examples):
     dag_run = run_dag("ag_realtime_endpoint_dev")
     assert dag_run.state == "success", task_states(dag_run)

@@ -35,6 +35,7 @@ def test_shared_fit_loads_as_tabular_predictor(trained_job, churn_frames, tmp_pa
     assert "LightGBM" in set(board["model"])
 
 
+@pytest.mark.compat
 def test_deferrable_sensor_reattaches_to_job_started_without_waiting(airflow_db, churn_frames):
     dag_run = run_dag("agc_test_fit_sensor")
     assert dag_run.state == "success", task_states(dag_run)

@@ -14,7 +14,7 @@ import pytest
 from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from tests.conftest import FAST_FIT_ARGS, LABEL
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.compat]
 
 
 @pytest.fixture(scope="module")

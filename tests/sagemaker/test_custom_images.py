@@ -11,6 +11,8 @@ from airflow_autogluon_cloud.images import known_versions
 from tests.sagemaker.conftest import BUCKET, REGION
 from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _put_model
 
+pytestmark = pytest.mark.compat
+
 CREATES = ("CreateTrainingJob", "CreateModel", "CreateEndpointConfig", "CreateEndpoint", "CreateTransformJob")
 UNPUBLISHED = "1.6.3"
 

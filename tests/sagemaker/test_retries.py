@@ -19,6 +19,8 @@ from airflow_autogluon_cloud.exceptions import ResourceNotFoundError
 from airflow_autogluon_cloud.status import JobStatus
 from tests.sagemaker.conftest import REGION
 
+pytestmark = pytest.mark.compat
+
 THROTTLED = (400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
 NOT_FOUND = (400, {"__type": "ValidationException", "message": "Requested resource not found."})
 COMPLETED = (

@@ -19,6 +19,8 @@ import pytest
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
 from tests.sagemaker.conftest import BUCKET, REGION, ROLE_ARN
 
+pytestmark = pytest.mark.compat
+
 TRAINING_IMAGE = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/autogluon-training:1.5.0-cpu-py311"
 INFERENCE_IMAGE = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/autogluon-inference:1.5.0-cpu-py311"
 

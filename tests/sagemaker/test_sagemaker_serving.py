@@ -16,6 +16,8 @@ from airflow_autogluon_cloud.backends.sagemaker import SageMakerBackend
 from airflow_autogluon_cloud.exceptions import EndpointError
 from tests.sagemaker.conftest import BUCKET, REGION, ROLE_ARN
 
+pytestmark = pytest.mark.compat
+
 MODEL_URI = f"s3://{BUCKET}/agc/model/ag-af-fit-1/output/model.tar.gz"
 INFERENCE_IMAGE = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/autogluon-inference:1.5.0-cpu-py311"
 
@@ -341,7 +343,9 @@ def _queue_create(stub):
 
 
 def test_deferrable_deploy_defers_then_finishes(stubbed):
-    from airflow.sdk.exceptions import TaskDeferred
+    from tests.conftest import task_deferred_class
+
+    TaskDeferred = task_deferred_class()
 
     from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonEndpointTrigger
 
@@ -361,7 +365,9 @@ def test_deferrable_deploy_defers_then_finishes(stubbed):
 
 
 def test_deferred_deploy_that_failed_is_rolled_back(stubbed):
-    from airflow.sdk.exceptions import TaskDeferred
+    from tests.conftest import task_deferred_class
+
+    TaskDeferred = task_deferred_class()
 
     hook, stub = stubbed
     op = _deploy_operator(hook)

@@ -18,6 +18,8 @@ from airflow_autogluon_cloud.backends.sagemaker.console import log_stream_url
 from airflow_autogluon_cloud.exceptions import EndpointInvocationError, InvalidParameterError
 from tests.sagemaker.conftest import REGION
 
+pytestmark = pytest.mark.compat
+
 LOG_STREAM_ARN = (
     "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/ag-af-ep:log-stream:AllTraffic/i-0abc"
 )

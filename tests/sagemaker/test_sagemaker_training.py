@@ -16,6 +16,8 @@ from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedE
 from airflow_autogluon_cloud.status import JobStatus
 from tests.sagemaker.conftest import BUCKET, REGION, ROLE_ARN
 
+pytestmark = pytest.mark.compat
+
 
 @pytest.fixture
 def frame():
@@ -286,7 +288,9 @@ def test_cloudwatch_log_paging_with_cursor():
 
 def test_deferrable_fit_defers_then_resumes(hook, frame, monkeypatch):
     """First check sees InProgress -> TaskDeferred with the trigger; success event -> the result dict."""
-    from airflow.sdk.exceptions import TaskDeferred
+    from tests.conftest import task_deferred_class
+
+    TaskDeferred = task_deferred_class()
 
     from airflow_autogluon_cloud.operators.fit import AGFitOperator
     from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonJobTrigger

@@ -9,6 +9,8 @@ from botocore.stub import Stubber
 from tests.sagemaker.conftest import REGION, ROLE_ARN
 from tests.sagemaker.strict import StrictValidationError, check_request, violations
 
+pytestmark = pytest.mark.compat
+
 
 def _client(service="sagemaker"):
     return boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")

@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import LABEL
 from tests.sagemaker.conftest import REGION
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.compat]
 
 # The toolkit waits until every host in resourceconfig.json resolves; algo-1 never does here.
 HOST = "localhost"

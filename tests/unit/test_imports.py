@@ -7,7 +7,11 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.compat
 
 HEAVY = ("pandas", "numpy", "boto3", "botocore", "sagemaker", "autogluon", "pyarrow")
 

@@ -18,6 +18,8 @@ from airflow_autogluon_cloud.operators.base import raise_for_event
 from airflow_autogluon_cloud.status import EndpointStatus, JobStatus
 from airflow_autogluon_cloud.triggers.autogluon_cloud import AutoGluonEndpointTrigger, AutoGluonJobTrigger
 
+pytestmark = pytest.mark.compat
+
 HOOK_PARAMS = {
     "aws_conn_id": "aws_default",
     "region_name": "eu-west-1",
