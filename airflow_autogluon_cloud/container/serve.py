@@ -583,7 +583,10 @@ def predict(model: LoadedModel, frame: pd.DataFrame, options: dict[str, Any] | N
                 return _with_proba(model.label, proba.idxmax(axis=1), proba)
             return pd.DataFrame({model.label: pd.Series(predictor.predict(frame, as_pandas=True)).to_numpy()})
         if model.can_predict_proba:
-            proba = predictor.predict_proba(frame, as_multiclass=True, **chosen)
+            # Asked for as NumPy (same values, columns in class_labels order, as the frame AutoGluon
+            # would build): it then skips copying the request's index; this is all a 1-row request saves.
+            values = predictor.predict_proba(frame, as_pandas=False, as_multiclass=True, **chosen)
+            proba = pd.DataFrame(values, columns=list(predictor.class_labels))
             # predict_from_proba applies the decision threshold (the fitted one unless given) as predict() does.
             if model.problem_type == "binary":
                 pred = predictor.predict_from_proba(proba, decision_threshold=options.get("decision_threshold"))
