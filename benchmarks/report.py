@@ -50,12 +50,20 @@ TITLES = {
 
 def _summary(sections: dict[str, Any]) -> list[str]:
     """One line per section: its target and whether the median of its repeats meets it."""
-    lines = ["| section | target | target met | repeats |", "|---|---|---|---:|"]
+    lines = ["| section | target | target met | repeats | seconds to run |", "|---|---|---|---:|---:|"]
     for key, title in TITLES.items():
         if key in sections:
             p = sections[key]
-            lines.append(f"| {title} | {p.get('target', '')} | {_mark(p)} | {p.get('repeats', '')} |")
-    return [*lines, "", "Figures are medians over the repeats, with the min–max in brackets.", ""]
+            cells = (title, p.get("target", ""), _mark(p), p.get("repeats", ""), p.get("seconds_to_run", ""))
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    total = sum(float(p.get("seconds_to_run", 0)) for p in sections.values())
+    return [
+        *lines,
+        "",
+        f"Figures are medians over the repeats, with the min–max in brackets. The sections took "
+        f"{total / 60:.1f} min in all.",
+        "",
+    ]
 
 
 def _range(value: Any, bounds: Any) -> str:
