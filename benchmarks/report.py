@@ -146,7 +146,8 @@ def _endpoint(p: dict[str, Any]) -> list[str]:
         return lines
     lines += [
         f"Each system measured in turn in each of {p.get('repeats', '?')} repeats, the order rotated; "
-        "1-row and 100-row CSV requests, one client or 8 concurrent ones.",
+        "1-row and 100-row CSV requests, one client or 8 concurrent ones. The clients run on the same "
+        "cores as the servers, so a second server process competes with them for the machine.",
         "",
         "| served by | request | p50 ms | p99 ms | requests/s |",
         "|---|---|---:|---:|---:|",
