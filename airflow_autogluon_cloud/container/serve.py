@@ -28,7 +28,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+import re
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -254,6 +256,115 @@ def _parse_csv(model: LoadedModel, text: str) -> pd.DataFrame:
     return frame
 
 
+# A few rows of plain CSV (what a real-time client sends) are read without pandas' CSV reader, whose
+# set-up costs more than scoring one row. The reader below gives exactly the frame that
+# ``align(model, pd.read_csv(...))`` gives, or ``None`` whenever it cannot be sure of that (quotes,
+# padded values, ragged rows, numbers pandas would round differently...), and then the request
+# takes the general path: same answers, same errors.
+FAST_CSV_MAX_LINES = 128
+#: pandas' default missing-value strings (``pandas._libs.parsers.STR_NA_VALUES``).
+_NA_TOKENS = frozenset(
+    ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>")
+    + ("N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+)
+_TRUE_TOKENS = frozenset(("True", "TRUE", "true"))
+_FALSE_TOKENS = frozenset(("False", "FALSE", "false"))
+_INF_TOKENS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
+_INF_TOKENS.update({k.replace("inf", "infinity"): v for k, v in _INF_TOKENS.items()})
+_INT_RE = re.compile(r"[+-]?[0-9]{1,18}")
+_FLOAT_RE = re.compile(r"[+-]?([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
+_NUMBERISH = re.compile(r"[0-9.eE+-]+")
+_NA, _INT, _FLOAT, _BOOL, _STR = range(5)
+
+
+def _token_kind(token: str) -> int:
+    """What pandas' C reader makes of one CSV value; raises ``ValueError`` when unsure."""
+    if token in _NA_TOKENS:
+        return _NA
+    if _INT_RE.fullmatch(token):
+        return _INT
+    match = _FLOAT_RE.fullmatch(token)
+    if match and (match[1] or match[2]):
+        # pandas' parser equals float() for at most 15 digits scaled by at most 1e22 (both exact
+        # in a double, one correctly rounded operation); beyond that it may differ in the last bit.
+        digits = len(match[1]) + len(match[2] or "")
+        scale = int(match[3] or 0) - len(match[2] or "")
+        if digits <= 15 and -22 <= scale <= 22:
+            return _FLOAT
+        raise ValueError(token)
+    if token in _TRUE_TOKENS or token in _FALSE_TOKENS:
+        return _BOOL
+    if token.lower() in _INF_TOKENS:
+        return _FLOAT
+    if token != token.strip() or _NUMBERISH.fullmatch(token):
+        raise ValueError(token)  # padded values and number-like oddities: pandas decides
+    return _STR
+
+
+def _fast_column(tokens: list[str]) -> Any:
+    """One column as pandas' C reader would type it, or ``ValueError``."""
+    import numpy as np
+
+    kinds = {_token_kind(t) for t in tokens}
+    if kinds == {_INT}:
+        return np.array([int(t) for t in tokens], dtype=np.int64)
+    if kinds <= {_INT, _FLOAT, _NA}:
+        return np.array(
+            [math.nan if t in _NA_TOKENS else _INF_TOKENS.get(t.lower()) or float(t) for t in tokens],
+            dtype=np.float64,
+        )
+    if kinds == {_BOOL}:
+        return np.array([t in _TRUE_TOKENS for t in tokens], dtype=bool)
+    if _STR not in kinds:
+        raise ValueError("booleans mixed with numbers or missing values")
+    return np.array([math.nan if t in _NA_TOKENS else t for t in tokens], dtype=object)
+
+
+def fast_csv_frame(model: LoadedModel, body: Any, content_type: str | None) -> pd.DataFrame | None:
+    """A small plain CSV body as the aligned frame the general path would give; ``None`` to use that path."""
+    if model.predictor_type != "tabular" or not model.features or _format(content_type) not in (CSV, ""):
+        return None
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(body).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return None
+    elif isinstance(body, str):
+        text = body
+    else:
+        return None
+    if '"' in text or text.count("\n") > FAST_CSV_MAX_LINES:
+        return None
+    rows = []
+    for line in text.split("\n"):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if "\r" in line:
+            return None
+        if line:
+            rows.append(line.split(","))
+    if not rows:
+        return None
+    first = [value.strip() for value in rows[0]]
+    if any(value in model.feature_set for value in first):  # a header line, as _parse_csv decides
+        if len(set(first)) != len(first):
+            return None
+        positions = {name: i for i, name in enumerate(first)}
+        if any(f not in positions for f in model.features):
+            return None  # the general path names the missing columns
+        width, rows = len(first), rows[1:]
+        where = [positions[f] for f in model.features]
+    else:
+        width, where = len(model.features), list(range(len(model.features)))
+    if not rows or any(len(row) != width for row in rows):
+        return None
+    try:
+        columns = {f: _fast_column([row[i] for row in rows]) for f, i in zip(model.features, where, strict=True)}
+    except ValueError:
+        return None
+    return pd.DataFrame(columns)
+
+
 def _records_frame(model: LoadedModel, records: list[Any]) -> pd.DataFrame:
     if records and all(isinstance(r, (list, tuple)) for r in records):
         # Positional rows ({"instances": [[...], ...]}): the features in training order.
@@ -472,7 +583,10 @@ def predict(model: LoadedModel, frame: pd.DataFrame, options: dict[str, Any] | N
                 return _with_proba(model.label, proba.idxmax(axis=1), proba)
             return pd.DataFrame({model.label: pd.Series(predictor.predict(frame, as_pandas=True)).to_numpy()})
         if model.can_predict_proba:
-            proba = predictor.predict_proba(frame, as_multiclass=True, **chosen)
+            # Asked for as NumPy (same values, columns in class_labels order, as the frame AutoGluon
+            # would build): it then skips copying the request's index; this is all a 1-row request saves.
+            values = predictor.predict_proba(frame, as_pandas=False, as_multiclass=True, **chosen)
+            proba = pd.DataFrame(values, columns=list(predictor.class_labels))
             # predict_from_proba applies the decision threshold (the fitted one unless given) as predict() does.
             if model.problem_type == "binary":
                 pred = predictor.predict_from_proba(proba, decision_threshold=options.get("decision_threshold"))
@@ -521,7 +635,10 @@ def encode(frame: pd.DataFrame, kind: str) -> bytes | str:
 def prepare(model: LoadedModel, request_body: Any, content_type: str, accept: str) -> tuple[pd.DataFrame, str]:
     """A request's rows, aligned to the model, and the answer type; :class:`BadRequestError` if bad."""
     kind = _answer_type(accept)  # fail fast: before parsing or predicting
-    return align(model, parse(model, request_body, content_type)), kind
+    frame = fast_csv_frame(model, request_body, content_type)
+    if frame is None:
+        frame = align(model, parse(model, request_body, content_type))
+    return frame, kind
 
 
 def predict_many(model: LoadedModel, frames: list[pd.DataFrame]) -> list[pd.DataFrame | Exception]:
