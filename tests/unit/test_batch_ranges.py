@@ -30,6 +30,7 @@ def _random_csv(rng: random.Random) -> bytes:
 @pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 24])
 def test_ranges_cover_every_row_once_in_order_within_the_limits(tmp_path, monkeypatch, block_bytes):
     monkeypatch.setattr(transform, "_MIN_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(transform, "_FIRST_BLOCK_BYTES", block_bytes)
     rng = random.Random(block_bytes)
     for trial in range(150):
         text = _random_csv(rng)

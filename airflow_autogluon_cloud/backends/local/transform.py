@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 #: Rows per mini-batch; SageMaker's MaxPayloadInMB bounds a batch's bytes too.
 DEFAULT_CHUNK_ROWS = 20_000
 _PROGRESS_EVERY_SECONDS = 2.0
-#: The input is scanned for line ends in blocks of at least this many bytes.
-_MIN_BLOCK_BYTES = 1 << 24
+#: The input is scanned for line ends in blocks: a small first one, so that the first mini-batch
+#: goes out at once, then blocks of a few mini-batches (at least this many bytes).
+_FIRST_BLOCK_BYTES = 1 << 20
+_MIN_BLOCK_BYTES = 1 << 22
 
 
 def iter_ranges(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[int, int]]:
@@ -53,7 +55,8 @@ def iter_ranges(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[int, in
 
     rows = max(1, rows)
     max_bytes = max(1, max_bytes)
-    block_size = max(8 * max_bytes, _MIN_BLOCK_BYTES)
+    block_size = min(_FIRST_BLOCK_BYTES, max_bytes)
+    steady_block = max(2 * max_bytes, _MIN_BLOCK_BYTES)
     with open(path, "rb") as fh:
         fh.readline()  # the header
         start = fh.tell()
@@ -86,6 +89,7 @@ def iter_ranges(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[int, in
                 block_size *= 2
                 continue
             start += offset
+            block_size = max(block_size, steady_block)
 
 
 def _extract_while_importing(model_uri: str, model_dir: Path, aws: dict[str, Any] | None) -> None:
