@@ -20,9 +20,10 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ _PROGRESS_EVERY_SECONDS = 2.0
 #: goes out at once, then blocks of a few mini-batches (at least this many bytes).
 _FIRST_BLOCK_BYTES = 1 << 20
 _MIN_BLOCK_BYTES = 1 << 22
+#: Workers are forked from the runner once it has loaded the model (Linux); spawned elsewhere.
+_FORK = sys.platform.startswith("linux")
 
 
 def iter_ranges(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[int, int]]:
@@ -174,8 +177,11 @@ def run_transform(runner: JobRun) -> None:
                 out.write(answer)
                 progress.add(count)
         else:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers, initializer=batch_worker.forked) as pool:
+            # Elsewhere than Linux (macOS: libraries that are not fork-safe) each worker loads the model itself.
+            init: Callable[..., None] = batch_worker.forked if _FORK else batch_worker.init_worker
+            initargs: tuple[str, ...] = () if _FORK else (str(model_dir),)
+            ctx: Any = multiprocessing.get_context("fork" if _FORK else "spawn")
+            with ctx.Pool(workers, initializer=init, initargs=initargs) as pool:
                 timings["workers_started"] = time.time()
                 pending: collections.deque[Any] = collections.deque()
                 for start, end in ranges:
