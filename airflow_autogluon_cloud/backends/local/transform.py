@@ -201,8 +201,7 @@ def run_transform(runner: JobRun) -> None:
     done_rows = progress.rows
     elapsed = timings["scored"] - timings["workers_started"]
     log("Scored %d rows in %.1fs (%.0f rows/s)", done_rows, elapsed, done_rows / max(elapsed, 1e-9))
-    make_storage(output_uri, aws).upload_file(partial, output_uri)
-    partial.unlink()
+    _publish(partial, output_uri, aws)
     timings["completed"] = time.time()
     log("Phases: %s", ", ".join(f"{k} +{v - timings['runner_started']:.3f}s" for k, v in timings.items()))
     runner.finish(
@@ -214,6 +213,21 @@ def run_transform(runner: JobRun) -> None:
         timings=timings,
     )
     log("Transform job %s completed: %s", runner.name, output_uri)
+
+
+def _publish(partial: Path, output_uri: str, aws: dict[str, Any] | None) -> None:
+    """Put the finished output at ``output_uri`` at once: renamed there when it is a local path on the
+    same filesystem (no copy of what may be gigabytes), uploaded otherwise."""
+    if not is_s3_uri(output_uri):
+        target = local_path(output_uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(partial, target)
+            return
+        except OSError:  # another filesystem
+            pass
+    make_storage(output_uri, aws).upload_file(partial, output_uri)
+    partial.unlink()
 
 
 def _take(runner: JobRun, result: Any) -> tuple[bytes, int]:
@@ -235,7 +249,7 @@ class _Progress:
         self.started = self.last = time.monotonic()
 
     def add(self, rows: int) -> None:
-        if not self.rows:
+        if "first_scored" not in self.timings:
             self.timings["first_scored"] = time.time()
         self.rows += rows
         now = time.monotonic()
