@@ -18,6 +18,7 @@ AutoGluon import, model load, workers started, first mini-batch scored, scored, 
 from __future__ import annotations
 
 import collections
+import gc
 import multiprocessing
 import os
 import sys
@@ -181,6 +182,10 @@ def run_transform(runner: JobRun) -> None:
             init: Callable[..., None] = batch_worker.forked if _FORK else batch_worker.init_worker
             initargs: tuple[str, ...] = () if _FORK else (str(model_dir),)
             ctx: Any = multiprocessing.get_context("fork" if _FORK else "spawn")
+            if _FORK:
+                # What the workers inherit (AutoGluon, the model) is never collected: out of the garbage
+                # collector's sight, a worker's collections do not touch, and so copy, those pages.
+                gc.freeze()
             with ctx.Pool(workers, initializer=init, initargs=initargs) as pool:
                 timings["workers_started"] = time.time()
                 pending: collections.deque[Any] = collections.deque()
