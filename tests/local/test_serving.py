@@ -280,6 +280,36 @@ def test_batch_predict_larger_than_one_chunk_matches_in_process(hook, trained_jo
     assert "with 2 worker(s)" in log
 
 
+def test_batch_forked_workers_match_one_process_and_record_phases(hook, trained_job):
+    from pathlib import Path
+
+    from airflow_autogluon_cloud.example_data import make_churn
+
+    data = make_churn(7_000, seed=12, with_label=False)
+    outputs = {}
+    phases = ["runner_started", "imported", "model_loaded", "workers_started", "first_scored", "scored", "completed"]
+    for workers in (1, 2):
+        sub = hook.start_batch_predict(
+            job_name=f"ag-af-test-batch-w{workers}",
+            model_uri=trained_job["model_artifact_uri"],
+            test_data=data,
+            instance_count=workers,
+            environment={"AG_BATCH_CHUNK_ROWS": "1000"},
+        )
+        hook.wait_for_job("transform", sub.job_name, check_interval=0.5, max_check_interval=1)
+        record = hook.backend.store.get("transform", sub.job_name)
+        assert record.status == "Completed"
+        assert record.data["rows"] == len(data)
+        timings = record.data["timings"]
+        assert list(timings) == phases
+        stamps = [record.created_at, *timings.values(), record.ended_at]
+        assert stamps == sorted(stamps)
+        outputs[workers] = Path(record.data["output_uri"]).read_bytes()
+    # The runner scoring alone and two workers forked from it write the same bytes.
+    assert outputs[1] == outputs[2]
+    assert outputs[1].count(b"\n") == len(data)
+
+
 def test_empty_batch_input_rejected(hook, trained_job, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("tenure_months,monthly_charges,plan,region,support_tickets,autopay\n")

@@ -1,18 +1,25 @@
-"""What a batch-transform worker process runs: load the model once, then score mini-batches.
+"""What scores a batch transform's mini-batches: the model loaded once, then byte ranges of the input.
 
-Kept apart from :mod:`.transform` so a spawned worker imports only this module and the serving
+Kept apart from :mod:`.transform` so the scoring code imports only this module and the serving
 script, not Airflow (which the rest of the package needs for its exception types).
+
+The runner loads the model here once (:func:`init_worker`), then forks its worker processes,
+which inherit it. No worker receives rows through a pipe: each is handed the byte range of its
+mini-batch in the input file and reads it itself (:func:`score_range`); only the encoded answer
+travels back.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 from airflow_autogluon_cloud.backends.specs import SERVE_SCRIPT
 
 _serve: Any = None
 _model: Any = None
+_files: dict[str, int] = {}
 
 
 def init_worker(model_dir: str) -> None:
@@ -23,7 +30,48 @@ def init_worker(model_dir: str) -> None:
     _serve, _model = load_handler(model_dir, os.environ.get("SAGEMAKER_PROGRAM", SERVE_SCRIPT))
 
 
-def score(body: str, content_type: str, accept: str) -> bytes:
+_PREDICTOR_PACKAGES = {
+    "tabular": "autogluon.tabular",
+    "timeseries": "autogluon.timeseries",
+    "multimodal": "autogluon.multimodal",
+}
+
+
+def preimport(model_dir: str) -> None:
+    """Import the model's AutoGluon package ahead of ``model_fn`` (which imports it anyway), so
+    that importing and loading are timed apart."""
+    import importlib
+    import json
+    from pathlib import Path
+
+    try:
+        summary = json.loads((Path(model_dir) / "training_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    package = _PREDICTOR_PACKAGES.get(str(summary.get("predictor_type") or "tabular"))
+    if package:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            pass  # model_fn reports what is missing
+
+
+def forked() -> None:
+    """In a worker forked from the runner: the default signal handling (the runner's SIGTERM handler
+    would keep a worker alive when the pool is shut down)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def count_rows(data: bytes) -> int:
+    """The non-blank lines in ``data`` (a run of whole lines; the last may lack its newline)."""
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    if b"\n\n" in data or b"\n\r\n" in data or data[:1] in (b"\n", b"\r") or b"\n " in data or b"\n\t" in data:
+        lines = sum(1 for line in data.splitlines() if line.strip())  # blank lines: rare, count them exactly
+    return lines
+
+
+def score(body: bytes | str, content_type: str, accept: str) -> bytes:
     """One mini-batch through ``transform_fn``; the answer always ends with a newline."""
     if _serve is None:
         raise RuntimeError("init_worker() has not loaded a model in this process")
@@ -32,3 +80,27 @@ def score(body: str, content_type: str, accept: str) -> bytes:
     data = out.encode() if isinstance(out, str) else bytes(out)
     # AssembleWith=Line: every mini-batch's answer ends with a newline.
     return data if data.endswith(b"\n") else data + b"\n"
+
+
+def read_range(path: str, start: int, end: int) -> bytes:
+    """Bytes ``start:end`` of ``path`` (the file stays open in this process for the next range)."""
+    fd = _files.get(path)
+    if fd is None:
+        fd = _files[path] = os.open(path, os.O_RDONLY)
+    parts = []
+    while start < end:
+        part = os.pread(fd, end - start, start)
+        if not part:
+            raise EOFError(f"{path} ended at byte {start}, before {end}: did it change while being scored?")
+        parts.append(part)
+        start += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def score_range(path: str, header: bytes, start: int, end: int, content_type: str, accept: str) -> tuple[bytes, int]:
+    """Score the whole lines at bytes ``start:end`` of ``path``, under its ``header`` line.
+
+    :return: the encoded answer and the number of rows scored.
+    """
+    data = read_range(path, start, end)
+    return score(header + data, content_type, accept), count_rows(data)

@@ -33,6 +33,8 @@ class JobRun(Protocol):
     record: Record
     name: str
     workdir: Path
+    #: When the runner process began running the job (seconds since the epoch).
+    started_at: float
 
     def check_stop(self) -> None:
         """Raise :class:`StopRequested` if a stop was asked for."""

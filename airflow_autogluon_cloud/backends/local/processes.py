@@ -18,8 +18,6 @@ import subprocess
 import sys
 import time
 
-import psutil
-
 # create_time() is boot time + ticks since boot, and the boot time follows wall-clock corrections
 # (NTP), so two readings for one process may differ slightly. A recycled PID belongs to a process
 # started after ours ended, and PIDs wrap only after pid_max starts: far more than a second apart.
@@ -28,6 +26,8 @@ _START_TOLERANCE_SECONDS = 1.0
 
 def process_start_time(pid: int) -> str | None:
     """The start time of ``pid`` (``repr`` of seconds since the epoch), or ``None`` if it is gone."""
+    import psutil  # here: the launcher (this module's __main__) starts a job's runner without it
+
     try:
         process = psutil.Process(pid)
         if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):

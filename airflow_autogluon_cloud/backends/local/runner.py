@@ -45,6 +45,7 @@ class Runner:
     """One job's process: reads its record, runs its body, records the outcome (a :class:`~.jobkit.JobRun`)."""
 
     def __init__(self, root: str, kind: str, name: str) -> None:
+        self.started_at = time.time()
         self.store = StateStore(root)
         self.kind = kind
         self.name = name

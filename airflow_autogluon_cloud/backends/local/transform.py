@@ -4,19 +4,27 @@ Mirrors SageMaker's ``SplitType=Line``/``MultiRecord`` batch transform: the inpu
 boundaries into mini-batches, each goes through the model's ``transform_fn`` exactly as a request
 to its endpoint would, and the answers are appended in input order (``AssembleWith=Line``).
 
-Memory stays bounded whatever the input size: the file is read one chunk at a time and at most
-two chunks per worker are in flight. ``instance_count`` worker processes share the work (each
-loads the model once). The result is written to a temporary file and moved into place at the
-end, so a partial result never appears at the final path.
+Memory stays bounded whatever the input size: the file is scanned for line ends a block at a
+time, and at most two mini-batches per worker are in flight. The runner loads the model once
+and then forks ``instance_count`` worker processes that inherit it; each is handed the byte
+range of a mini-batch and reads it itself, so no rows are pickled between processes. The
+result is written to a temporary file and moved into place at the end, so a partial result
+never appears at the final path.
+
+The runner records when each phase began (``timings`` in the job's state: runner start,
+AutoGluon import, model load, workers started, first mini-batch scored, scored, completed).
 """
 
 from __future__ import annotations
 
 import collections
+import gc
 import multiprocessing
 import os
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,28 +40,93 @@ if TYPE_CHECKING:
 #: Rows per mini-batch; SageMaker's MaxPayloadInMB bounds a batch's bytes too.
 DEFAULT_CHUNK_ROWS = 20_000
 _PROGRESS_EVERY_SECONDS = 2.0
+#: The input is scanned for line ends in blocks: a small first one, so that the first mini-batch
+#: goes out at once, then blocks of a few mini-batches (at least this many bytes).
+_FIRST_BLOCK_BYTES = 1 << 20
+_MIN_BLOCK_BYTES = 1 << 22
+#: Workers are forked from the runner once it has loaded the model (Linux); spawned elsewhere.
+_FORK = sys.platform.startswith("linux")
 
 
-def iter_chunks(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[str, str, int]]:
-    """Yield ``(header, chunk, row_count)`` mini-batches of whole lines, in order."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        header = fh.readline()
-        lines: list[str] = []
-        size = 0
-        for line in fh:
-            if not line.strip():
+def iter_ranges(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[int, int]]:
+    """Byte ranges ``(start, end)`` of whole lines after the header: mini-batches, in order.
+
+    Each holds at most ``rows`` lines and ``max_bytes`` bytes (a single longer line is a mini-batch
+    of its own). Ranges holding only blank lines are skipped. The file is read in blocks of a few
+    mini-batches; only newline positions are kept, never the rows.
+    """
+    import numpy as np
+
+    rows = max(1, rows)
+    max_bytes = max(1, max_bytes)
+    block_size = min(_FIRST_BLOCK_BYTES, max_bytes)
+    steady_block = max(2 * max_bytes, _MIN_BLOCK_BYTES)
+    with open(path, "rb") as fh:
+        fh.readline()  # the header
+        start = fh.tell()
+        size = os.fstat(fh.fileno()).st_size
+        while start < size:
+            block = os.pread(fh.fileno(), block_size, start)
+            if not block:
+                break
+            at_end = start + len(block) >= size
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + 1  # just past each newline
+            if not at_end and len(ends) == 0:
+                block_size *= 2  # one line longer than the block: read more of it
                 continue
-            if lines and (len(lines) >= rows or size + len(line) > max_bytes):
-                yield header, "".join(lines), len(lines)
-                lines, size = [], 0
-            lines.append(line)
-            size += len(line)
-        if lines:
-            yield header, "".join(lines), len(lines)
+            if at_end and (len(ends) == 0 or ends[-1] != len(block)):
+                ends = np.append(ends, len(block))  # the last line has no newline
+            first = 0  # index into ends of the first line of the next range
+            offset = 0  # where that range starts, within the block
+            while first < len(ends):
+                last = min(first + rows, len(ends)) - 1
+                if ends[last] - offset > max_bytes:
+                    # Fewer lines: as many as fit in max_bytes, and at least one.
+                    last = max(first, int(np.searchsorted(ends, offset + max_bytes, side="right")) - 1)
+                if last == len(ends) - 1 and not at_end and last - first + 1 < rows and ends[last] - offset < max_bytes:
+                    break  # this range may continue in the next block
+                end = int(ends[last])
+                if not block[offset:end].isspace():
+                    yield start + offset, start + end
+                offset, first = end, last + 1
+            if offset == 0:  # nothing complete in this block: the range needs a larger one
+                block_size *= 2
+                continue
+            start += offset
+            block_size = max(block_size, steady_block)
+
+
+def _extract_while_importing(model_uri: str, model_dir: Path, aws: dict[str, Any] | None) -> None:
+    """Unpack the model on a thread while this one imports pandas (the serving script needs it)."""
+    failure: list[BaseException] = []
+
+    def extract() -> None:
+        try:
+            fetch_model(model_uri, model_dir, aws)
+        except BaseException as err:  # re-raised on the calling thread
+            failure.append(err)
+
+    thread = threading.Thread(target=extract, name="extract-model")
+    thread.start()
+    import pandas  # noqa: F401  (imported here, it is already loaded when the serving script asks)
+
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def _library_threads(workers: int) -> None:
+    """Give each worker its share of the cores for OpenMP (LightGBM, XGBoost), unless the job set it.
+
+    Set before AutoGluon is imported: the OpenMP runtime reads it once, and forked workers inherit it.
+    """
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 
 
 def run_transform(runner: JobRun) -> None:
     """Score the job's input with its model and record the output (the body of a transform job)."""
+    timings: dict[str, float] = {"runner_started": runner.started_at}
     spec = runner.record.data["spec"]
     aws = runner.record.data.get("aws")
     # The job's Environment reaches the serving script as on SageMaker (workers inherit it).
@@ -64,8 +137,12 @@ def run_transform(runner: JobRun) -> None:
     model_uri = model.data["model_data_uri"]
     workdir = runner.workdir
     model_dir = workdir / "model"
+    workers = max(1, int(spec.get("instance_count") or 1))
+    _library_threads(workers)
     log("Transform job %s: model %s (%s)", runner.name, spec["model_name"], model_uri)
-    fetch_model(model_uri, model_dir, aws)
+    _extract_while_importing(model_uri, model_dir, aws)
+    batch_worker.preimport(str(model_dir))
+    timings["imported"] = time.time()
 
     input_uri = spec["input_uri"]
     if is_s3_uri(input_uri):
@@ -76,50 +153,111 @@ def run_transform(runner: JobRun) -> None:
     output_uri = join_uri(spec["output_path"], input_path.name + ".out")
     partial = workdir / (input_path.name + ".out.partial")
 
-    workers = max(1, int(spec.get("instance_count") or 1))
     chunk_rows = int(spec.get("environment", {}).get("AG_BATCH_CHUNK_ROWS", DEFAULT_CHUNK_ROWS))
     max_bytes = int(spec.get("max_payload_mb") or 6) * 1024 * 1024
     content_type, accept = spec["content_type"], spec["accept"]
+    with open(input_path, "rb") as fh:
+        header = fh.readline()
+    if not header.endswith(b"\n"):
+        header += b"\n"
+    source = str(input_path)
+    # Loaded once here; the workers are forked from this process afterwards and inherit the model
+    # (nothing has been predicted yet, so no OpenMP thread pool exists to be broken by the fork).
+    batch_worker.init_worker(str(model_dir))
+    timings["model_loaded"] = time.time()
     log("Scoring %s with %d worker(s), %d rows per mini-batch", input_path.name, workers, chunk_rows)
 
-    started = time.monotonic()
-    last_progress = started
-    done_rows = 0
-    chunks = iter_chunks(input_path, chunk_rows, max_bytes)
+    progress = _Progress(runner, timings)
+    ranges = iter_ranges(input_path, chunk_rows, max_bytes)
     with open(partial, "wb") as out:
         if workers == 1:
-            batch_worker.init_worker(str(model_dir))
-            for header, chunk, count in chunks:
+            timings["workers_started"] = time.time()
+            for start, end in ranges:
                 runner.check_stop()
-                out.write(batch_worker.score(header + chunk, content_type, accept))
-                done_rows += count
-                if time.monotonic() - last_progress > _PROGRESS_EVERY_SECONDS:
-                    last_progress = time.monotonic()
-                    log("Scored %d rows (%.0f rows/s)", done_rows, done_rows / (last_progress - started))
+                answer, count = batch_worker.score_range(source, header, start, end, content_type, accept)
+                out.write(answer)
+                progress.add(count)
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(workers, initializer=batch_worker.init_worker, initargs=(str(model_dir),)) as pool:
-                pending: collections.deque[tuple[Any, int]] = collections.deque()
-                for header, chunk, count in chunks:
+            # Elsewhere than Linux (macOS: libraries that are not fork-safe) each worker loads the model itself.
+            init: Callable[..., None] = batch_worker.forked if _FORK else batch_worker.init_worker
+            initargs: tuple[str, ...] = () if _FORK else (str(model_dir),)
+            ctx: Any = multiprocessing.get_context("fork" if _FORK else "spawn")
+            if _FORK:
+                # What the workers inherit (AutoGluon, the model) is never collected: out of the garbage
+                # collector's sight, a worker's collections do not touch, and so copy, those pages.
+                gc.freeze()
+            with ctx.Pool(workers, initializer=init, initargs=initargs) as pool:
+                timings["workers_started"] = time.time()
+                pending: collections.deque[Any] = collections.deque()
+                for start, end in ranges:
                     runner.check_stop()
                     # Bounded window: at most two mini-batches per worker in flight, results in order.
-                    pending.append(
-                        (pool.apply_async(batch_worker.score, (header + chunk, content_type, accept)), count)
-                    )
+                    args = (source, header, start, end, content_type, accept)
+                    pending.append(pool.apply_async(batch_worker.score_range, args))
                     while len(pending) >= 2 * workers:
-                        result, n = pending.popleft()
-                        out.write(result.get())
-                        done_rows += n
-                    if time.monotonic() - last_progress > _PROGRESS_EVERY_SECONDS:
-                        last_progress = time.monotonic()
-                        log("Scored %d rows (%.0f rows/s)", done_rows, done_rows / (last_progress - started))
+                        answer, count = _take(runner, pending.popleft())
+                        out.write(answer)
+                        progress.add(count)
                 while pending:
-                    result, n = pending.popleft()
-                    out.write(result.get())
-                    done_rows += n
-    elapsed = time.monotonic() - started
+                    answer, count = _take(runner, pending.popleft())
+                    out.write(answer)
+                    progress.add(count)
+    timings["scored"] = time.time()
+    done_rows = progress.rows
+    elapsed = timings["scored"] - timings["workers_started"]
     log("Scored %d rows in %.1fs (%.0f rows/s)", done_rows, elapsed, done_rows / max(elapsed, 1e-9))
+    _publish(partial, output_uri, aws)
+    timings["completed"] = time.time()
+    log("Phases: %s", ", ".join(f"{k} +{v - timings['runner_started']:.3f}s" for k, v in timings.items()))
+    runner.finish(
+        JobStatus.COMPLETED,
+        None,
+        artifact_uri=spec["output_path"],
+        output_uri=output_uri,
+        rows=done_rows,
+        timings=timings,
+    )
+    log("Transform job %s completed: %s", runner.name, output_uri)
+
+
+def _publish(partial: Path, output_uri: str, aws: dict[str, Any] | None) -> None:
+    """Put the finished output at ``output_uri`` at once: renamed there when it is a local path on the
+    same filesystem (no copy of what may be gigabytes), uploaded otherwise."""
+    if not is_s3_uri(output_uri):
+        target = local_path(output_uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(partial, target)
+            return
+        except OSError:  # another filesystem
+            pass
     make_storage(output_uri, aws).upload_file(partial, output_uri)
     partial.unlink()
-    runner.finish(JobStatus.COMPLETED, None, artifact_uri=spec["output_path"], output_uri=output_uri, rows=done_rows)
-    log("Transform job %s completed: %s", runner.name, output_uri)
+
+
+def _take(runner: JobRun, result: Any) -> tuple[bytes, int]:
+    """A worker's answer, waiting for it without missing a stop request (a stopped worker never answers)."""
+    while not result.ready():
+        result.wait(0.5)
+        runner.check_stop()
+    answer: tuple[bytes, int] = result.get()
+    return answer
+
+
+class _Progress:
+    """Rows scored so far, a log line every few seconds, and when the first ones were scored."""
+
+    def __init__(self, runner: JobRun, timings: dict[str, float]) -> None:
+        self.runner = runner
+        self.timings = timings
+        self.rows = 0
+        self.started = self.last = time.monotonic()
+
+    def add(self, rows: int) -> None:
+        if "first_scored" not in self.timings:
+            self.timings["first_scored"] = time.time()
+        self.rows += rows
+        now = time.monotonic()
+        if now - self.last > _PROGRESS_EVERY_SECONDS:
+            self.last = now
+            log("Scored %d rows (%.0f rows/s)", self.rows, self.rows / (now - self.started))
