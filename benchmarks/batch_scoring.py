@@ -301,9 +301,12 @@ def run(quick: bool = False) -> dict[str, Any]:
     steady = large["ratio_steady_to_in_process"]["median"]
     fixed = small["job_fixed_s"]["median"]
     floor_s = small["floor_s"]["median"]
+    # Judged on the paired differences (each job against the floor measured next to it), the figure
+    # the report prints: a difference of two medians would carry the machine's drift between repeats.
+    over_floor = small["fixed_minus_floor_s"]["median"]
     met = {
         "steady_state": steady >= 0.8,
-        "fixed_cost": fixed <= floor_s + 0.3,
+        "fixed_cost": over_floor <= 0.3,
         "memory": growth <= 1.1,
     }
     return {
