@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, WORK, TreeMemorySampler, bench_hook, log, median, trained_model
+from common import WORK, TreeMemorySampler, bench_hook, cached_fit, log, median, trained_model
 
 FIRST_CHUNK_ROWS = 20_000  # the job's default mini-batch
 FLOOR_CODE = """
@@ -84,24 +84,8 @@ HEAVY_FIT_ARGS: dict[str, Any] = {
 
 
 def heavy_model() -> dict[str, Any]:
-    """Train (once; reused by later runs) the heavy model: bagged, stacked, ``good_quality`` presets."""
-    marker = WORK / "bench-model-heavy.json"
-    if marker.exists():
-        cached = json.loads(marker.read_text())
-        if Path(cached["model_artifact_uri"]).exists() and cached.get("fit_args") == HEAVY_FIT_ARGS:
-            return cached
-    hook = bench_hook()
-    log("batch: training the heavy model (%s)", HEAVY_FIT_ARGS)
-    sub = hook.start_training(
-        job_name=f"ag-af-bench-heavy-{int(time.time())}",
-        train_data=str(REPO / "example_dags" / "data" / "customer_churn.csv"),
-        predictor_init_args={"label": "churned", "eval_metric": "roc_auc"},
-        predictor_fit_args=HEAVY_FIT_ARGS,
-    )
-    hook.wait_for_job("training", sub.job_name, check_interval=2, max_check_interval=5, stream_log=False)
-    result = {**hook.training_result(sub.job_name), "fit_args": HEAVY_FIT_ARGS}
-    marker.write_text(json.dumps(result))
-    return result
+    """The heavy model: bagged, stacked, ``good_quality`` presets (trained once; reused by later runs)."""
+    return cached_fit("bench-model-heavy", HEAVY_FIT_ARGS)
 
 
 def spread(values: list[float], digits: int = 3) -> dict[str, float]:

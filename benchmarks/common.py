@@ -151,33 +151,46 @@ def bench_hook(root: Path | None = None) -> Any:
 
 
 def trained_model(time_limit: int = 40) -> dict[str, Any]:
-    """Train (once; reused by later runs) a model on the bundled churn dataset on the local backend.
+    """A model on the bundled churn dataset (trained once; reused by later runs).
 
     Three gradient-boosting families and their weighted ensemble: what ``medium_quality`` gives on
     a small table, without the neural networks this machine's CPU would make slow to train.
     """
+    fit_args = {"time_limit": time_limit, "hyperparameters": {"GBM": {}, "CAT": {}, "XGB": {}}}
+    return cached_fit("bench-model", fit_args)
+
+
+def cached_fit(name: str, fit_args: dict[str, Any]) -> dict[str, Any]:
+    """Fit on the bundled churn dataset on the local backend, or reuse an earlier run's fit.
+
+    Reused only with the same fit arguments and the same serving script: the model carries the
+    ``code/serve.py`` it was trained with, so a changed script means a new model, or the figures
+    would measure the old script.
+    """
     import hashlib
     import json
 
-    # The model carries the serving script it was trained with (code/serve.py): a changed script
-    # means a new model, or the endpoint figures would measure the old script.
     serve_py = REPO / "airflow_autogluon_cloud" / "container" / "serve.py"
     serve_hash = hashlib.sha256(serve_py.read_bytes()).hexdigest()[:16]
-    marker = WORK / "bench-model.json"
+    marker = WORK / f"{name}.json"
     if marker.exists():
         cached = json.loads(marker.read_text())
-        if Path(cached["model_artifact_uri"]).exists() and cached.get("serve_py_sha256") == serve_hash:
+        if (
+            Path(cached["model_artifact_uri"]).exists()
+            and cached.get("serve_py_sha256") == serve_hash
+            and cached.get("fit_args") == fit_args
+        ):
             return cached
     hook = bench_hook()
-    log("training the benchmark model (time_limit=%ds)", time_limit)
+    log("training %s (%s)", name, fit_args)
     sub = hook.start_training(
-        job_name=f"ag-af-bench-{int(time.time())}",
+        job_name=f"ag-af-{name}-{int(time.time())}",
         train_data=str(REPO / "example_dags" / "data" / "customer_churn.csv"),
         predictor_init_args={"label": "churned", "eval_metric": "roc_auc"},
-        predictor_fit_args={"time_limit": time_limit, "hyperparameters": {"GBM": {}, "CAT": {}, "XGB": {}}},
+        predictor_fit_args=fit_args,
     )
     hook.wait_for_job("training", sub.job_name, check_interval=2, max_check_interval=5, stream_log=False)
-    result = {**hook.training_result(sub.job_name), "serve_py_sha256": serve_hash}
+    result = {**hook.training_result(sub.job_name), "serve_py_sha256": serve_hash, "fit_args": fit_args}
     WORK.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(result))
     return result
