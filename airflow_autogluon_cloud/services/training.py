@@ -110,10 +110,14 @@ class TrainingService:
         label = label_of(predictor_type, ag_args["predictor_init_args"])
         required = [label] if label else []
         _check_predict_data(predictor_type, predict_data)
-        train = self.staging.prepare_data(train_data, "train_data", required)
-        tuning = self.staging.prepare_data(tuning_data, "tuning_data", required) if tuning_data is not None else None
-        scoring = self.staging.prepare_data(predict_data, "predict_data", []) if predict_data is not None else None
+        train = tuning = scoring = None
         try:
+            # Inside the try: a later input that fails its checks still removes the earlier ones' temp files.
+            train = self.staging.prepare_data(train_data, "train_data", required)
+            if tuning_data is not None:
+                tuning = self.staging.prepare_data(tuning_data, "tuning_data", required)
+            if predict_data is not None:
+                scoring = self.staging.prepare_data(predict_data, "predict_data", [])
             image = self.backend.resolve_image(
                 "training",
                 framework_version=framework_version,

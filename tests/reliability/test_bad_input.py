@@ -365,3 +365,19 @@ def test_invalid_operator_arguments_fail_before_creating_anything(case, build, p
     for kind in ("training", "transform", "model", "endpoint_config", "endpoint"):
         assert store.list(kind) == [], kind
     assert not (root / "artifacts" / "staging").exists()
+
+
+def test_a_rejected_later_input_removes_the_earlier_inputs_temporary_files(tmp_path, monkeypatch):
+    """train_data given as a DataFrame becomes a temporary CSV; when tuning_data or predict_data then
+    fails its checks, that file is removed too, not left behind in the temp directory."""
+    import tempfile
+
+    monkeypatch.setenv("AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT", str(tmp_path / "root"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    hook = AutoGluonCloudHook(aws_conn_id=None)
+    for bad in ({"tuning_data": FRAME.drop(columns="churned")}, {"predict_data": "/nope/new.csv"}):
+        with pytest.raises(InvalidParameterError):
+            hook.start_training(
+                job_name="ag-af-leak", train_data=FRAME, predictor_init_args={"label": "churned"}, **bad
+            )
+        assert sorted(p.name for p in tmp_path.glob("*.csv")) == [], bad
