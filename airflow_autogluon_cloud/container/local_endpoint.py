@@ -272,31 +272,48 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b'{"message": "not found"}', "application/json")
 
+    def _discard_body(self) -> None:
+        """Read and drop an unanswered request's body, so the kept-alive connection stays in step.
+
+        Unread, the body would be taken for the next request line. A body that is missing its
+        length or is beyond the drain limit closes the connection instead.
+        """
+        try:
+            remaining = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            remaining = -1
+        if not 0 <= remaining <= DRAIN_LIMIT_BYTES:
+            self.close_connection = True
+            return
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1024 * 1024))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         runtime_api = path.startswith("/endpoints/")
         if runtime_api:
             parts = path.strip("/").split("/")
             if len(parts) != 3 or parts[2] != "invocations" or parts[1] != self.server.endpoint_name:
+                self._discard_body()
                 self._error(404, f"Endpoint {parts[1] if len(parts) > 1 else ''!r} not found here.", True)
                 return
         elif path != "/invocations":
+            self._discard_body()
             self._send(404, b'{"message": "not found"}', "application/json")
             return
         length_header = self.headers.get("Content-Length")
         if length_header is None:
+            self.close_connection = True  # where its body ends is unknown
             self._error(411, "a Content-Length header is required", runtime_api)
             return
         length = int(length_header)
         if length > self.server.max_body:
             # Read and discard the body (in chunks, never held in memory) so the client sees the 413
             # instead of a broken pipe; a body beyond the drain limit just gets the connection closed.
-            remaining = length if length <= DRAIN_LIMIT_BYTES else 0
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 1024 * 1024))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
+            self._discard_body()
             self.close_connection = True
             self._error(
                 413,

@@ -143,6 +143,25 @@ def test_wrong_columns_and_oversize_are_client_errors(hook, endpoint, churn_fram
     assert conn.getresponse().status == 413
 
 
+def test_requests_answered_without_scoring_leave_a_kept_alive_connection_usable(endpoint, churn_frames, predictor):
+    """A 404 is sent before the body is read; the server must drop the body, or the next request
+    on the connection would start with it (and get a 400 for a request line made of CSV)."""
+    _, test = churn_frames
+    host, port = endpoint["url"].removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = test.head(3).to_csv(index=False).encode()
+    headers = {"Content-Type": "text/csv", "Accept": "application/json"}
+    for path in ("/no-such-path", "/endpoints/another-endpoint/invocations"):
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 404
+    conn.request("POST", "/invocations", body=body, headers=headers)
+    response = conn.getresponse()
+    assert response.status == 200
+    assert [r[LABEL] for r in json.loads(response.read())] == predictor.predict(test.head(3)).tolist()
+
+
 def test_unknown_endpoint_and_not_in_service(hook, trained_job):
     with pytest.raises(ResourceNotFoundError, match="ag-af-no-such-endpoint"):
         hook.predict_real_time("ag-af-no-such-endpoint", pd.DataFrame({"a": [1]}))
