@@ -19,6 +19,7 @@ import inspect
 import json
 import os
 import queue
+import select
 import signal
 import socket
 import subprocess
@@ -41,6 +42,10 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 #: Answers up to this size go out with their headers in one write.
 SINGLE_WRITE_BYTES = 256 * 1024
+#: How long an idle server polls a kept-alive connection for its next request before it sleeps
+#: (``AG_ENDPOINT_POLL_MICROSECONDS``; 0 turns polling off). See :meth:`EndpointServer.poll_briefly`.
+POLL_MICROSECONDS_ENV = "AG_ENDPOINT_POLL_MICROSECONDS"
+DEFAULT_POLL_MICROSECONDS = 1000
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
@@ -166,6 +171,31 @@ class EndpointServer(ThreadingHTTPServer):
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
         self.batcher = _batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
         self.wants_context = _wants_context(module)
+        self.poll_seconds = max(0.0, float(os.environ.get(POLL_MICROSECONDS_ENV, DEFAULT_POLL_MICROSECONDS)) / 1e6)
+        self._polling = False
+
+    def poll_briefly(self, sock: socket.socket) -> None:
+        """Poll ``sock`` for up to :attr:`poll_seconds` while nothing else is going on.
+
+        A client sending requests back to back on a kept-alive connection is back within a
+        fraction of a millisecond. Blocking in ``recv`` meanwhile lets the core go idle, and the
+        next request then runs on a cold core: about a millisecond more on a 1-row request, a
+        third of its cost. Only one thread polls, and only while no request is in flight, so
+        polling never takes the interpreter from a request being scored.
+        """
+        if self.poll_seconds <= 0:
+            return
+        with self._admission:
+            if self.in_flight or self._polling:
+                return
+            self._polling = True
+        try:
+            deadline = time.perf_counter() + self.poll_seconds
+            while not self.in_flight and time.perf_counter() < deadline:
+                if select.select([sock], [], [], 0)[0]:
+                    return
+        finally:
+            self._polling = False
 
     def admit(self) -> bool:
         """Count a request in flight, unless that would exceed ``max_concurrency``."""
@@ -217,6 +247,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request would dominate the cost of small requests
+
+    def handle_one_request(self) -> None:
+        self.server.poll_briefly(self.connection)
+        super().handle_one_request()
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         # The status line, headers and a small body leave in one write: each write wakes the client,

@@ -36,6 +36,7 @@ class StandInPredictor:
     original_features = FEATURES
     can_predict_proba = True
     problem_type = "binary"
+    class_labels = ["no", "yes"]
 
     def model_names(self) -> list[str]:
         return ["GBM"]

@@ -373,6 +373,81 @@ def test_serve_every_format(served: tuple[ModuleType, Any, Any], rows: pd.DataFr
     assert np.allclose(answer["yes_proba"], proba["yes"], atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "options", [{}, {"decision_threshold": 0.2}, {"decision_threshold": 0.9, "as_multiclass": False}]
+)
+def test_answers_match_the_predictors_own_labels_and_probabilities(
+    served: tuple[ModuleType, Any, Any], rows: pd.DataFrame, options: dict[str, Any]
+) -> None:
+    """The answer is built from ``predict_proba``'s array: it must give what AutoGluon's own calls give."""
+    serve, model, predictor = served
+    frame = serve.align(model, rows.copy())
+    answer = serve.predict(model, frame, options)
+    threshold = options.get("decision_threshold")
+    expected = predictor.predict(frame, decision_threshold=threshold).reset_index(drop=True)
+    assert answer[LABEL].tolist() == expected.tolist()
+    assert answer[LABEL].dtype == expected.dtype
+    if threshold is not None:  # the threshold must matter on these rows, or this checks nothing
+        assert expected.tolist() != predictor.predict(frame).reset_index(drop=True).tolist()
+    proba = predictor.predict_proba(frame, as_multiclass=options.get("as_multiclass", True))
+    shown = ["yes"] if options.get("as_multiclass") is False else ["no", "yes"]
+    assert list(answer.columns) == [LABEL, *[f"{c}_proba" for c in shown]]
+    for cls in shown:
+        got = proba if isinstance(proba, pd.Series) else proba[cls]
+        assert answer[f"{cls}_proba"].tolist() == got.tolist()
+
+
+@pytest.fixture(scope="module")
+def multiclass_predictor(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A small real fit: integer class labels, one model family, so the best model is a weighted
+    ensemble of that one model."""
+    from autogluon.tabular import TabularPredictor
+
+    data = make_frame(200, seed=3).drop(columns=[TARGET, LABEL])
+    data["plan"] = data["plan"].map({"basic": 0, "plus": 1, "pro": 2})
+    return TabularPredictor(label="plan", path=str(tmp_path_factory.mktemp("mc") / "m"), verbosity=0).fit(
+        data, hyperparameters={"GBM": {"num_boost_round": 20}}, time_limit=30
+    )
+
+
+def test_multiclass_answers_with_integer_labels_match_the_predictor(
+    served: tuple[ModuleType, Any, Any], multiclass_predictor: Any
+) -> None:
+    """Most probable class (first on a tie), labels keeping their integer type; and the best model,
+    an ensemble giving all its weight to LightGBM, is scored as LightGBM with the same answers."""
+    serve, predictor = served[0], multiclass_predictor
+    model = serve.LoadedModel(predictor, "tabular", {})
+    assert predictor.model_best == "WeightedEnsemble_L2"
+    assert model.scoring_model == "LightGBM"
+    data = make_frame(60, seed=5)[["age", "tenure"]]
+    frame = serve.align(model, data.copy())
+    answer = serve.predict(model, frame)
+    expected = predictor.predict(frame).reset_index(drop=True)  # the ensemble, as AutoGluon scores it
+    assert answer["plan"].tolist() == expected.tolist()
+    assert answer["plan"].dtype == expected.dtype
+    assert len(set(expected)) > 1
+    proba = predictor.predict_proba(frame)
+    for cls in (0, 1, 2):
+        assert answer[f"{cls}_proba"].tolist() == proba[cls].tolist()
+
+
+def test_an_ensemble_is_scored_as_its_member_only_when_both_give_the_same_probabilities(
+    served: tuple[ModuleType, Any, Any], multiclass_predictor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve, predictor = served[0], multiclass_predictor
+    real = predictor.predict_proba
+
+    def calibrated_ensemble(data: Any, *args: Any, model: str | None = None, **kwargs: Any) -> Any:
+        values = real(data, *args, model=model, **kwargs)
+        return values if model else values * 0.999  # as if the ensemble were temperature-scaled
+
+    monkeypatch.setattr(predictor, "predict_proba", calibrated_ensemble)
+    assert serve.LoadedModel(predictor, "tabular", {}).scoring_model is None
+    monkeypatch.setattr(predictor, "predict_proba", real)
+    monkeypatch.setattr(predictor, "model_info", lambda name: {"stacker_info": {"base_model_names": ["LightGBM"]}})
+    assert serve.LoadedModel(predictor, "tabular", {}).scoring_model is None  # no weights to go by
+
+
 def test_predict_many_gives_each_request_its_own_answer(
     served: tuple[ModuleType, Any, Any], rows: pd.DataFrame
 ) -> None:
@@ -453,6 +528,44 @@ def test_micro_batching_can_be_switched_off_and_needs_the_split_serving_api(
     finally:
         for server in (on, off, legacy):
             server.server_close()
+
+
+def test_an_idle_server_polls_a_connection_briefly_and_never_while_a_request_is_scored(
+    served: tuple[ModuleType, Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import threading
+
+    from airflow_autogluon_cloud.container.local_endpoint import EndpointServer
+
+    serve, model, _ = served
+    monkeypatch.setenv("AG_ENDPOINT_POLL_MICROSECONDS", "300000")
+    server = EndpointServer(("127.0.0.1", 0), "ep", serve, model, 1024)
+    monkeypatch.setenv("AG_ENDPOINT_POLL_MICROSECONDS", "0")
+    off = EndpointServer(("127.0.0.1", 0), "ep", serve, model, 1024)
+    ours, peer = socket.socketpair()
+    try:
+
+        def polled_for() -> float:
+            started = time.monotonic()
+            server.poll_briefly(ours)
+            return time.monotonic() - started
+
+        assert polled_for() >= 0.3  # nothing arrived: polled the whole window, then gave up
+        threading.Timer(0.05, peer.sendall, args=(b"POST",)).start()
+        assert 0.04 <= polled_for() < 0.25  # back as soon as the next request arrived
+        ours.recv(4)
+        assert server.admit()  # a request in flight: polling would take the interpreter from it
+        assert polled_for() < 0.05
+        server.leave()
+        started = time.monotonic()
+        off.poll_briefly(ours)
+        assert time.monotonic() - started < 0.05
+    finally:
+        ours.close()
+        peer.close()
+        server.server_close()
+        off.server_close()
 
 
 def test_serve_model_fn(served: tuple[ModuleType, Any, Any]) -> None:
