@@ -444,8 +444,11 @@ def test_an_ensemble_is_scored_as_its_member_only_when_both_give_the_same_probab
     monkeypatch.setattr(predictor, "predict_proba", calibrated_ensemble)
     assert serve.LoadedModel(predictor, "tabular", {}).scoring_model is None
     monkeypatch.setattr(predictor, "predict_proba", real)
-    monkeypatch.setattr(predictor, "model_info", lambda name: {"stacker_info": {"base_model_names": ["LightGBM"]}})
-    assert serve.LoadedModel(predictor, "tabular", {}).scoring_model is None  # no weights to go by
+    assert serve.LoadedModel(predictor, "tabular", {}).scoring_model == "LightGBM"
+    trainer = predictor._trainer
+    needs = trainer.get_minimum_model_set
+    monkeypatch.setattr(trainer, "get_minimum_model_set", lambda name: [*needs(name), "XGBoost"])
+    assert serve.LoadedModel(predictor, "tabular", {}).scoring_model is None  # built on two models
 
 
 def test_predict_many_gives_each_request_its_own_answer(
