@@ -125,8 +125,20 @@ class LoadedModel:
                 self.decision_threshold = float(_attr(predictor, "decision_threshold") or 0.5)
         #: Options for every request (a batch transform's environment); a request's own add to them.
         self.default_options = check_options(self, _json_env(OPTIONS_ENV), OPTIONS_ENV)
-        #: The model scored when a request names none: see :func:`sole_member`.
-        self.scoring_model: str | None = sole_member(predictor, self.features) if predictor_type == "tabular" else None
+        self._scoring_model: str | None | bool = False  # not decided yet
+
+    @property
+    def scoring_model(self) -> str | None:
+        """The model scored when a request names none (see :func:`sole_member`); ``None``: the best.
+
+        Decided on the first request, not at load: the check predicts, and a batch transform forks
+        its workers after loading, before anything may start OpenMP's threads (which a fork breaks).
+        """
+        if self._scoring_model is False:
+            self._scoring_model = (
+                sole_member(self.predictor, self.features) if self.predictor_type == "tabular" else None
+            )
+        return self._scoring_model if isinstance(self._scoring_model, str) else None
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.predictor_type}, label={self.label!r}, {len(self.features)} features)"
