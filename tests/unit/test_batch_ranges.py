@@ -37,14 +37,15 @@ def test_ranges_cover_every_row_once_in_order_within_the_limits(tmp_path, monkey
         path = tmp_path / f"{trial}.csv"
         path.write_bytes(text)
         rows, max_bytes = rng.randint(1, 50), rng.randint(1, 400)
-        ranges = list(transform.iter_ranges(path, rows, max_bytes))
+        first_rows = rng.choice([None, 1, rng.randint(1, 60)])
+        ranges = list(transform.iter_ranges(path, rows, max_bytes, first_rows=first_rows))
         body_start = text.index(b"\n") + 1
         previous = body_start
         for start, end in ranges:
             piece = text[start:end]
             assert start >= previous
             assert start == body_start or text[start - 1 : start] == b"\n"
-            assert piece.count(b"\n") <= rows
+            assert piece.count(b"\n") <= (min(rows, first_rows) if first_rows and start == ranges[0][0] else rows)
             assert len(piece) <= max_bytes or piece.count(b"\n") <= 1  # a longer line is a batch of its own
             assert piece.strip()
             previous = end
@@ -60,6 +61,17 @@ def test_ranges_fill_mini_batches_up_to_the_row_limit(tmp_path):
         4,
         2,
     ]
+
+
+def test_the_first_mini_batch_is_smaller_then_full_ones(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"a\n" + b"".join(b"%d\n" % i for i in range(12)))
+    counts = [batch_worker.count_rows(path.read_bytes()[s:e]) for s, e in transform.iter_ranges(path, 4, 1 << 20, 2)]
+    assert counts == [2, 4, 4, 2]
+    # a first mini-batch of blank lines only is skipped: the first scored one is still the small one
+    path.write_bytes(b"a\n\n\n" + b"".join(b"%d\n" % i for i in range(12)))
+    counts = [batch_worker.count_rows(path.read_bytes()[s:e]) for s, e in transform.iter_ranges(path, 4, 1 << 20, 2)]
+    assert counts == [2, 4, 4, 2]
 
 
 def test_count_rows_skips_blank_lines():

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 #: Rows per mini-batch; SageMaker's MaxPayloadInMB bounds a batch's bytes too.
 DEFAULT_CHUNK_ROWS = 20_000
+#: The first mini-batch is smaller: the first rows are scored (and a model that cannot score the
+#: input fails the job) within moments instead of after a whole mini-batch, for one extra model call.
+FIRST_CHUNK_ROWS = 1_000
 _PROGRESS_EVERY_SECONDS = 2.0
 #: The input is scanned for line ends in blocks: a small first one, so that the first mini-batch
 #: goes out at once, then blocks of a few mini-batches (at least this many bytes).
@@ -48,16 +51,18 @@ _MIN_BLOCK_BYTES = 1 << 22
 _FORK = sys.platform.startswith("linux")
 
 
-def iter_ranges(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[int, int]]:
+def iter_ranges(path: Path, rows: int, max_bytes: int, first_rows: int | None = None) -> Iterator[tuple[int, int]]:
     """Byte ranges ``(start, end)`` of whole lines after the header: mini-batches, in order.
 
-    Each holds at most ``rows`` lines and ``max_bytes`` bytes (a single longer line is a mini-batch
-    of its own). Ranges holding only blank lines are skipped. The file is read in blocks of a few
-    mini-batches; only newline positions are kept, never the rows.
+    Each holds at most ``rows`` lines (the first at most ``first_rows``, when given) and
+    ``max_bytes`` bytes (a single longer line is a mini-batch of its own). Ranges holding only
+    blank lines are skipped. The file is read in blocks of a few mini-batches; only newline
+    positions are kept, never the rows.
     """
     import numpy as np
 
     rows = max(1, rows)
+    limit = max(1, min(first_rows, rows)) if first_rows else rows  # lines in the next range, at most
     max_bytes = max(1, max_bytes)
     block_size = min(_FIRST_BLOCK_BYTES, max_bytes)
     steady_block = max(2 * max_bytes, _MIN_BLOCK_BYTES)
@@ -79,15 +84,21 @@ def iter_ranges(path: Path, rows: int, max_bytes: int) -> Iterator[tuple[int, in
             first = 0  # index into ends of the first line of the next range
             offset = 0  # where that range starts, within the block
             while first < len(ends):
-                last = min(first + rows, len(ends)) - 1
+                last = min(first + limit, len(ends)) - 1
                 if ends[last] - offset > max_bytes:
                     # Fewer lines: as many as fit in max_bytes, and at least one.
                     last = max(first, int(np.searchsorted(ends, offset + max_bytes, side="right")) - 1)
-                if last == len(ends) - 1 and not at_end and last - first + 1 < rows and ends[last] - offset < max_bytes:
+                if (
+                    last == len(ends) - 1
+                    and not at_end
+                    and last - first + 1 < limit
+                    and ends[last] - offset < max_bytes
+                ):
                     break  # this range may continue in the next block
                 end = int(ends[last])
                 if not block[offset:end].isspace():
                     yield start + offset, start + end
+                    limit = rows
                 offset, first = end, last + 1
             if offset == 0:  # nothing complete in this block: the range needs a larger one
                 block_size *= 2
@@ -168,7 +179,7 @@ def run_transform(runner: JobRun) -> None:
     log("Scoring %s with %d worker(s), %d rows per mini-batch", input_path.name, workers, chunk_rows)
 
     progress = _Progress(runner, timings)
-    ranges = iter_ranges(input_path, chunk_rows, max_bytes)
+    ranges = iter_ranges(input_path, chunk_rows, max_bytes, first_rows=FIRST_CHUNK_ROWS)
     with open(partial, "wb") as out:
         if workers == 1:
             timings["workers_started"] = time.time()
@@ -215,6 +226,7 @@ def run_transform(runner: JobRun) -> None:
         artifact_uri=spec["output_path"],
         output_uri=output_uri,
         rows=done_rows,
+        first_rows=progress.first_rows,
         timings=timings,
     )
     log("Transform job %s completed: %s", runner.name, output_uri)
@@ -251,11 +263,13 @@ class _Progress:
         self.runner = runner
         self.timings = timings
         self.rows = 0
+        self.first_rows = 0  # in the first mini-batch
         self.started = self.last = time.monotonic()
 
     def add(self, rows: int) -> None:
         if "first_scored" not in self.timings:
             self.timings["first_scored"] = time.time()
+            self.first_rows = rows
         self.rows += rows
         now = time.monotonic()
         if now - self.last > _PROGRESS_EVERY_SECONDS:
