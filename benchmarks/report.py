@@ -194,17 +194,21 @@ def _batch(p: dict[str, Any]) -> list[str]:
             f"| {_spread(r['job_peak_rss_mb'], '{:,.0f}')} |"
         )
     first = next(iter(p["rows"].values()))
-    phases = ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in first["job_phases_s"].items())
-    floor_phases = ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in first["floor_phases_s"].items())
+    fixed = p.get("fixed_cost", first)
+    phases = ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in fixed["job_phases_s"].items())
+    floor_phases = ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in fixed["floor_phases_s"].items())
+    pairs = f"{fixed['pairs']} interleaved pairs on {int(fixed['rows']):,} rows, " if "pairs" in fixed else ""
+    first_batch = f", first mini-batch {int(fixed['first_mini_batch_rows']):,} rows" if "pairs" in fixed else ""
     lines += [
         "",
         f"Steady state at the largest size: {p['ratio_steady_to_in_process_largest']} times in-process "
         f"({'met' if met.get('steady_state') else '**missed**'}).",
-        f"Fixed cost, submission to first mini-batch scored: {_spread(first['job_fixed_s'])} s ({phases}); "
-        f"floor, a fresh `python -c` importing AutoGluon and loading the model: {_spread(first['floor_s'])} s "
-        f"({floor_phases}); job minus floor, paired: {_spread(first['fixed_minus_floor_s'])} s "
+        f"Fixed cost ({pairs}submission to first mini-batch scored{first_batch}): "
+        f"{_spread(fixed['job_fixed_s'])} s ({phases}); "
+        f"floor, a fresh `python -c` importing AutoGluon and loading the model: {_spread(fixed['floor_s'])} s "
+        f"({floor_phases}); job minus floor, paired: {_spread(fixed['fixed_minus_floor_s'])} s "
         f"({'met' if met.get('fixed_cost') else '**missed**'}: at most 0.3 s). The hook's staging before "
-        f"submission (hashing the input): {_spread(first['hook_staging_s'])} s.",
+        f"submission (hashing the input): {_spread(fixed['hook_staging_s'])} s.",
         f"Peak memory, largest input over smallest: {p['peak_memory_growth_large_to_small']} "
         f"({'met' if met.get('memory') else '**missed**'}: at most 1.1).",
         f"Heavy model ({p['heavy'].get('model', '')}): fixed cost {_spread(p['heavy']['job_fixed_s'])} s, "
