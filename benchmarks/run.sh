@@ -10,8 +10,11 @@ cd "$ROOT"
 source scripts/setup-env.sh
 WORK="$ROOT/benchmarks/.work"
 mkdir -p "$WORK"
-if [ ! -x "$WORK/awscli/bin/aws" ]; then
+# Checked by running it: a virtual environment copied from elsewhere keeps scripts whose first
+# line names the old location's interpreter, and they no longer start.
+if ! "$WORK/awscli/bin/aws" --version >/dev/null 2>&1; then
   echo ">> Installing the AWS CLI (the staging comparison) into $WORK/awscli"
+  rm -rf "$WORK/awscli"
   python -m venv "$WORK/awscli"
   "$WORK/awscli/bin/python" -m pip install --quiet --disable-pip-version-check "awscli==1.46.3"
 fi
