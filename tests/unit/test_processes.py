@@ -8,6 +8,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from airflow_autogluon_cloud.backends.local import processes
 
@@ -66,3 +67,21 @@ def test_spawn_detached_records_a_start_that_terminate_honours(tmp_path):
     while processes.is_alive(pid, stamp) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not processes.is_alive(pid, stamp)
+
+
+def test_spawn_detached_reports_a_program_that_cannot_start(tmp_path):
+    missing = tmp_path / "no-such-program"
+    with pytest.raises(RuntimeError, match=r"Could not start .*no-such-program: FileNotFoundError"):
+        processes.spawn_detached([str(missing)], cwd=tmp_path, env=dict(os.environ), log_path=tmp_path / "log")
+
+
+def test_spawn_detached_runs_in_its_own_session_and_directory_with_the_given_environment(tmp_path):
+    code = "import os; print(os.getcwd(), os.getsid(0) == os.getpid(), os.environ['AG_PROBE'], flush=True)"
+    pid, _ = processes.spawn_detached(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "AG_PROBE": "yes"}, log_path=tmp_path / "log"
+    )
+    assert pid != os.getpid()
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "log").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "log").read_text().split() == [str(tmp_path), "True", "yes"]
