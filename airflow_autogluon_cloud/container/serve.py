@@ -60,6 +60,8 @@ OPTIONS_ENV = "AG_PREDICT_KWARGS"
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 CUSTOM_ATTRIBUTE_KEY = "ag_predict_kwargs"
 PREDICT_OPTIONS = ("decision_threshold", "model", "as_multiclass")
+#: Requests up to this many rows score a one-model ensemble as its model (see :func:`sole_member`).
+SOLE_MEMBER_MAX_ROWS = 500
 
 
 class BadRequestError(_ErrorBase):
@@ -131,8 +133,9 @@ class LoadedModel:
     def scoring_model(self) -> str | None:
         """The model scored when a request names none (see :func:`sole_member`); ``None``: the best.
 
-        Decided on the first request, not at load: the check predicts, and a batch transform forks
-        its workers after loading, before anything may start OpenMP's threads (which a fork breaks).
+        Decided on the first small request, not at load: the check predicts, and a batch transform
+        forks its workers after loading, before anything may start OpenMP's threads (which a fork
+        breaks).
         """
         if self._scoring_model is False:
             self._scoring_model = (
@@ -658,7 +661,9 @@ def predict(model: LoadedModel, frame: pd.DataFrame, options: dict[str, Any] | N
     """
     predictor = model.predictor
     options = model.default_options if options is None else options
-    name = options.get("model") or model.scoring_model
+    # The stacking step a one-model ensemble skips matters on small requests only; a large one
+    # (a batch mini-batch) scores the ensemble as it is and never pays for the check.
+    name = options.get("model") or (model.scoring_model if len(frame) <= SOLE_MEMBER_MAX_ROWS else None)
     chosen = {"model": name} if name else {}
     try:
         if model.predictor_type == "timeseries":

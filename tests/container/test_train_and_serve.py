@@ -431,6 +431,17 @@ def test_multiclass_answers_with_integer_labels_match_the_predictor(
         assert answer[f"{cls}_proba"].tolist() == proba[cls].tolist()
 
 
+def test_a_large_request_scores_the_ensemble_as_it_is_without_the_check(
+    served: tuple[ModuleType, Any, Any], multiclass_predictor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve, predictor = served[0], multiclass_predictor
+    model = serve.LoadedModel(predictor, "tabular", {})
+    monkeypatch.setattr(serve, "sole_member", lambda *args: pytest.fail("checked for a large request"))
+    frame = serve.align(model, make_frame(serve.SOLE_MEMBER_MAX_ROWS + 1, seed=8)[["age", "tenure"]])
+    answer = serve.predict(model, frame)
+    assert answer["plan"].tolist() == predictor.predict(frame).tolist()
+
+
 def test_an_ensemble_is_scored_as_its_member_only_when_both_give_the_same_probabilities(
     served: tuple[ModuleType, Any, Any], multiclass_predictor: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
