@@ -11,7 +11,7 @@ in-process, then the floor), with the spread (min-max) next to it:
   output (including the move of the output into place). The end-to-end ratio, whole job against
   the in-process pipeline, is reported too. At the smallest size the job's output is compared
   with the in-process pipeline's, byte for byte.
-* **Fixed cost.** In its own series of 9 interleaved pairs (a job on 100,000 rows, then the
+* **Fixed cost.** In its own series of 15 interleaved pairs (a job on 100,000 rows, then the
   floor), from submission (the job's record being created, as ``CreateTransformJob``;
   the hook's staging before it is reported apart) to the first mini-batch scored (the job's
   first mini-batch is a small one, 1,000 rows, so its first rows come out early), against the
@@ -288,7 +288,7 @@ def _same_bytes(a: Path, b: Path) -> bool:
 def run(quick: bool = False) -> dict[str, Any]:
     sizes = [60_000, 200_000] if quick else [1_000_000, 10_000_000]
     repeats = 2 if quick else 5
-    fixed_rows, fixed_pairs = (20_000, 2) if quick else (100_000, 9)
+    fixed_rows, fixed_pairs = (20_000, 2) if quick else (100_000, 15)
     heavy_rows, heavy_repeats = (30_000, 1) if quick else (100_000, 3)
     workers = os.cpu_count() or 1
     hook = bench_hook()
