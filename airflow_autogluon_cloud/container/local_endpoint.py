@@ -17,6 +17,7 @@ import argparse
 import importlib.util
 import inspect
 import json
+import math
 import os
 import queue
 import select
@@ -47,6 +48,23 @@ SINGLE_WRITE_BYTES = 256 * 1024
 POLL_MICROSECONDS_ENV = "AG_ENDPOINT_POLL_MICROSECONDS"
 DEFAULT_POLL_MICROSECONDS = 1000
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+def poll_seconds_from_env() -> float:
+    """``AG_ENDPOINT_POLL_MICROSECONDS`` in seconds; a value that is not a number of 0 or more is refused."""
+    raw = os.environ.get(POLL_MICROSECONDS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_POLL_MICROSECONDS / 1e6
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"{POLL_MICROSECONDS_ENV}={raw!r}: expected a number of microseconds, 0 or more "
+            f"(default {DEFAULT_POLL_MICROSECONDS}; 0 turns polling off)"
+        )
+    return value / 1e6
 
 
 def load_handler(model_dir: str, program: str) -> tuple[Any, Any]:
@@ -159,6 +177,7 @@ class EndpointServer(ThreadingHTTPServer):
         max_body: int,
         max_concurrency: int | None = None,
     ) -> None:
+        poll_seconds = poll_seconds_from_env()  # refused before the port is taken
         super().__init__(address, Handler)
         self.max_concurrency = max_concurrency
         self.in_flight = 0
@@ -171,7 +190,7 @@ class EndpointServer(ThreadingHTTPServer):
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
         self.batcher = _batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
         self.wants_context = _wants_context(module)
-        self.poll_seconds = max(0.0, float(os.environ.get(POLL_MICROSECONDS_ENV, DEFAULT_POLL_MICROSECONDS)) / 1e6)
+        self.poll_seconds = poll_seconds
         self._polling = False
 
     def poll_briefly(self, sock: socket.socket) -> None:

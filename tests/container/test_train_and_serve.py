@@ -581,6 +581,11 @@ def test_an_idle_server_polls_a_connection_briefly_and_never_while_a_request_is_
         server.server_close()
         off.server_close()
 
+    for bad in ("fast", "-5", "nan"):
+        monkeypatch.setenv("AG_ENDPOINT_POLL_MICROSECONDS", bad)
+        with pytest.raises(ValueError, match=rf"AG_ENDPOINT_POLL_MICROSECONDS='{bad}': expected a number"):
+            EndpointServer(("127.0.0.1", 0), "ep", serve, model, 1024)
+
 
 def test_serve_model_fn(served: tuple[ModuleType, Any, Any]) -> None:
     _, model, _ = served
