@@ -88,3 +88,25 @@ def test_json_instances_and_extra_columns(served, churn_frames):
     body = json.dumps({"instances": json.loads(rows.to_json(orient="records"))})
     data, _ = module.transform_fn(model, body, "application/json", "application/json")
     assert len(json.loads(data)) == 3
+
+
+def test_loaded_model_is_frozen_out_of_the_collectors_sight(trained_job, tmp_path):
+    """The serving processes load the model with the imports and then the model frozen (gc.freeze),
+    so AutoGluon's full collections while persisting, and later ones, do not walk them."""
+    import subprocess
+    import sys
+
+    model_dir = tmp_path / "model"
+    safe_extract(trained_job["model_artifact_uri"], model_dir)
+    probe = (
+        "import gc, sys\n"
+        "from airflow_autogluon_cloud.container.local_endpoint import load_handler\n"
+        "module, model = load_handler(sys.argv[1], 'serve.py')\n"
+        "tracked = gc.get_objects()\n"
+        "print(gc.get_freeze_count() > 0, any(o is model for o in tracked),"
+        " any(o is model.predictor for o in tracked), 'autogluon.tabular' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(model_dir)], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.split()[-4:] == ["True", "False", "False", "True"], done.stdout + done.stderr

@@ -30,30 +30,12 @@ def init_worker(model_dir: str) -> None:
     _serve, _model = load_handler(model_dir, os.environ.get("SAGEMAKER_PROGRAM", SERVE_SCRIPT))
 
 
-_PREDICTOR_PACKAGES = {
-    "tabular": "autogluon.tabular",
-    "timeseries": "autogluon.timeseries",
-    "multimodal": "autogluon.multimodal",
-}
-
-
 def preimport(model_dir: str) -> None:
     """Import the model's AutoGluon package ahead of ``model_fn`` (which imports it anyway), so
     that importing and loading are timed apart."""
-    import importlib
-    import json
-    from pathlib import Path
+    from airflow_autogluon_cloud.container.local_endpoint import import_predictor_package
 
-    try:
-        summary = json.loads((Path(model_dir) / "training_summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = {}
-    package = _PREDICTOR_PACKAGES.get(str(summary.get("predictor_type") or "tabular"))
-    if package:
-        try:
-            importlib.import_module(package)
-        except ImportError:
-            pass  # model_fn reports what is missing
+    import_predictor_package(model_dir)
 
 
 def forked() -> None:

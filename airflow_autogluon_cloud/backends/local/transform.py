@@ -18,7 +18,6 @@ AutoGluon import, model load, workers started, first mini-batch scored, scored, 
 from __future__ import annotations
 
 import collections
-import gc
 import multiprocessing
 import os
 import sys
@@ -173,7 +172,9 @@ def run_transform(runner: JobRun) -> None:
         header += b"\n"
     source = str(input_path)
     # Loaded once here; the workers are forked from this process afterwards and inherit the model
-    # (nothing has been predicted yet, so no OpenMP thread pool exists to be broken by the fork).
+    # (nothing has been predicted yet, so no OpenMP thread pool exists to be broken by the fork),
+    # frozen out of the garbage collector's sight, so a worker's collections never touch, and so
+    # copy, those pages.
     batch_worker.init_worker(str(model_dir))
     timings["model_loaded"] = time.time()
     log("Scoring %s with %d worker(s), %d rows per mini-batch", input_path.name, workers, chunk_rows)
@@ -193,10 +194,6 @@ def run_transform(runner: JobRun) -> None:
             init: Callable[..., None] = batch_worker.forked if _FORK else batch_worker.init_worker
             initargs: tuple[str, ...] = () if _FORK else (str(model_dir),)
             ctx: Any = multiprocessing.get_context("fork" if _FORK else "spawn")
-            if _FORK:
-                # What the workers inherit (AutoGluon, the model) is never collected: out of the garbage
-                # collector's sight, a worker's collections do not touch, and so copy, those pages.
-                gc.freeze()
             with ctx.Pool(workers, initializer=init, initargs=initargs) as pool:
                 timings["workers_started"] = time.time()
                 pending: collections.deque[Any] = collections.deque()
