@@ -2,17 +2,21 @@
 
 Model artifacts can come from anywhere (any ``model.tar.gz`` URI), so extraction trusts nothing:
 absolute paths, ``..`` components, symbolic and hard links, and device or FIFO members are
-rejected before a single byte is written.
+rejected, and nothing reaches the target directory unless every member passes.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
+import uuid
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_autogluon_cloud.exceptions import ArtifactError
 
 
@@ -34,7 +38,9 @@ def make_tarball(source_dir: str | os.PathLike[str], out_path: str | os.PathLike
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
-        for child in sorted(source.iterdir()):
+        # Files before directories: the small metadata files (training_summary.json) come ahead of
+        # models/, so a reader streaming the archive learns what kind of model it holds at once.
+        for child in sorted(source.iterdir(), key=lambda path: (path.is_dir(), path.name)):
             tar.add(child, arcname=child.name)
     os.replace(tmp, out)
 
@@ -52,27 +58,61 @@ def _check_member(member: tarfile.TarInfo, archive: str) -> None:
         raise _unsafe(f"Refusing to extract {archive}: member {name!r} is a device, FIFO or special file.")
 
 
-def safe_extract(archive_path: str | os.PathLike[str], target_dir: str | os.PathLike[str]) -> Path:
-    """Extract a ``.tar``/``.tar.gz`` into ``target_dir`` after checking every member.
+def safe_extract(
+    archive_path: str | os.PathLike[str],
+    target_dir: str | os.PathLike[str],
+    on_member: Callable[[str, Path], None] | None = None,
+) -> Path:
+    """Extract a ``.tar``/``.tar.gz`` into ``target_dir``, checking every member before it is written.
 
+    One pass over the archive (a compressed one is decompressed once): members are extracted into
+    a temporary sibling of ``target_dir`` as they are checked, and moved into ``target_dir`` only
+    once all have passed.
+
+    :param on_member: called with each member's name and where it was just written (in the
+        temporary directory) as the extraction goes: what is early in the archive can be read
+        before the rest is unpacked.
     :return: the target directory.
-    :raises ArtifactError: if any member is unsafe; nothing is extracted in that case.
+    :raises ArtifactError: if any member is unsafe; nothing reaches ``target_dir`` in that case.
     """
     target = Path(target_dir).resolve()
-    target.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     archive = str(archive_path)
+    # Created with the default mode (mkdtemp's would be owner-only), as the target's would be.
+    staging = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+    staging.mkdir()
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
+        with tarfile.open(archive, "r|*") as tar:  # a stream: read once, in order
+            for member in tar:
                 _check_member(member, archive)
-                resolved = (target / member.name).resolve()
-                if resolved != target and target not in resolved.parents:
+                resolved = (staging / member.name).resolve()
+                if resolved != staging and staging not in resolved.parents:
                     raise _unsafe(
                         f"Refusing to extract {archive}: member {member.name!r} escapes the target directory."
                     )
-            # The members were checked above; the "data" filter is a second, independent guard.
-            tar.extractall(target, members=members, filter="data")
+                # The member was checked above; the "data" filter is a second, independent guard.
+                tar.extract(member, staging, filter="data")
+                if on_member is not None:
+                    on_member(member.name, staging / member.name)
+        _move_into(staging, target)
     except tarfile.TarError as err:
         raise _unsafe(f"{archive} is not a readable tar archive: {err}") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Move the contents of ``source`` into ``target``, replacing files of the same name."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        os.replace(source, target)  # the whole tree at once (an empty directory can be replaced)
+        return
+    target.mkdir(exist_ok=True)
+    for child in source.iterdir():
+        destination = target / child.name
+        if child.is_dir() and destination.is_dir():
+            _move_into(child, destination)
+        else:
+            if destination.is_dir():
+                shutil.rmtree(destination)
+            os.replace(child, destination)

@@ -394,6 +394,10 @@ def test_info_and_local_predictor_version_check(hook, trained_job, tmp_path):
 def test_unsafe_archives_rejected(tmp_path, kind):
     archive = tmp_path / "evil.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
+        # A harmless member first: extraction is one pass, so it is written before the bad one is seen.
+        good = tarfile.TarInfo("models/fine.txt")
+        good.size = 2
+        tar.addfile(good, io.BytesIO(b"ok"))
         info = tarfile.TarInfo({"dotdot": "../escape.txt", "absolute": "/tmp/abs.txt"}.get(kind, "member"))
         if kind == "symlink":
             info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
@@ -404,7 +408,54 @@ def test_unsafe_archives_rejected(tmp_path, kind):
         data = b"x" if info.isfile() else b""
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "out").mkdir()
     with pytest.raises(ArtifactError, match="Refusing to extract"):
         safe_extract(archive, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
-    assert not list((tmp_path / "out").iterdir())
+    assert not list((tmp_path / "out").iterdir())  # not even the harmless member
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar.gz", "out"]  # no partial extraction left
+
+
+def test_extraction_into_an_existing_directory_replaces_files_of_the_same_name(tmp_path):
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("code/serve.py", b"new"), ("learner.pkl", b"L")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    target = tmp_path / "model"
+    (target / "code").mkdir(parents=True)
+    (target / "code" / "serve.py").write_bytes(b"old")
+    (target / "kept.txt").write_bytes(b"K")
+    assert safe_extract(archive, target) == target.resolve()
+    assert (target / "code" / "serve.py").read_bytes() == b"new"
+    assert (target / "learner.pkl").read_bytes() == b"L"
+    assert (target / "kept.txt").read_bytes() == b"K"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "model.tar.gz"]
+
+
+def test_archives_put_files_first_and_extraction_reports_each_member_as_it_goes(tmp_path):
+    """Streaming a model archive, a reader learns the model's kind (training_summary.json) before
+    the models are unpacked: the batch runner imports AutoGluon meanwhile."""
+    from airflow_autogluon_cloud.archives import make_tarball
+
+    source = tmp_path / "model"
+    (source / "models" / "LightGBM").mkdir(parents=True)
+    (source / "models" / "LightGBM" / "model.pkl").write_bytes(b"m" * 1000)
+    (source / "training_summary.json").write_text('{"predictor_type": "tabular"}')
+    (source / "version.txt").write_text("1.4.0")
+    make_tarball(source, tmp_path / "model.tar.gz")
+    with tarfile.open(tmp_path / "model.tar.gz") as tar:
+        names = tar.getnames()
+    assert names.index("training_summary.json") < names.index("models/LightGBM/model.pkl"), names
+
+    seen: list[tuple[str, bool, bool]] = []
+
+    def on_member(name, path):
+        # written (in the temporary directory), not yet in the target
+        seen.append((name, path.exists(), (tmp_path / "out" / name).exists()))
+
+    safe_extract(tmp_path / "model.tar.gz", tmp_path / "out", on_member)
+    assert [name for name, _, _ in seen] == names
+    assert all(written and not in_target for _, written, in_target in seen), seen
+    assert (tmp_path / "out" / "models" / "LightGBM" / "model.pkl").read_bytes() == b"m" * 1000
