@@ -76,12 +76,19 @@ _PREDICTOR_PACKAGES = {
 }
 
 
-def import_predictor_package(model_dir: str) -> None:
+def import_predictor_package(model_dir: str, summary_text: str | None = None) -> None:
     """Import the model's AutoGluon package (named in its ``training_summary.json``) ahead of
-    ``model_fn``, which would import it anyway."""
+    ``model_fn``, which would import it anyway.
+
+    :param summary_text: that file's text, when already read (else it is read from ``model_dir``).
+    """
     try:
-        summary = json.loads((Path(model_dir) / "training_summary.json").read_text(encoding="utf-8"))
+        if summary_text is None:
+            summary_text = (Path(model_dir) / "training_summary.json").read_text(encoding="utf-8")
+        summary = json.loads(summary_text)
     except (OSError, ValueError):
+        summary = {}
+    if not isinstance(summary, dict):
         summary = {}
     package = _PREDICTOR_PACKAGES.get(str(summary.get("predictor_type") or "tabular"))
     if package:

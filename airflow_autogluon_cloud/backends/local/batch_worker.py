@@ -30,12 +30,15 @@ def init_worker(model_dir: str) -> None:
     _serve, _model = load_handler(model_dir, os.environ.get("SAGEMAKER_PROGRAM", SERVE_SCRIPT))
 
 
-def preimport(model_dir: str) -> None:
+def preimport(model_dir: str, summary_text: str | None = None) -> None:
     """Import the model's AutoGluon package ahead of ``model_fn`` (which imports it anyway), so
-    that importing and loading are timed apart."""
+    that importing and loading are timed apart.
+
+    :param summary_text: the model's ``training_summary.json``, when already read.
+    """
     from airflow_autogluon_cloud.container.local_endpoint import import_predictor_package
 
-    import_predictor_package(model_dir)
+    import_predictor_package(model_dir, summary_text)
 
 
 def forked() -> None:

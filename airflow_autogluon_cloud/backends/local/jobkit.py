@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_autogluon_cloud.backends.local.state import Record, StateStore
     from airflow_autogluon_cloud.status import JobStatus
     from airflow_autogluon_cloud.storage import Storage
@@ -82,13 +84,21 @@ def materialise(uri: str, target: Path, aws: dict[str, Any] | None) -> None:
         storage.download_file(obj, dest)
 
 
-def fetch_model(model_uri: str, model_dir: Path, aws: dict[str, Any] | None) -> None:
-    """Download ``model.tar.gz`` and unpack it safely into ``model_dir`` (as the serving container does)."""
+def fetch_model(
+    model_uri: str,
+    model_dir: Path,
+    aws: dict[str, Any] | None,
+    on_member: Callable[[str, Path], None] | None = None,
+) -> None:
+    """Download ``model.tar.gz`` and unpack it safely into ``model_dir`` (as the serving container does).
+
+    :param on_member: see :func:`~airflow_autogluon_cloud.archives.safe_extract`.
+    """
     from airflow_autogluon_cloud.archives import safe_extract
 
     archive = model_dir.parent / f".{model_dir.name}.model.tar.gz"
     make_storage(model_uri, aws).download_file(model_uri, archive)
     try:
-        safe_extract(archive, model_dir)
+        safe_extract(archive, model_dir, on_member)
     finally:
         archive.unlink(missing_ok=True)

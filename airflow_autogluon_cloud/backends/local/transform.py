@@ -21,15 +21,15 @@ import collections
 import multiprocessing
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud.backends.local import batch_worker
-from airflow_autogluon_cloud.backends.local.jobkit import fetch_model, log, make_storage
+from airflow_autogluon_cloud.backends.local.jobkit import log, make_storage
 from airflow_autogluon_cloud.backends.local.state import MODEL
+from airflow_autogluon_cloud.backends.local.unpack import unpack_while_importing
 from airflow_autogluon_cloud.status import JobStatus
 from airflow_autogluon_cloud.storage import is_s3_uri, join_uri, local_path
 
@@ -106,25 +106,6 @@ def iter_ranges(path: Path, rows: int, max_bytes: int, first_rows: int | None = 
             block_size = max(block_size, steady_block)
 
 
-def _extract_while_importing(model_uri: str, model_dir: Path, aws: dict[str, Any] | None) -> None:
-    """Unpack the model on a thread while this one imports pandas (the serving script needs it)."""
-    failure: list[BaseException] = []
-
-    def extract() -> None:
-        try:
-            fetch_model(model_uri, model_dir, aws)
-        except BaseException as err:  # re-raised on the calling thread
-            failure.append(err)
-
-    thread = threading.Thread(target=extract, name="extract-model")
-    thread.start()
-    import pandas  # noqa: F401  (imported here, it is already loaded when the serving script asks)
-
-    thread.join()
-    if failure:
-        raise failure[0]
-
-
 def _library_threads(workers: int) -> None:
     """Give each worker its share of the cores for OpenMP (LightGBM, XGBoost), unless the job set it.
 
@@ -150,8 +131,7 @@ def run_transform(runner: JobRun) -> None:
     workers = max(1, int(spec.get("instance_count") or 1))
     _library_threads(workers)
     log("Transform job %s: model %s (%s)", runner.name, spec["model_name"], model_uri)
-    _extract_while_importing(model_uri, model_dir, aws)
-    batch_worker.preimport(str(model_dir))
+    unpack_while_importing(model_uri, model_dir, aws, lambda summary: batch_worker.preimport(str(model_dir), summary))
     timings["imported"] = time.time()
 
     input_uri = spec["input_uri"]
