@@ -163,21 +163,25 @@ def trained_model(time_limit: int = 40) -> dict[str, Any]:
 def cached_fit(name: str, fit_args: dict[str, Any]) -> dict[str, Any]:
     """Fit on the bundled churn dataset on the local backend, or reuse an earlier run's fit.
 
-    Reused only with the same fit arguments and the same serving script: the model carries the
-    ``code/serve.py`` it was trained with, so a changed script means a new model, or the figures
-    would measure the old script.
+    Reused only with the same fit arguments, serving script and packing: the model carries the
+    ``code/serve.py`` it was trained with, and ``archives.py`` decides the order of its members
+    (what a job streaming the archive reads first), so a change to either means a new model, or
+    the figures would measure the old code.
     """
     import hashlib
     import json
 
-    serve_py = REPO / "airflow_autogluon_cloud" / "container" / "serve.py"
-    serve_hash = hashlib.sha256(serve_py.read_bytes()).hexdigest()[:16]
+    package = REPO / "airflow_autogluon_cloud"
+    digest = hashlib.sha256()
+    for source in (package / "container" / "serve.py", package / "archives.py"):
+        digest.update(source.read_bytes())
+    code_hash = digest.hexdigest()[:16]
     marker = WORK / f"{name}.json"
     if marker.exists():
         cached = json.loads(marker.read_text())
         if (
             Path(cached["model_artifact_uri"]).exists()
-            and cached.get("serve_py_sha256") == serve_hash
+            and cached.get("code_sha256") == code_hash
             and cached.get("fit_args") == fit_args
         ):
             return cached
@@ -190,7 +194,7 @@ def cached_fit(name: str, fit_args: dict[str, Any]) -> dict[str, Any]:
         predictor_fit_args=fit_args,
     )
     hook.wait_for_job("training", sub.job_name, check_interval=2, max_check_interval=5, stream_log=False)
-    result = {**hook.training_result(sub.job_name), "serve_py_sha256": serve_hash, "fit_args": fit_args}
+    result = {**hook.training_result(sub.job_name), "code_sha256": code_hash, "fit_args": fit_args}
     WORK.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(result))
     return result
