@@ -195,8 +195,7 @@ def _batch(p: dict[str, Any]) -> list[str]:
         )
     first = next(iter(p["rows"].values()))
     fixed = p.get("fixed_cost", first)
-    phases = ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in fixed["job_phases_s"].items())
-    floor_phases = ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in fixed["floor_phases_s"].items())
+    phases, floor_phases = _phases(fixed["job_phases_s"]), _phases(fixed["floor_phases_s"])
     pairs = f"{fixed['pairs']} interleaved pairs on {int(fixed['rows']):,} rows, " if "pairs" in fixed else ""
     first_batch = f", first mini-batch {int(fixed['first_mini_batch_rows']):,} rows" if "pairs" in fixed else ""
     lines += [
@@ -212,12 +211,17 @@ def _batch(p: dict[str, Any]) -> list[str]:
         f"Peak memory, largest input over smallest: {p['peak_memory_growth_large_to_small']} "
         f"({'met' if met.get('memory') else '**missed**'}: at most 1.1).",
         f"Heavy model ({p['heavy'].get('model', '')}): fixed cost {_spread(p['heavy']['job_fixed_s'])} s, "
-        f"its floor {_spread(p['heavy']['floor_s'])} s.",
+        f"its floor {_spread(p['heavy']['floor_s'])} s, job minus floor, paired: "
+        f"{_spread(p['heavy']['fixed_minus_floor_s'])} s (phases: {_phases(p['heavy']['job_phases_s'])}).",
     ]
     if "output_identical_to_in_process" in first:
         same = first["output_identical_to_in_process"]
         lines.append(f"Job output byte-identical to the in-process pipeline's: {same}.")
     return [*lines, ""]
+
+
+def _phases(phases: dict[str, float]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in phases.items())
 
 
 def _staging(p: dict[str, Any]) -> list[str]:
