@@ -105,8 +105,12 @@ def safe_extract(
 def _move_into(source: Path, target: Path) -> None:
     """Move the contents of ``source`` into ``target``, replacing files of the same name."""
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
-        os.replace(source, target)  # the whole tree at once (an empty directory can be replaced)
-        return
+        try:
+            os.replace(source, target)  # the whole tree at once (an empty directory can be replaced)
+            return
+        except OSError:
+            if not target.is_dir():  # not another extraction filling it meanwhile: a real failure
+                raise
     target.mkdir(exist_ok=True)
     for child in source.iterdir():
         destination = target / child.name

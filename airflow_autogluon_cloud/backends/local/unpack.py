@@ -86,9 +86,9 @@ def unpack_while_importing(
 
             fetch_model(model_uri, model_dir, aws, on_member)
         except BaseException as err:
+            code = 1
             reason = getattr(err, "failure_reason", None) or f"{type(err).__name__}: {err}"
             _send(write_end, _FAILURE_MESSAGE, str(reason).encode("utf-8", "replace"))
-            code = 1
         finally:
             os._exit(code)
     os.close(write_end)
