@@ -234,7 +234,8 @@ def _staging(p: dict[str, Any]) -> list[str]:
         f"| `AutoGluonCloudHook.stage_file` | {_range(p['hook_mb_per_s'], p.get('hook_mb_per_s_range'))} "
         f"| {p['second_staging_uploaded_bytes']} bytes uploaded in {p['second_staging_seconds']} s |",
         f"| `aws s3 cp` | {_range(p['aws_s3_cp_mb_per_s'], p.get('aws_s3_cp_mb_per_s_range'))} | |",
-        "\nRatio hook / `aws s3 cp`, within each round: "
+        f"\nRatio hook / `aws s3 cp`, within each of {p['repeats']} rounds (after a warm-up round, not counted; "
+        "the hook's time includes hashing the file, the CLI's its start-up): "
         f"{_range(p['ratio_hook_to_aws_cli'], p.get('ratio_hook_to_aws_cli_range'))}.",
         "",
     ]
