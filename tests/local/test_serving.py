@@ -459,3 +459,33 @@ def test_archives_put_files_first_and_extraction_reports_each_member_as_it_goes(
     assert [name for name, _, _ in seen] == names
     assert all(written and not in_target for _, written, in_target in seen), seen
     assert (tmp_path / "out" / "models" / "LightGBM" / "model.pkl").read_bytes() == b"m" * 1000
+
+
+def test_extraction_merges_into_a_target_another_extraction_filled_meanwhile(tmp_path, monkeypatch):
+    """The target was empty when checked, but another extraction moved its tree there first: the
+    whole-tree rename fails, and the members are merged in instead of the job failing."""
+    from airflow_autogluon_cloud import archives
+
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("models/m.pkl")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"new"))
+    target = tmp_path / "model"
+    target.mkdir()
+    real_replace = os.replace
+    raced = []
+
+    def replace(src, dst):
+        if not raced and os.path.isdir(src):  # the other extraction gets there first
+            raced.append(dst)
+            (target / "models").mkdir()
+            (target / "models" / "m.pkl").write_bytes(b"old")
+            raise OSError(39, "Directory not empty")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(archives.os, "replace", replace)
+    safe_extract(archive, target)
+    assert raced == [target.resolve()]
+    assert (target / "models" / "m.pkl").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "model.tar.gz"]
