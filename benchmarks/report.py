@@ -228,13 +228,18 @@ def _staging(p: dict[str, Any]) -> list[str]:
     lines = _header("6. Staging", p)
     if "file_mb" not in p:
         return lines
+    rounds = p.get("warm_up_rounds", 1)
+    warm_up = "a warm-up round" if rounds == 1 else f"{rounds} warm-up rounds"
+    server = "moto's S3 server on loopback"
+    if p.get("server_environment"):
+        server += ", objects and freed memory kept in memory"
     lines += [
-        f"| {p['file_mb']} MB to moto's S3 server on loopback | MB/s | second staging |",
+        f"| {p['file_mb']} MB to {server} | MB/s | second staging |",
         "|---|---:|---|",
         f"| `AutoGluonCloudHook.stage_file` | {_range(p['hook_mb_per_s'], p.get('hook_mb_per_s_range'))} "
         f"| {p['second_staging_uploaded_bytes']} bytes uploaded in {p['second_staging_seconds']} s |",
         f"| `aws s3 cp` | {_range(p['aws_s3_cp_mb_per_s'], p.get('aws_s3_cp_mb_per_s_range'))} | |",
-        f"\nRatio hook / `aws s3 cp`, within each of {p['repeats']} rounds (after a warm-up round, not counted; "
+        f"\nRatio hook / `aws s3 cp`, within each of {p['repeats']} rounds (after {warm_up}, not counted; "
         "the hook's time includes hashing the file, the CLI's its start-up): "
         f"{_range(p['ratio_hook_to_aws_cli'], p.get('ratio_hook_to_aws_cli_range'))}.",
         "",
