@@ -4,9 +4,9 @@ moto's S3 server runs on 127.0.0.1. The hook (``stage_file``: one hashing pass f
 content-addressed key, then a multipart upload) is compared with ``aws s3 cp`` of the same file
 to the same server, in rounds after two warm-up rounds that are not counted; each goes first in
 half of the rounds, and the uploaded object is deleted and the disk flushed after every upload. The
-server keeps objects and the memory it frees (see ``SERVER_MEMORY``). Each
-figure is the median of the rounds with its min-max, the ratio taken within each round. The
-hook's time includes hashing the file, the CLI's its own start-up, as a user would see both.
+server keeps objects and the memory it frees (see ``SERVER_MEMORY``). Each figure is the median of
+the rounds with its min-max, the ratio taken within each round. The hook's time includes hashing
+the file, the CLI's its own start-up, as a user would see both.
 Then the same data is staged a second time, which must upload nothing.
 """
 
@@ -25,11 +25,11 @@ from common import WORK, free_port, log, spread
 BUCKET = "ag-bench-staging"
 WARM_UP_ROUNDS = 2
 # moto's server builds every upload in fresh memory, several copies of the file. On this VM the
-# kernel zeroing pages on first touch was most of the server's time (perf: clear_page_erms, 19-40%
-# of all samples) and grew with what the *client* process held, so the comparison measured the
-# client's resident memory, not its upload. The server keeps objects in memory and glibc keeps
-# the memory it frees, so after the warm-up rounds the server reuses pages it already touched:
-# the same server, as fast for either client.
+# kernel zeroing pages on first touch was the server's largest cost (perf: clear_page_erms, 19% of
+# all samples, 40% when the client held 800 MB) and grew with what the *client* process held, so
+# the comparison measured the client's resident memory, not its upload. The server keeps objects
+# in memory and glibc keeps the memory it frees, so after the warm-up rounds the server reuses
+# pages it already touched: the same server, as fast for either client.
 SERVER_MEMORY = {
     "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(2**31),
     "MALLOC_ARENA_MAX": "1",
