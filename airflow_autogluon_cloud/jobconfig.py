@@ -11,8 +11,8 @@ import math
 from typing import Any
 
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
+from airflow_autogluon_cloud.kinds import get_kind
 
-PREDICTOR_TYPES = ("tabular", "multimodal", "timeseries")
 AG_ARGS_VERSION = 1
 #: Keys of ``predictor_fit_args`` that are data, passed as their own arguments instead.
 _DATA_KEYS = ("train_data", "tuning_data")
@@ -66,20 +66,6 @@ def coerce_json_dict(parameter: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def validate_predictor_type(predictor_type: str) -> str:
-    if predictor_type not in PREDICTOR_TYPES:
-        raise InvalidParameterError("predictor_type", predictor_type, f"choose one of {', '.join(PREDICTOR_TYPES)}.")
-    return predictor_type
-
-
-def label_of(predictor_type: str, init_args: dict[str, Any]) -> str | None:
-    """The column the predictor learns: ``label`` (tabular, multimodal) or ``target`` (timeseries)."""
-    if predictor_type == "timeseries":
-        return str(init_args.get("target", "target"))
-    label = init_args.get("label")
-    return str(label) if label is not None else None
-
-
 def build_ag_args(
     predictor_type: str,
     predictor_init_args: Any,
@@ -87,10 +73,16 @@ def build_ag_args(
     *,
     leaderboard: bool = True,
     timeseries_columns: dict[str, str] | None = None,
+    named_init_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Validate the predictor arguments and return the ``ag_args.json`` document."""
-    validate_predictor_type(predictor_type)
+    """Validate the predictor arguments and return the ``ag_args.json`` document.
+
+    :param named_init_args: init arguments given as the operator's own parameters (a time
+        series' ``target``, ``prediction_length``...); merged into ``predictor_init_args``.
+    """
+    kind = get_kind(predictor_type)
     init_args = coerce_json_dict("predictor_init_args", predictor_init_args)
+    init_args = kind.merge_named_init_args(init_args, named_init_args or {})
     fit_args = coerce_json_dict("predictor_fit_args", predictor_fit_args)
     for key in _DATA_KEYS:
         if key in fit_args:
@@ -99,10 +91,7 @@ def build_ag_args(
                 fit_args[key],
                 f"pass the data as the operator's `{key}` argument (a DataFrame, file path or s3:// URI).",
             )
-    if predictor_type in ("tabular", "multimodal") and not init_args.get("label"):
-        raise InvalidParameterError(
-            "predictor_init_args", init_args, "set predictor_init_args['label'] to the column to predict."
-        )
+    kind.check_init_args(init_args)
     if "path" in init_args:
         raise InvalidParameterError(
             "predictor_init_args['path']",
@@ -111,13 +100,12 @@ def build_ag_args(
         )
     doc: dict[str, Any] = {
         "version": AG_ARGS_VERSION,
-        "predictor_type": predictor_type,
+        "predictor_type": kind.name,
         "predictor_init_args": init_args,
         "predictor_fit_args": fit_args,
         "leaderboard": leaderboard,
     }
-    if predictor_type == "timeseries":
-        doc["timeseries"] = {"id_column": "item_id", "timestamp_column": "timestamp", **(timeseries_columns or {})}
+    doc.update(kind.ag_args_extra(timeseries_columns))
     return doc
 
 

@@ -19,12 +19,23 @@ CHANNEL_CONFIG = "ag_args"
 CHANNEL_CODE = "code"
 #: Optional: data the training job scores with the fitted model (train and score in one job).
 CHANNEL_PREDICT = "predict_data"
+#: Optional: a time series' static features, one row per item (``SM_CHANNEL_STATIC_FEATURES``).
+CHANNEL_STATIC = "static_features"
 #: Where a training job that scored data writes it, in its output data directory (``output.tar.gz``).
 FIT_PREDICTIONS_FILE = "predictions.jsonl"
 #: Script names inside the code archive / the model's ``code/`` directory.
 TRAIN_SCRIPT = "train.py"
 SERVE_SCRIPT = "serve.py"
 EVALUATE_SCRIPT = "evaluate.py"
+#: Modules the entry scripts import from beside them (the predictor kinds, container side): shipped
+#: with every script in ``sourcedir.tar.gz``, and copied into each model's ``code/`` by train.py.
+CONTAINER_SUPPORT_MODULES = (
+    "ag_kinds.py",
+    "kind_tabular.py",
+    "kind_timeseries.py",
+    "kind_multimodal.py",
+    "fast_csv.py",
+)
 #: Channels of an evaluation job: the labelled data, its arguments, and one ``model_<key>`` per model.
 CHANNEL_EVAL_DATA = "eval_data"
 CHANNEL_EVAL_ARGS = "eval_args"

@@ -2,6 +2,7 @@
 
 Runs inside the AWS AutoGluon training container as a training job's entry point, and on this
 machine under the local backend, unchanged. Self-contained: imports only the standard library,
+the predictor-kind modules shipped beside it (``ag_kinds.py``: how each kind is loaded and scored),
 pandas and AutoGluon. Every model is scored on **the same** rows with AutoGluon's own scorers
 (``autogluon.core.metrics``), so the numbers are comparable, unlike each fit's own validation score.
 
@@ -36,13 +37,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 import tarfile
 import traceback
 from pathlib import Path
 from typing import Any
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the kind modules ship beside this script
+    sys.path.append(str(Path(__file__).resolve().parent))
+import ag_kinds
 
 SUPPORTED_VERSION = 1
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".json")
@@ -54,7 +58,7 @@ CLASSIFICATION = ("binary", "multiclass")
 log = logging.getLogger("ag-evaluate")
 
 
-class EvaluationInputError(Exception):
+class EvaluationInputError(ag_kinds.InputError):
     """Bad data or arguments: the job's failure reason, reported without a long story."""
 
 
@@ -120,52 +124,8 @@ def unpack_model(directory: Path) -> Path:
     return target
 
 
-def finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) or math.isinf(number) else number
-
-
-def score_model(predictor: Any, frame: Any, label: str, problem_type: str, metrics: list[str]) -> dict[str, Any]:
-    """Each metric of ``metrics`` for one predictor on ``frame``, in the metric's own units."""
-    from autogluon.core.metrics import compute_metric, get_metric
-
-    features = frame.drop(columns=[label])
-    y_true = frame[label]
-    classification = problem_type in CLASSIFICATION
-    y_internal = predictor.transform_labels(y_true) if classification else y_true
-    y_pred = predictor.predict(features)
-    y_pred_internal = predictor.transform_labels(y_pred) if classification else y_pred
-    y_proba = None
-    if classification:
-        proba = predictor.predict_proba(features, as_multiclass=problem_type == "multiclass")
-        y_proba = proba.to_numpy() if hasattr(proba, "to_numpy") else proba
-    scores: dict[str, float | None] = {}
-    for name in metrics:
-        scorer = get_metric(name, problem_type, "metric")
-        if (scorer.needs_proba or scorer.needs_threshold) and y_proba is None:
-            needs = {"y_pred": y_pred_internal.to_numpy()}
-        elif scorer.needs_proba or scorer.needs_threshold:
-            needs = {"y_pred_proba": y_proba}
-        else:
-            needs = {"y_pred": y_pred_internal.to_numpy()}
-        score = compute_metric(y_internal.to_numpy(), scorer, silent=True, **needs)
-        scores[name] = finite(scorer.convert_score_to_original(score))
-    return scores
-
-
-def directions(problem_type: str, metrics: list[str]) -> dict[str, bool]:
-    from autogluon.core.metrics import get_metric
-
-    return {name: bool(get_metric(name, problem_type, "metric").greater_is_better_internal) for name in metrics}
-
-
-def load_predictor(path: Path) -> Any:
-    from autogluon.tabular import TabularPredictor
-
-    return TabularPredictor.load(str(path), require_py_version_match=False)
+def load_predictor(path: Path, kind: Any) -> Any:
+    return ag_kinds.load_with(kind.import_predictor(), str(path))
 
 
 def read_summary(path: Path) -> dict[str, Any]:
@@ -175,10 +135,11 @@ def read_summary(path: Path) -> dict[str, Any]:
 
 def evaluate(args: dict[str, Any], frame: Any, model_dirs: dict[str, Path]) -> dict[str, Any]:
     label, problem_type = args["label"], args["problem_type"]
+    kind = ag_kinds.get(args.get("predictor_type"))
     metrics = list(dict.fromkeys([args["eval_metric"], *args.get("metrics", [])]))
     if label not in frame.columns:
         raise EvaluationInputError(f"the label column {label!r} is not in the data (columns: {list(frame.columns)})")
-    frame = frame[frame[label].notna()]
+    frame = kind.evaluation_rows(frame, label)
     if not len(frame):
         raise EvaluationInputError(f"no row of the data has a value in the label column {label!r}")
     report: dict[str, Any] = {
@@ -186,7 +147,7 @@ def evaluate(args: dict[str, Any], frame: Any, model_dirs: dict[str, Path]) -> d
         "label": label,
         "problem_type": problem_type,
         "eval_metric": args["eval_metric"],
-        "metric_directions": directions(problem_type, metrics),
+        "metric_directions": kind.directions(problem_type, metrics),
         "num_rows": int(len(frame)),
         "class_counts": None,
         "models": {},
@@ -197,18 +158,15 @@ def evaluate(args: dict[str, Any], frame: Any, model_dirs: dict[str, Path]) -> d
         report["class_counts"] = {str(k): int(v) for k, v in counts.items()}
     for key, directory in sorted(model_dirs.items()):
         path = unpack_model(directory)
-        predictor = load_predictor(path)
+        predictor = load_predictor(path, kind)
         summary = read_summary(path)
-        if str(predictor.label) != label or str(predictor.problem_type) != problem_type:
-            raise EvaluationInputError(
-                f"model {key!r} predicts {predictor.label!r} ({predictor.problem_type}), not {label!r} ({problem_type})"
-            )
-        scores = score_model(predictor, frame, label, problem_type, metrics)
+        kind.check_evaluated(key, predictor, args)
+        scores = kind.evaluate(predictor, frame, args, metrics)
         log.info("Model %s on %d rows: %s", key, len(frame), json.dumps(scores))
         report["models"][key] = {
             "metrics": scores,
             "autogluon_version": summary.get("autogluon_version"),
-            "best_model": str(predictor.model_best),
+            "best_model": kind.best_model(predictor),
             "score_val": summary.get("score_val"),
         }
     return report
@@ -247,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         run(argv, output_data)
         return 0
     except Exception as err:
+        if isinstance(err, ag_kinds.InputError) and not isinstance(err, EvaluationInputError):
+            err = EvaluationInputError(str(err))  # a kind's complaint about the input, reported as one
         reason = failure_reason(err)
         log.error("Evaluation failed: %s\n%s", reason, traceback.format_exc())
         try:

@@ -69,11 +69,17 @@ def poll_seconds_from_env() -> float:
     return value / 1e6
 
 
-_PREDICTOR_PACKAGES = {
-    "tabular": "autogluon.tabular",
-    "timeseries": "autogluon.timeseries",
-    "multimodal": "autogluon.multimodal",
-}
+def _predictor_package(predictor_type: Any) -> str | None:
+    """The kind's AutoGluon package, from the predictor-kinds table beside this script (ag_kinds.py).
+
+    Loaded under a private name: the model's own ``code/`` copy stays the one serve.py imports.
+    """
+    spec = importlib.util.spec_from_file_location("_ag_kinds_table", Path(__file__).resolve().parent / "ag_kinds.py")
+    if spec is None or spec.loader is None:
+        return None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    return table.package_of(predictor_type)
 
 
 def import_predictor_package(model_dir: str, summary_text: str | None = None) -> None:
@@ -90,7 +96,7 @@ def import_predictor_package(model_dir: str, summary_text: str | None = None) ->
         summary = {}
     if not isinstance(summary, dict):
         summary = {}
-    package = _PREDICTOR_PACKAGES.get(str(summary.get("predictor_type") or "tabular"))
+    package = _predictor_package(summary.get("predictor_type"))
     if package:
         try:
             importlib.import_module(package)

@@ -1,9 +1,12 @@
 """AutoGluon serving script (SageMaker inference-toolkit handler contract).
 
-Copied into every model's ``code/`` directory by ``train.py``. The AWS AutoGluon inference
+Copied into every model's ``code/`` directory by ``train.py``, with the predictor-kind modules it
+imports (``ag_kinds.py`` and ``kind_*.py``: what differs between tabular, time-series and
+multimodal models) and ``fast_csv.py``. The AWS AutoGluon inference
 container and this provider's local endpoints and batch jobs all load it the same way:
 ``model_fn(model_dir)`` once, then ``transform_fn(model, body, content_type, accept)`` per request.
-Self-contained: imports only the standard library, pandas (pyarrow for Parquet) and AutoGluon.
+Self-contained: imports only the standard library, those modules, pandas (pyarrow for Parquet) and
+AutoGluon.
 
 Requests (``Content-Type``): ``text/csv`` (with or without a header line), ``application/json``
 (an array of records, ``{"instances": [...]}``, or pandas ``split``/``columns`` orient),
@@ -11,7 +14,8 @@ Requests (``Content-Type``): ``text/csv`` (with or without a header line), ``app
 
 Answers (``Accept``; JSON records when missing or ``*/*``): ``application/json``,
 ``application/jsonl``, ``text/csv`` or ``application/x-parquet``, holding the prediction in a
-column named after the label and, for classifiers, one ``<class>_proba`` column per class.
+column named after the label and, for classifiers, one ``<class>_proba`` column per class; a
+time-series model answers its forecast (see ``kind_timeseries.py`` for its requests).
 
 Prediction options (``decision_threshold`` for binary models, ``model`` from the leaderboard,
 ``as_multiclass``) come as a JSON object, for every request from the ``AG_PREDICT_KWARGS``
@@ -28,19 +32,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
-import re
-from http import HTTPStatus
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-try:  # In the AWS inference container the toolkit answers this error type with its status code.
-    from sagemaker_inference.errors import BaseInferenceToolkitError as _ErrorBase
-except ImportError:  # outside the container
-    _ErrorBase = Exception
+if str(Path(__file__).resolve().parent) not in sys.path:  # the kind modules ship beside this script
+    sys.path.append(str(Path(__file__).resolve().parent))
+import ag_kinds
+from ag_kinds import BadRequestError, attr
+from fast_csv import FAST_CSV_MAX_LINES, fast_csv_frame  # noqa: F401 - the serving API
+from kind_tabular import SOLE_MEMBER_MAX_ROWS, sole_member  # noqa: F401 - the serving API
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -60,152 +64,56 @@ OPTIONS_ENV = "AG_PREDICT_KWARGS"
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 CUSTOM_ATTRIBUTE_KEY = "ag_predict_kwargs"
 PREDICT_OPTIONS = ("decision_threshold", "model", "as_multiclass")
-#: Requests up to this many rows score a one-model ensemble as its model (see :func:`sole_member`).
-SOLE_MEMBER_MAX_ROWS = 500
-
-
-class BadRequestError(_ErrorBase):
-    """A request the model cannot answer; ``status_code`` is 400, 406 or 415."""
-
-    def __init__(self, status_code: int, message: str, phrase: str | None = None) -> None:
-        if phrase is None:
-            try:
-                phrase = HTTPStatus(status_code).phrase
-            except ValueError:
-                phrase = "Bad Request"
-        # (status_code, message, phrase) is the toolkit's signature; these args also make the error
-        # picklable (batch transform workers send it back to their parent process).
-        super().__init__(status_code, message, phrase)
-        self.status_code = status_code
-        self.message = message
-        self.phrase = phrase
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class LoadedModel:
-    """The predictor and what each request needs, computed once by :func:`model_fn`."""
+    """The predictor and what each request needs, computed once by :func:`model_fn`.
+
+    :param predictor_type: the model's kind (``ag_kinds``), which decides how it loads and scores.
+    """
 
     def __init__(self, predictor: Any, predictor_type: str, summary: dict[str, Any]) -> None:
         self.predictor = predictor
-        self.predictor_type = predictor_type
+        self.kind = ag_kinds.get(predictor_type)
+        self.predictor_type = self.kind.name
         self.summary = summary
-        label = _attr(predictor, "label") or _attr(predictor, "target") or summary.get("label") or "prediction"
+        label = attr(predictor, "label") or attr(predictor, "target") or summary.get("label") or "prediction"
         self.label = str(label)
-        features = _attr(predictor, "original_features") if predictor_type == "tabular" else None
-        if features is None:
-            features = summary.get("features") or []
-        self.features: list[str] = [str(f) for f in features]
-        self.feature_set = frozenset(self.features)
-        if predictor_type == "tabular":
-            self.can_predict_proba = bool(_attr(predictor, "can_predict_proba"))
-        elif predictor_type == "multimodal":
-            self.can_predict_proba = summary.get("class_labels") is not None
-        else:
-            self.can_predict_proba = False
-        timeseries = summary.get("timeseries") or {}
-        self.id_column = str(timeseries.get("id_column") or "item_id")
-        self.timestamp_column = str(timeseries.get("timestamp_column") or "timestamp")
-        self.problem_type = str(_attr(predictor, "problem_type") or summary.get("problem_type") or "")
-        names = None
-        if predictor_type in ("tabular", "timeseries"):
-            try:
-                names = predictor.model_names()
-            except Exception:  # older predictors: the summary may still list them
-                names = None
-        self.model_names: list[str] = [str(n) for n in (names or summary.get("model_names") or [])]
-        #: A tabular classifier's classes as an array (``predict_proba``'s column order, the labels'
-        #: own dtype) and its fitted decision threshold: read once, not on every request.
+        self.problem_type = str(attr(predictor, "problem_type") or summary.get("problem_type") or "")
+        self.features: list[str] = []
+        self.can_predict_proba = False
+        #: A classifier's classes (an array in ``predict_proba``'s column order) and decision threshold.
         self.class_labels: list[Any] = []
         self.class_array: Any = None
         self.decision_threshold: float | None = None
-        if predictor_type == "tabular" and self.can_predict_proba:
-            self.class_labels = list(_attr(predictor, "class_labels") or [])
-            self.class_array = pd.Index(self.class_labels).to_numpy()
-            if self.problem_type == "binary":
-                self.decision_threshold = float(_attr(predictor, "decision_threshold") or 0.5)
+        self.kind.serving_state(self)
+        self.feature_set = frozenset(self.features)
+        try:
+            names = self.kind.model_names(predictor)
+        except Exception:  # older predictors: the summary may still list them
+            names = None
+        self.model_names: list[str] = [str(n) for n in (names or summary.get("model_names") or [])]
         #: Options for every request (a batch transform's environment); a request's own add to them.
         self.default_options = check_options(self, _json_env(OPTIONS_ENV), OPTIONS_ENV)
         self._scoring_model: str | None | bool = False  # not decided yet
 
     @property
     def scoring_model(self) -> str | None:
-        """The model scored when a request names none (see :func:`sole_member`); ``None``: the best.
+        """The model scored when a request names none (see ``kind_tabular.sole_member``); ``None``: the best.
 
         Decided on the first small request, not at load: the check predicts, and a batch transform
         forks its workers after loading, before anything may start OpenMP's threads (which a fork
         breaks).
         """
         if self._scoring_model is False:
-            self._scoring_model = (
-                sole_member(self.predictor, self.features) if self.predictor_type == "tabular" else None
-            )
+            self._scoring_model = self.kind.scoring_model(self)
         return self._scoring_model if isinstance(self._scoring_model, str) else None
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.predictor_type}, label={self.label!r}, {len(self.features)} features)"
 
 
-def _probe_rows(predictor: Any, features: list[str]) -> pd.DataFrame:
-    """Two made-up rows of the training columns' raw types (numbers, text, flags)."""
-    types = dict(predictor.feature_metadata_in.type_map_raw)
-    values = {"int": [0, 3], "float": [0.0, 2.5], "bool": [False, True], "datetime": ["2020-01-01", "2021-06-30"]}
-    frame = pd.DataFrame({f: values.get(str(types.get(f)), ["", "a"]) for f in features})
-    for f in features:
-        if types.get(f) == "datetime":
-            frame[f] = pd.to_datetime(frame[f])
-    return frame
-
-
-def sole_member(predictor: Any, features: list[str]) -> str | None:
-    """The one model the best model, a weighted ensemble, is built on; else ``None``.
-
-    Such an ensemble's probabilities are that model's times its weight, 1.0, so scoring the model
-    alone gives the same answers without the stacking step: about a tenth of a 1-row request's
-    cost. AutoGluon often ends up with one on a small table. Taken only when the ensemble needs
-    exactly one other model and both give bit-identical answers on probe rows (an ensemble may
-    also be calibrated, for example). The trainer's model graph is read directly: the public
-    ``model_info`` measures model sizes with two full garbage collections, 0.2 s.
-    """
-    try:
-        best = predictor.model_best
-        trainer = predictor._trainer
-        members = [m for m in trainer.get_minimum_model_set(best) if m != best]
-        if len(members) != 1 or "WeightedEnsemble" not in getattr(
-            trainer.get_model_attribute(best, "type"), "__name__", ""
-        ):
-            return None
-        probe = _probe_rows(predictor, features)
-        if predictor.can_predict_proba:
-            ensemble = predictor.predict_proba(probe, as_pandas=False, as_multiclass=True)
-            alone = predictor.predict_proba(probe, as_pandas=False, as_multiclass=True, model=members[0])
-        else:
-            ensemble = predictor.predict(probe, as_pandas=False)
-            alone = predictor.predict(probe, as_pandas=False, model=members[0])
-        if not (ensemble.shape == alone.shape and (ensemble == alone).all()):
-            return None
-    except Exception:  # anything unexpected (another AutoGluon version): score the best model as it is
-        return None
-    print(f"Scoring {best} as {members[0]}, the only model it is built on (same answers, checked)", flush=True)
-    return str(members[0])
-
-
-def _json_env(name: str) -> Any:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise BadRequestError(400, f"{name} is not valid JSON: {err}") from None
-
-
-def _attr(obj: Any, name: str) -> Any:
-    try:
-        return getattr(obj, name, None)
-    except Exception:  # some predictor properties raise when they do not apply
-        return None
+_json_env = ag_kinds.env_json
 
 
 def media_type(value: str | None) -> str:
@@ -221,45 +129,12 @@ def _format(value: str | None) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def _load(predictor_cls: Any, model_dir: str) -> Any:
-    """``predictor_cls.load``, tolerating a Python minor version change where the class allows it."""
-    import inspect
-
-    try:
-        accepts = "require_py_version_match" in inspect.signature(predictor_cls.load).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    if accepts:
-        return predictor_cls.load(model_dir, require_py_version_match=False)
-    return predictor_cls.load(model_dir)
-
-
 def model_fn(model_dir: str) -> LoadedModel:
     """Load the predictor once; called by the model server before the first request."""
-    path = Path(model_dir)
-    summary_path = path / "training_summary.json"
-    summary: dict[str, Any] = {}
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    predictor_type = str(summary.get("predictor_type") or "tabular")
-    print(f"Loading {predictor_type} predictor from {model_dir}", flush=True)
-    if predictor_type == "timeseries":
-        from autogluon.timeseries import TimeSeriesPredictor
-
-        predictor = _load(TimeSeriesPredictor, str(model_dir))
-    elif predictor_type == "multimodal":
-        from autogluon.multimodal import MultiModalPredictor
-
-        predictor = _load(MultiModalPredictor, str(model_dir))
-    else:
-        from autogluon.tabular import TabularPredictor
-
-        predictor = TabularPredictor.load(str(model_dir), require_py_version_match=False)
-        try:
-            predictor.persist()  # keep the models in memory: no disk reads per request
-        except Exception as err:  # an optimisation only
-            print(f"Could not persist the models in memory ({type(err).__name__}: {err}); continuing", flush=True)
-    model = LoadedModel(predictor, predictor_type, summary)
+    summary = ag_kinds.read_summary(model_dir)
+    kind = ag_kinds.get(summary.get("predictor_type"))
+    print(f"Loading {kind.name} predictor from {model_dir}", flush=True)
+    model = LoadedModel(kind.load(str(model_dir)), kind.name, summary)
     print(f"Loaded {model!r}", flush=True)
     return model
 
@@ -325,115 +200,6 @@ def _parse_csv(model: LoadedModel, text: str) -> pd.DataFrame:
         )
     frame.columns = model.features
     return frame
-
-
-# A few rows of plain CSV (what a real-time client sends) are read without pandas' CSV reader, whose
-# set-up costs more than scoring one row. The reader below gives exactly the frame that
-# ``align(model, pd.read_csv(...))`` gives, or ``None`` whenever it cannot be sure of that (quotes,
-# padded values, ragged rows, numbers pandas would round differently...), and then the request
-# takes the general path: same answers, same errors.
-FAST_CSV_MAX_LINES = 128
-#: pandas' default missing-value strings (``pandas._libs.parsers.STR_NA_VALUES``).
-_NA_TOKENS = frozenset(
-    ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>")
-    + ("N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
-)
-_TRUE_TOKENS = frozenset(("True", "TRUE", "true"))
-_FALSE_TOKENS = frozenset(("False", "FALSE", "false"))
-_INF_TOKENS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
-_INF_TOKENS.update({k.replace("inf", "infinity"): v for k, v in _INF_TOKENS.items()})
-_INT_RE = re.compile(r"[+-]?[0-9]{1,18}")
-_FLOAT_RE = re.compile(r"[+-]?([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
-_NUMBERISH = re.compile(r"[0-9.eE+-]+")
-_NA, _INT, _FLOAT, _BOOL, _STR = range(5)
-
-
-def _token_kind(token: str) -> int:
-    """What pandas' C reader makes of one CSV value; raises ``ValueError`` when unsure."""
-    if token in _NA_TOKENS:
-        return _NA
-    if _INT_RE.fullmatch(token):
-        return _INT
-    match = _FLOAT_RE.fullmatch(token)
-    if match and (match[1] or match[2]):
-        # pandas' parser equals float() for at most 15 digits scaled by at most 1e22 (both exact
-        # in a double, one correctly rounded operation); beyond that it may differ in the last bit.
-        digits = len(match[1]) + len(match[2] or "")
-        scale = int(match[3] or 0) - len(match[2] or "")
-        if digits <= 15 and -22 <= scale <= 22:
-            return _FLOAT
-        raise ValueError(token)
-    if token in _TRUE_TOKENS or token in _FALSE_TOKENS:
-        return _BOOL
-    if token.lower() in _INF_TOKENS:
-        return _FLOAT
-    if token != token.strip() or _NUMBERISH.fullmatch(token):
-        raise ValueError(token)  # padded values and number-like oddities: pandas decides
-    return _STR
-
-
-def _fast_column(tokens: list[str]) -> Any:
-    """One column as pandas' C reader would type it, or ``ValueError``."""
-    import numpy as np
-
-    kinds = {_token_kind(t) for t in tokens}
-    if kinds == {_INT}:
-        return np.array([int(t) for t in tokens], dtype=np.int64)
-    if kinds <= {_INT, _FLOAT, _NA}:
-        return np.array(
-            [math.nan if t in _NA_TOKENS else _INF_TOKENS.get(t.lower()) or float(t) for t in tokens],
-            dtype=np.float64,
-        )
-    if kinds == {_BOOL}:
-        return np.array([t in _TRUE_TOKENS for t in tokens], dtype=bool)
-    if _STR not in kinds:
-        raise ValueError("booleans mixed with numbers or missing values")
-    return np.array([math.nan if t in _NA_TOKENS else t for t in tokens], dtype=object)
-
-
-def fast_csv_frame(model: LoadedModel, body: Any, content_type: str | None) -> pd.DataFrame | None:
-    """A small plain CSV body as the aligned frame the general path would give; ``None`` to use that path."""
-    if model.predictor_type != "tabular" or not model.features or _format(content_type) not in (CSV, ""):
-        return None
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        try:
-            text = bytes(body).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            return None
-    elif isinstance(body, str):
-        text = body
-    else:
-        return None
-    if '"' in text or text.count("\n") > FAST_CSV_MAX_LINES:
-        return None
-    rows = []
-    for line in text.split("\n"):
-        if line.endswith("\r"):
-            line = line[:-1]
-        if "\r" in line:
-            return None
-        if line:
-            rows.append(line.split(","))
-    if not rows:
-        return None
-    first = [value.strip() for value in rows[0]]
-    if any(value in model.feature_set for value in first):  # a header line, as _parse_csv decides
-        if len(set(first)) != len(first):
-            return None
-        positions = {name: i for i, name in enumerate(first)}
-        if any(f not in positions for f in model.features):
-            return None  # the general path names the missing columns
-        width, rows = len(first), rows[1:]
-        where = [positions[f] for f in model.features]
-    else:
-        width, where = len(model.features), list(range(len(model.features)))
-    if not rows or any(len(row) != width for row in rows):
-        return None
-    try:
-        columns = {f: _fast_column([row[i] for row in rows]) for f, i in zip(model.features, where, strict=True)}
-    except ValueError:
-        return None
-    return pd.DataFrame(columns, copy=False)  # fresh arrays: nothing to copy
 
 
 def _records_frame(model: LoadedModel, records: list[Any]) -> pd.DataFrame:
@@ -555,7 +321,7 @@ def check_options(model: LoadedModel, raw: Any, source: str) -> dict[str, Any]:
         where = f"prediction option {key!r} ({source})"
         if key not in PREDICT_OPTIONS:
             raise BadRequestError(400, f"unknown {where}; allowed: {', '.join(PREDICT_OPTIONS)}")
-        if model.predictor_type == "multimodal" or (model.predictor_type == "timeseries" and key != "model"):
+        if key not in model.kind.predict_options:
             raise BadRequestError(400, f"{where} does not apply to a {model.predictor_type} model")
         if key == "decision_threshold":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -625,65 +391,16 @@ def request_options(model: LoadedModel, context: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- predictions
 
 
-def _with_proba(label: str, pred: Any, proba: pd.DataFrame) -> pd.DataFrame:
-    columns = {label: pd.Series(pred).to_numpy()}
-    for cls in proba.columns:
-        columns[f"{cls}_proba"] = proba[cls].to_numpy()
-    return pd.DataFrame(columns)
+def predict(model: LoadedModel, frame: Any, options: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The answer frame: the prediction named after the label, then ``<class>_proba`` columns (a
+    forecast for a time-series model: ``item_id``, ``timestamp``, ``mean`` and quantiles).
 
-
-def _classified(model: LoadedModel, values: Any, options: dict[str, Any]) -> pd.DataFrame:
-    """The answer frame from ``predict_proba``'s array, with the labels ``predict`` would give.
-
-    As AutoGluon decides: in a binary problem the positive class (the second) wins when its
-    probability is above the decision threshold (the fitted one unless the request gives one);
-    otherwise the most probable class, the first on a tie.
-    """
-    if model.problem_type == "binary":
-        threshold = options.get("decision_threshold")
-        threshold = model.decision_threshold if threshold is None else threshold
-        winners = (values[:, 1] > threshold).astype("intp")
-    else:
-        winners = values.argmax(axis=1)
-    columns = {model.label: model.class_array[winners]}
-    shown = range(len(model.class_labels))
-    if model.problem_type == "binary" and options.get("as_multiclass") is False:
-        shown = range(1, 2)  # only the positive class, as AutoGluon's as_multiclass=False
-    for i in shown:
-        columns[f"{model.class_labels[i]}_proba"] = values[:, i]
-    return pd.DataFrame(columns, copy=False)
-
-
-def predict(model: LoadedModel, frame: pd.DataFrame, options: dict[str, Any] | None = None) -> pd.DataFrame:
-    """The answer frame: the prediction named after the label, then ``<class>_proba`` columns.
-
+    :param frame: the request's input, as :func:`prepare` read it.
     :param options: checked prediction options (default: the model's, from ``AG_PREDICT_KWARGS``).
     """
-    predictor = model.predictor
     options = model.default_options if options is None else options
-    # The stacking step a one-model ensemble skips matters on small requests only; a large one
-    # (a batch mini-batch) scores the ensemble as it is and never pays for the check.
-    name = options.get("model") or (model.scoring_model if len(frame) <= SOLE_MEMBER_MAX_ROWS else None)
-    chosen = {"model": name} if name else {}
     try:
-        if model.predictor_type == "timeseries":
-            from autogluon.timeseries import TimeSeriesDataFrame
-
-            data = TimeSeriesDataFrame.from_data_frame(
-                frame, id_column=model.id_column, timestamp_column=model.timestamp_column
-            )
-            return predictor.predict(data, **chosen).reset_index()
-        if model.predictor_type == "multimodal":
-            if model.can_predict_proba:
-                proba = predictor.predict_proba(frame, as_pandas=True, as_multiclass=True)
-                return _with_proba(model.label, proba.idxmax(axis=1), proba)
-            return pd.DataFrame({model.label: pd.Series(predictor.predict(frame, as_pandas=True)).to_numpy()})
-        if model.can_predict_proba:
-            # Asked for as NumPy (columns in class_labels order), AutoGluon skips copying the request's
-            # index; the answer is then built from the arrays, without the frames predict() would make.
-            values = predictor.predict_proba(frame, as_pandas=False, as_multiclass=True, **chosen)
-            return _classified(model, values, options)
-        return pd.DataFrame({model.label: pd.Series(predictor.predict(frame, **chosen)).to_numpy()})
+        return model.kind.predict(model, frame, options)
     except (KeyError, ValueError, TypeError) as err:
         # Wrong types or values the model cannot take: the request's fault, not the server's.
         message = " ".join(str(err).split())
@@ -720,13 +437,18 @@ def encode(frame: pd.DataFrame, kind: str) -> bytes | str:
     return buf.getvalue()
 
 
-def prepare(model: LoadedModel, request_body: Any, content_type: str, accept: str) -> tuple[pd.DataFrame, str]:
-    """A request's rows, aligned to the model, and the answer type; :class:`BadRequestError` if bad."""
-    kind = _answer_type(accept)  # fail fast: before parsing or predicting
+def read_rows(model: LoadedModel, request_body: Any, content_type: str | None) -> pd.DataFrame:
+    """A body's rows, aligned to the model's features (the fast reader first, for small CSV)."""
     frame = fast_csv_frame(model, request_body, content_type)
     if frame is None:
         frame = align(model, parse(model, request_body, content_type))
-    return frame, kind
+    return frame
+
+
+def prepare(model: LoadedModel, request_body: Any, content_type: str, accept: str) -> tuple[Any, str]:
+    """A request's input as its kind reads it, and the answer type; :class:`BadRequestError` if bad."""
+    kind = _answer_type(accept)  # fail fast: before parsing or predicting
+    return model.kind.read_request(model, request_body, content_type, read_rows), kind
 
 
 def predict_many(model: LoadedModel, frames: list[pd.DataFrame]) -> list[pd.DataFrame | Exception]:
@@ -741,7 +463,7 @@ def predict_many(model: LoadedModel, frames: list[pd.DataFrame]) -> list[pd.Data
     answers: list[pd.DataFrame | Exception | None] = [None] * len(frames)
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, frame in enumerate(frames):
-        key = tuple(str(t) for t in frame.dtypes) if model.predictor_type == "tabular" else (f"#{i}",)
+        key = tuple(str(t) for t in frame.dtypes) if model.kind.combinable else (f"#{i}",)
         groups.setdefault(key, []).append(i)
     for members in groups.values():
         if len(members) > 1:

@@ -1,16 +1,18 @@
 """AutoGluon training entry script (SageMaker training contract).
 
 Runs inside the AWS AutoGluon training container, and on this machine under the local backend,
-unchanged. Self-contained: imports only the standard library, pandas and AutoGluon.
+unchanged. Self-contained: imports only the standard library, the predictor-kind modules shipped
+beside it (``ag_kinds.py``: what differs between kinds), pandas and AutoGluon.
 
 Inputs (``SM_*`` environment; the defaults are the container layout):
   SM_CHANNEL_TRAIN_DATA   one data file (.csv, .csv.gz, .parquet, .pq, .jsonl, .json)
   SM_CHANNEL_TUNING_DATA  optional: one validation data file
   SM_CHANNEL_AG_ARGS      ag_args.json: predictor type, init and fit arguments
   SM_CHANNEL_PREDICT_DATA optional: one CSV file (with a header) to score once the fit is done
+  SM_CHANNEL_STATIC_FEATURES optional (time series): one row per item of static features
 Outputs:
-  SM_MODEL_DIR            the fitted predictor, training_summary.json, and code/serve.py so that
-                          model.tar.gz deploys as is
+  SM_MODEL_DIR            the fitted predictor, training_summary.json, and code/serve.py (with
+                          the kind modules it imports) so that model.tar.gz deploys as is
   SM_OUTPUT_DATA_DIR      leaderboard.csv and training_summary.json (output.tar.gz), and with
                           predict data, predictions.jsonl: the batch transform's output format
                           (the prediction, then ``<class>_proba`` columns), scored by serve.py
@@ -37,8 +39,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+if str(Path(__file__).resolve().parent) not in sys.path:  # the kind modules ship beside this script
+    sys.path.append(str(Path(__file__).resolve().parent))
+import ag_kinds
+
 SUPPORTED_VERSION = 1
-PREDICTOR_TYPES = ("tabular", "multimodal", "timeseries")
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".json")
 AG_ARGS_FILE = "ag_args.json"
 SERVE_SCRIPT = "serve.py"
@@ -46,16 +51,11 @@ PREDICTIONS_FILE = "predictions.jsonl"
 #: Rows per scoring call for the predict data, as the local batch transform's mini-batches.
 PREDICT_CHUNK_ROWS = 20_000
 MAX_REASON_CHARS = 1000
-PREDICTOR_CLASSES = {
-    "tabular": ("autogluon.tabular", "TabularPredictor"),
-    "multimodal": ("autogluon.multimodal", "MultiModalPredictor"),
-    "timeseries": ("autogluon.timeseries", "TimeSeriesPredictor"),
-}
 
 log = logging.getLogger("ag-train")
 
 
-class TrainingInputError(Exception):
+class TrainingInputError(ag_kinds.InputError):
     """Bad data or configuration: the job's failure reason, reported without a long story."""
 
 
@@ -171,41 +171,15 @@ def load_ag_args(channel_dir: Path) -> dict[str, Any]:
             f"{path.name} version {args.get('version')!r} is not supported (this script reads version "
             f"{SUPPORTED_VERSION})"
         )
-    if args.get("predictor_type") not in PREDICTOR_TYPES:
+    if args.get("predictor_type") not in ag_kinds.NAMES:
         raise TrainingInputError(
-            f"unknown predictor_type {args.get('predictor_type')!r}; expected one of: {', '.join(PREDICTOR_TYPES)}"
+            f"unknown predictor_type {args.get('predictor_type')!r}; expected one of: {', '.join(ag_kinds.NAMES)}"
         )
     for key in ("predictor_init_args", "predictor_fit_args", "timeseries"):
         if args.get(key) is not None and not isinstance(args[key], dict):
             raise TrainingInputError(f"{path.name}: {key} must be a JSON object, not {type(args[key]).__name__}")
-    if args["predictor_type"] == "tabular" and not (args.get("predictor_init_args") or {}).get("label"):
-        raise TrainingInputError("predictor_init_args.label is required for a tabular predictor")
+    ag_kinds.get(args["predictor_type"]).check_args(args)
     return args
-
-
-def timeseries_options(args: dict[str, Any]) -> dict[str, str]:
-    options = args.get("timeseries") or {}
-    return {
-        "id_column": str(options.get("id_column") or "item_id"),
-        "timestamp_column": str(options.get("timestamp_column") or "timestamp"),
-    }
-
-
-def required_columns(args: dict[str, Any]) -> tuple[str | None, list[tuple[str, str]]]:
-    """The label, and every ``(role, column)`` the data must hold."""
-    init_args = args.get("predictor_init_args") or {}
-    if args["predictor_type"] == "timeseries":
-        target = str(init_args.get("target") or init_args.get("label") or "target")
-        options = timeseries_options(args)
-        return target, [
-            ("label", target),
-            ("id", options["id_column"]),
-            ("timestamp", options["timestamp_column"]),
-        ]
-    label = init_args.get("label")
-    if label is None:
-        return None, []
-    return str(label), [("label", str(label))]
 
 
 def check_columns(frame: Any, required: list[tuple[str, str]], channel: str) -> None:
@@ -220,29 +194,8 @@ def check_columns(frame: Any, required: list[tuple[str, str]], channel: str) -> 
 # --------------------------------------------------------------------------- fitting
 
 
-def import_predictor(predictor_type: str) -> Any:
-    import importlib
-
-    module, cls = PREDICTOR_CLASSES[predictor_type]
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ImportError as err:
-        raise TrainingInputError(
-            f"a {predictor_type} predictor needs the {module} package, which is not installed in this "
-            f"environment ({err}); use an AutoGluon container that includes it"
-        ) from None
-
-
-def to_timeseries(frame: Any, options: dict[str, str]) -> Any:
-    from autogluon.timeseries import TimeSeriesDataFrame
-
-    return TimeSeriesDataFrame.from_data_frame(
-        frame, id_column=options["id_column"], timestamp_column=options["timestamp_column"]
-    )
-
-
-def fit(args: dict[str, Any], train: Any, tuning: Any, model_dir: Path) -> tuple[Any, float]:
-    predictor_type = args["predictor_type"]
+def fit(args: dict[str, Any], train: Any, tuning: Any, model_dir: Path, static: Any = None) -> tuple[Any, float]:
+    kind = ag_kinds.get(args["predictor_type"])
     init_args = dict(args.get("predictor_init_args") or {})
     fit_args = dict(args.get("predictor_fit_args") or {})
     for key in ("train_data", "tuning_data"):
@@ -251,11 +204,10 @@ def fit(args: dict[str, Any], train: Any, tuning: Any, model_dir: Path) -> tuple
     if init_args.get("path") not in (None, str(model_dir)):
         log.warning("Ignoring predictor_init_args.path=%r: the model is written to %s", init_args["path"], model_dir)
     init_args["path"] = str(model_dir)
-    predictor_cls = import_predictor(predictor_type)
-    if predictor_type == "timeseries":
-        options = timeseries_options(args)
-        train = to_timeseries(train, options)
-        tuning = to_timeseries(tuning, options) if tuning is not None else None
+    predictor_cls = kind.import_predictor()
+    kind.check_fit(args, log)
+    train = kind.training_data(train, args, static)
+    tuning = kind.training_data(tuning, args, static) if tuning is not None else None
 
     log.info(
         "Fitting %s with init args %s and fit args %s",
@@ -270,10 +222,7 @@ def fit(args: dict[str, Any], train: Any, tuning: Any, model_dir: Path) -> tuple
     else:
         predictor.fit(train, **fit_args)
     elapsed = time.monotonic() - started
-    if predictor_type == "multimodal":
-        # Standalone: serving then needs no access to a model hub.
-        log.info("Saving the multimodal predictor standalone to %s", model_dir)
-        predictor.save(str(model_dir), standalone=True)
+    kind.after_fit(predictor, model_dir, log)
     return predictor, elapsed
 
 
@@ -283,7 +232,7 @@ def fit(args: dict[str, Any], train: Any, tuning: Any, model_dir: Path) -> tuple
 def autogluon_version(predictor_type: str) -> str | None:
     from importlib import metadata
 
-    package = PREDICTOR_CLASSES[predictor_type][0]
+    package = ag_kinds.package_of(predictor_type) or "autogluon.core"
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -311,19 +260,16 @@ def _float_or_none(value: Any) -> float | None:
     return None if math.isnan(number) or math.isinf(number) else number
 
 
-def _attr(obj: Any, name: str) -> Any:
-    try:
-        return getattr(obj, name, None)
-    except Exception:  # some predictor properties raise when they do not apply
-        return None
+_attr = ag_kinds.attr
 
 
 def summarise(
     args: dict[str, Any], predictor: Any, train: Any, tuning: Any, elapsed: float
 ) -> tuple[dict[str, Any], Any]:
     predictor_type = args["predictor_type"]
+    kind = ag_kinds.get(predictor_type)
     board = None
-    if predictor_type in ("tabular", "timeseries") and args.get("leaderboard", True):
+    if kind.leaderboard and args.get("leaderboard", True):
         board = leaderboard(predictor)
     label = _attr(predictor, "label") or _attr(predictor, "target")
     best = _attr(predictor, "model_best")
@@ -334,7 +280,6 @@ def summarise(
             score_val = _float_or_none(rows["score_val"].iloc[0])
     metric = _attr(predictor, "eval_metric")
     metric_name = getattr(metric, "name", None) or (str(metric) if metric is not None else None)
-    class_labels = _attr(predictor, "class_labels") if predictor_type != "timeseries" else None
     problem_type = _attr(predictor, "problem_type")
     summary: dict[str, Any] = {
         "predictor_type": predictor_type,
@@ -344,16 +289,14 @@ def summarise(
         "best_model": str(best) if best is not None else None,
         "score_val": score_val,
         "autogluon_version": autogluon_version(predictor_type),
-        "features": [str(f) for f in predictor.original_features] if predictor_type == "tabular" else [],
-        "class_labels": [str(c) for c in class_labels] if class_labels is not None else None,
         # the names a prediction's ``model`` option may choose from
         "model_names": [str(m) for m in board["model"]] if board is not None and "model" in board.columns else [],
         "num_train_rows": int(len(train)),
         "num_tuning_rows": int(len(tuning)) if tuning is not None else 0,
         "fit_seconds": round(elapsed, 2),
     }
-    if predictor_type == "timeseries":
-        summary["timeseries"] = timeseries_options(args)  # serve.py rebuilds TimeSeriesDataFrames with it
+    # features, class labels, a time series' layout (serve.py rebuilds TimeSeriesDataFrames with it)
+    summary.update(kind.summary_fields(predictor, args))
     return summary, board
 
 
@@ -381,6 +324,8 @@ def install_serve_script(source: Path, model_dir: Path) -> None:
     code_dir = model_dir / "code"
     code_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, code_dir / SERVE_SCRIPT)
+    for module in ag_kinds.CODE_MODULES:  # what serve.py imports, beside it
+        shutil.copy2(source.parent / module, code_dir / module)
     log.info("Copied %s to %s: model.tar.gz deploys without repacking", SERVE_SCRIPT, code_dir / SERVE_SCRIPT)
 
 
@@ -469,6 +414,7 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
     train_dir = required_channel("SM_CHANNEL_TRAIN_DATA", "train_data")
     tuning_dir = optional_channel("SM_CHANNEL_TUNING_DATA")
     predict_dir = optional_channel("SM_CHANNEL_PREDICT_DATA")
+    static_dir = optional_channel("SM_CHANNEL_STATIC_FEATURES")
     try:
         num_gpus = int(os.environ.get("SM_NUM_GPUS") or 0)
     except ValueError:
@@ -477,9 +423,10 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
 
     args = load_ag_args(ag_args_dir)
     predictor_type = args["predictor_type"]
+    kind = ag_kinds.get(predictor_type)
     source = serve_script()  # fail before fitting, not after
-    import_predictor(predictor_type)  # likewise: a missing package is reported at once
-    label, required = required_columns(args)
+    kind.import_predictor()  # likewise: a missing package is reported at once
+    label, required = kind.label(args), kind.required_columns(args)
     log.info("Predictor type %s, label %r", predictor_type, label)
     predict_file = data_file(predict_dir, "predict_data") if predict_dir is not None else None
     if predict_file is not None and not predict_file.name.lower().endswith(".csv"):
@@ -494,8 +441,9 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
     else:
         log.info("No tuning_data channel: AutoGluon holds out validation data from train_data")
 
+    static = load_frame(data_file(static_dir, "static_features"), "static_features") if static_dir else None
     output_data.mkdir(parents=True, exist_ok=True)
-    predictor, elapsed = fit(args, train, tuning, model_dir)
+    predictor, elapsed = fit(args, train, tuning, model_dir, static)
     summary, board = summarise(args, predictor, train, tuning, elapsed)
     log.info(
         "Fit finished in %.1fs; best model %s, score_val %s (%s, higher is better)",
@@ -527,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         run(argv, model_dir, output_data)
         return 0
     except Exception as err:
+        if isinstance(err, ag_kinds.InputError) and not isinstance(err, TrainingInputError):
+            err = TrainingInputError(str(err))  # a kind's complaint about the input, reported as one
         reason = failure_reason(err)
         if isinstance(err, TrainingInputError):
             log.error("Training failed: %s", err)

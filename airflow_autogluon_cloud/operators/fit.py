@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud import naming
-from airflow_autogluon_cloud.kinds import JobKind
+from airflow_autogluon_cloud.kinds import DEFAULT_KIND, JobKind
 from airflow_autogluon_cloud.links.autogluon_cloud import AGTrainingJobLink
 from airflow_autogluon_cloud.operators.base import (
     CONNECTION_TEMPLATE_FIELDS,
@@ -62,6 +62,22 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
     :param download_predictions: also save the predictions as a CSV on this machine.
     :param predictions_save_path: file or directory for that download; default under the local
         root. (templated)
+    :param id_column: time series: the column naming each series (default ``item_id``). (templated)
+    :param timestamp_column: time series: the timestamp column (default ``timestamp``). (templated)
+    :param target: time series: the column to forecast (default ``target``). (templated)
+    :param prediction_length: time series: the forecast horizon, in steps of ``freq``.
+    :param freq: time series: the data's frequency (``"W"``, ``"D"``...); inferred when not given.
+        (templated)
+    :param known_covariates_names: time series: columns known in advance for the horizon (e.g. a
+        planned promotion); forecasts then need their future values.
+    :param quantile_levels: time series: the quantiles forecast beside the mean.
+    :param eval_metric: time series: AutoGluon's metric the models are ranked by (``WQL``, ``MASE``...).
+    :param static_features: time series: one row per item of features that do not change over
+        time, keyed by ``id_column`` (a DataFrame, local file or ``s3://`` CSV URI). (templated)
+
+    The time-series parameters are ``predictor_init_args`` of ``TimeSeriesPredictor`` given by
+    name; every one is checked before a job is created (columns, types, a regular frequency,
+    enough history per item, no duplicate timestamps).
     """
 
     template_fields: Sequence[str] = (
@@ -79,6 +95,11 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
         "environment",
         "predict_data",
         "predictions_save_path",
+        "id_column",
+        "timestamp_column",
+        "target",
+        "freq",
+        "static_features",
     )
     template_fields_renderers = {"predictor_init_args": "json", "predictor_fit_args": "json", "tags": "json"}
     operator_extra_links = (AGTrainingJobLink(),)
@@ -87,9 +108,9 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
         self,
         *,
         train_data: Any,
-        predictor_init_args: dict[str, Any] | str,
+        predictor_init_args: dict[str, Any] | str | None = None,
         predictor_fit_args: dict[str, Any] | str | None = None,
-        predictor_type: str = "tabular",
+        predictor_type: str = DEFAULT_KIND.name,
         tuning_data: Any = None,
         instance_type: str = "ml.m5.2xlarge",
         framework_version: str | None = None,
@@ -105,6 +126,15 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
         include_predict: bool = True,
         download_predictions: bool = False,
         predictions_save_path: str | None = None,
+        id_column: str | None = None,
+        timestamp_column: str | None = None,
+        target: str | None = None,
+        prediction_length: int | None = None,
+        freq: str | None = None,
+        known_covariates_names: list[str] | None = None,
+        quantile_levels: list[float] | None = None,
+        eval_metric: str | None = None,
+        static_features: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -127,6 +157,15 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
         self.include_predict = include_predict
         self.download_predictions = download_predictions
         self.predictions_save_path = predictions_save_path
+        self.id_column = id_column
+        self.timestamp_column = timestamp_column
+        self.target = target
+        self.prediction_length = prediction_length
+        self.freq = freq
+        self.known_covariates_names = known_covariates_names
+        self.quantile_levels = quantile_levels
+        self.eval_metric = eval_metric
+        self.static_features = static_features
         self._started_job: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -152,6 +191,20 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
             tags=self.tags,
             environment=self.environment,
             predict_data=self.predict_data,
+            timeseries_columns={
+                key: value
+                for key, value in (("id_column", self.id_column), ("timestamp_column", self.timestamp_column))
+                if value is not None
+            },
+            static_features=self.static_features,
+            named_init_args={
+                "target": self.target,
+                "prediction_length": self.prediction_length,
+                "freq": self.freq,
+                "known_covariates_names": self.known_covariates_names,
+                "quantile_levels": self.quantile_levels,
+                "eval_metric": self.eval_metric,
+            },
         )
         job = submission.job_name
         self._started_job = job

@@ -29,7 +29,7 @@ from airflow_autogluon_cloud.backends.specs import (
 )
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
 from airflow_autogluon_cloud.jobconfig import dumps_canonical
-from airflow_autogluon_cloud.kinds import JobKind
+from airflow_autogluon_cloud.kinds import JobKind, get_kind
 from airflow_autogluon_cloud.services import TaskLog
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.models import ModelService
@@ -39,31 +39,6 @@ from airflow_autogluon_cloud.settings import ProviderSettings
 from airflow_autogluon_cloud.status import JobStatus
 from airflow_autogluon_cloud.storage import StorageLocator, join_uri
 
-# The metric names AutoGluon 1.x accepts per problem type (autogluon.core.metrics.METRICS), so a
-# wrong metric is refused at submission without importing AutoGluon in the worker.
-_CLASSIFICATION = {"accuracy", "acc", "balanced_accuracy", "mcc", "log_loss", "nll", "pac", "pac_score"}
-_CLASSIFICATION |= {"quadratic_kappa"} | {
-    f"{m}_{a}" for m in ("precision", "recall", "f1") for a in ("macro", "micro", "weighted")
-}
-METRICS_BY_PROBLEM_TYPE: dict[str, frozenset[str]] = {
-    "binary": frozenset(_CLASSIFICATION | {"roc_auc", "average_precision", "precision", "recall", "f1"}),
-    "multiclass": frozenset(
-        _CLASSIFICATION
-        | {"roc_auc_ovo", "roc_auc_ovo_macro", "roc_auc_ovo_weighted", "roc_auc_ovr", "roc_auc_ovr_macro"}
-        | {"roc_auc_ovr_micro", "roc_auc_ovr_weighted"}
-    ),
-    "regression": frozenset(
-        {"r2", "mean_squared_error", "mse", "root_mean_squared_error", "rmse", "mean_absolute_error", "mae"}
-        | {"median_absolute_error", "mean_absolute_percentage_error", "mape", "spearmanr", "pearsonr"}
-        | {"symmetric_mean_absolute_percentage_error", "smape"}
-    ),
-}
-#: Reported beside the eval metric unless ``metrics`` says otherwise (AutoGluon's auxiliary set).
-DEFAULT_METRICS = {
-    "binary": ["accuracy", "balanced_accuracy", "mcc", "roc_auc", "f1", "precision", "recall", "log_loss"],
-    "multiclass": ["accuracy", "balanced_accuracy", "mcc", "log_loss"],
-    "regression": ["root_mean_squared_error", "mean_absolute_error", "r2"],
-}
 _MODEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 #: Report keys the XCom carries.
 _REPORT_KEYS = (
@@ -113,19 +88,20 @@ class EvaluationService:
             if not isinstance(key, str) or not _MODEL_KEY.match(key):
                 raise InvalidParameterError("models", key, "name each model with 1-40 of a-z, 0-9 and _.")
             self.models.check_uri(uri, parameter=f"models[{key!r}]")
-            summary = self.models.summary(uri)
+            summary = self.models.read_summary(uri).to_dict()  # the defaults filled in, as typed
             if not summary.get("label") or not summary.get("problem_type"):
                 raise InvalidParameterError(
                     f"models[{key!r}]", uri, "no training_summary.json beside it: evaluate models from AGFitOperator."
                 )
-            if summary.get("predictor_type", "tabular") != "tabular":
+            kind = get_kind(summary["predictor_type"])
+            if not kind.evaluable:
                 raise InvalidParameterError(
-                    f"models[{key!r}]", summary.get("predictor_type"), "only tabular predictors can be evaluated."
+                    f"models[{key!r}]", kind.name, f"{kind.name} predictors cannot be evaluated yet."
                 )
             summaries[key] = summary
         first_key, first = next(iter(summaries.items()))
         for key, summary in summaries.items():
-            for field in ("label", "problem_type", "autogluon_version"):
+            for field in ("predictor_type", "label", "problem_type", "autogluon_version"):
                 if summary.get(field) != first.get(field):
                     raise InvalidParameterError(
                         "models",
@@ -136,11 +112,14 @@ class EvaluationService:
         return dict(models), summaries
 
     @staticmethod
-    def check_metrics(problem_type: str, eval_metric: str, metrics: list[str] | None) -> list[str]:
-        valid = METRICS_BY_PROBLEM_TYPE.get(problem_type)
-        if valid is None:
-            raise InvalidParameterError("models", problem_type, "only binary, multiclass and regression models.")
-        extra = DEFAULT_METRICS[problem_type] if metrics is None else list(metrics)
+    def check_metrics(
+        predictor_type: str | None, problem_type: str, eval_metric: str, metrics: list[str] | None
+    ) -> list[str]:
+        kind = get_kind(predictor_type)
+        valid = kind.metric_names(problem_type)
+        if not valid:
+            raise InvalidParameterError("models", problem_type, f"no metrics are known for {kind.name} {problem_type}.")
+        extra = kind.default_metrics(problem_type) if metrics is None else list(metrics)
         for parameter, name in [("eval_metric", eval_metric), *(("metrics", m) for m in extra)]:
             if name not in valid:
                 raise InvalidParameterError(
@@ -175,7 +154,7 @@ class EvaluationService:
         first = next(iter(summaries.values()))
         label, problem_type = str(first["label"]), str(first["problem_type"])
         metric = eval_metric or str(first.get("eval_metric") or "")
-        extra = self.check_metrics(problem_type, metric, metrics)
+        extra = self.check_metrics(first.get("predictor_type"), problem_type, metric, metrics)
         prepared = self.staging.prepare_data(data, "data", [label])
         try:
             image = self.backend.resolve_image(

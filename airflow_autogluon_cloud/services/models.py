@@ -16,16 +16,11 @@ from typing import Any
 from airflow_autogluon_cloud import naming
 from airflow_autogluon_cloud.backends.base import PROVIDER_TAG, Backend, ModelSpec
 from airflow_autogluon_cloud.exceptions import ArtifactError, InvalidParameterError, ResourceNotFoundError
+from airflow_autogluon_cloud.kinds import ModelSummary
 from airflow_autogluon_cloud.services import TaskLog
 from airflow_autogluon_cloud.services.roles import ExecutionRole
 from airflow_autogluon_cloud.settings import ProviderSettings
 from airflow_autogluon_cloud.storage import StorageLocator
-
-_PREDICTOR_CLASSES = {
-    "tabular": ("autogluon.tabular", "TabularPredictor"),
-    "multimodal": ("autogluon.multimodal", "MultiModalPredictor"),
-    "timeseries": ("autogluon.timeseries", "TimeSeriesPredictor"),
-}
 
 
 @dataclass
@@ -75,6 +70,10 @@ class ModelService:
             path = out / "training_summary.json"
             return json.loads(path.read_text()) if path.is_file() else {}
 
+    def read_summary(self, model_uri: str) -> ModelSummary:
+        """The typed :meth:`summary` (its defaults where the file is missing or silent)."""
+        return ModelSummary.from_dict(self.summary(model_uri))
+
     def create(
         self,
         model_name: str,
@@ -121,13 +120,11 @@ class ModelService:
     def to_local_predictor(
         self, model_uri: str, save_path: str | os.PathLike[str] | None = None, *, require_version_match: bool = True
     ) -> Any:
-        """Download ``model.tar.gz``, extract it safely and load it as the right AutoGluon predictor.
+        """Download ``model.tar.gz``, extract it safely and load it as its kind's AutoGluon predictor.
 
         :param require_version_match: refuse a model trained with another AutoGluon version (loading
             across versions can silently misbehave); pass False to load anyway.
         """
-        import importlib
-
         from airflow_autogluon_cloud.archives import safe_extract
         from airflow_autogluon_cloud.images import installed_autogluon_version
 
@@ -143,19 +140,13 @@ class ModelService:
             self.storage(model_uri).download_file(model_uri, archive)
             safe_extract(archive, target)
         summary_path = target / "training_summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        predictor_type = summary.get("predictor_type", "tabular")
+        summary = ModelSummary.from_dict(json.loads(summary_path.read_text()) if summary_path.is_file() else {})
         version_file = target / "version.txt"
-        trained_with = version_file.read_text().strip() if version_file.is_file() else summary.get("autogluon_version")
+        trained_with = version_file.read_text().strip() if version_file.is_file() else summary.autogluon_version
         installed = installed_autogluon_version()
         if require_version_match and trained_with and trained_with != installed:
             raise ArtifactError(
                 f"{model_uri} was trained with AutoGluon {trained_with}, but AutoGluon {installed} is installed. "
                 "Install the matching version, or pass require_version_match=False to load it anyway."
             )
-        module, cls = _PREDICTOR_CLASSES.get(predictor_type, _PREDICTOR_CLASSES["tabular"])
-        predictor_cls = getattr(importlib.import_module(module), cls)
-        kwargs: dict[str, Any] = {"require_py_version_match": False}
-        if predictor_type != "multimodal":
-            kwargs["require_version_match"] = require_version_match
-        return predictor_cls.load(str(target), **kwargs)
+        return summary.kind.load_predictor(str(target), require_version_match=require_version_match)

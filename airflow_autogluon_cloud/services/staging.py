@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_autogluon_cloud.backends.specs import SERVE_SCRIPT, TRAIN_SCRIPT
+from airflow_autogluon_cloud.backends.specs import CONTAINER_SUPPORT_MODULES, SERVE_SCRIPT, TRAIN_SCRIPT
 from airflow_autogluon_cloud.datasets import DataInput, prepare_input
 from airflow_autogluon_cloud.services import TaskLog
 from airflow_autogluon_cloud.settings import ProviderSettings
@@ -36,11 +36,11 @@ class StagedObject:
 
 
 def build_code_archive(scripts: tuple[str, ...] = (TRAIN_SCRIPT, SERVE_SCRIPT)) -> bytes:
-    """``sourcedir.tar.gz`` with the entry scripts, byte-identical for identical scripts."""
+    """``sourcedir.tar.gz`` with the entry scripts and the modules they import, byte-identical for identical scripts."""
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w") as tar:
-            for script in scripts:
+            for script in (*scripts, *CONTAINER_SUPPORT_MODULES):
                 data = (CONTAINER_DIR / script).read_bytes()
                 info = tarfile.TarInfo(script)
                 info.size = len(data)

@@ -18,6 +18,7 @@ from airflow_autogluon_cloud.backends.base import (
     CHANNEL_CODE,
     CHANNEL_CONFIG,
     CHANNEL_PREDICT,
+    CHANNEL_STATIC,
     CHANNEL_TRAIN,
     CHANNEL_TUNING,
     FIT_PREDICTIONS_FILE,
@@ -26,9 +27,10 @@ from airflow_autogluon_cloud.backends.base import (
     JobDescription,
     TrainingJobSpec,
 )
+from airflow_autogluon_cloud.datasets import DataInput
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedError
-from airflow_autogluon_cloud.jobconfig import build_ag_args, dumps_canonical, label_of
-from airflow_autogluon_cloud.kinds import JobKind
+from airflow_autogluon_cloud.jobconfig import build_ag_args, dumps_canonical
+from airflow_autogluon_cloud.kinds import DEFAULT_KIND, JobKind, PredictorKind, get_kind
 from airflow_autogluon_cloud.services import TaskLog
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.roles import ExecutionRole
@@ -75,7 +77,7 @@ class TrainingService:
         *,
         job_name: str,
         train_data: Any,
-        predictor_type: str = "tabular",
+        predictor_type: str = DEFAULT_KIND.name,
         tuning_data: Any = None,
         predictor_init_args: Any = None,
         predictor_fit_args: Any = None,
@@ -87,6 +89,9 @@ class TrainingService:
         tags: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
         predict_data: Any = None,
+        timeseries_columns: dict[str, str] | None = None,
+        static_features: Any = None,
+        named_init_args: dict[str, Any] | None = None,
     ) -> JobSubmission:
         """Start a training job under ``job_name``, or pick up the one an earlier try started.
 
@@ -96,6 +101,12 @@ class TrainingService:
         :param predict_data: data to score with the fitted predictor inside the same job (a
             DataFrame, a local file or an ``s3://`` CSV URI); the job writes it to its output in
             the batch transform's format (see :meth:`result`'s ``predictions``).
+        :param timeseries_columns: a time series' ``id_column`` and ``timestamp_column`` (default
+            ``item_id`` and ``timestamp``).
+        :param static_features: a time series' static features, one row per item (a DataFrame, a
+            local file or an ``s3://`` CSV URI).
+        :param named_init_args: init arguments the operator takes as its own parameters (a time
+            series' ``target``, ``prediction_length``, ``freq``...), merged into ``predictor_init_args``.
         """
         if not naming.is_valid_name(job_name):
             raise InvalidParameterError(
@@ -106,18 +117,34 @@ class TrainingService:
         self.settings.cloud_output_path  # noqa: B018 - validates the output location before anything else
         _positive_int("volume_size", volume_size)
         _positive_int("max_runtime", max_runtime)
-        ag_args = build_ag_args(predictor_type, predictor_init_args, predictor_fit_args)
-        label = label_of(predictor_type, ag_args["predictor_init_args"])
-        required = [label] if label else []
-        _check_predict_data(predictor_type, predict_data)
-        train = tuning = scoring = None
+        kind = get_kind(predictor_type)
+        ag_args = build_ag_args(
+            kind.name,
+            predictor_init_args,
+            predictor_fit_args,
+            timeseries_columns=timeseries_columns,
+            named_init_args=named_init_args,
+        )
+        kind.check_fit_args(ag_args["predictor_fit_args"])
+        required = kind.required_columns(kind.label_of(ag_args["predictor_init_args"]), ag_args)
+        kind.check_predict_data(predict_data)
+        _check_remote_predict_data(predict_data)
+        if static_features is not None and not kind.accepts_static_features:
+            kind.check_static_features(static_features, [], ag_args)  # refuses, naming the kind
+        train = tuning = scoring = static = None
         try:
             # Inside the try: a later input that fails its checks still removes the earlier ones' temp files.
             train = self.staging.prepare_data(train_data, "train_data", required)
+            items = self._check_whole_data(kind, train, ag_args)
             if tuning_data is not None:
                 tuning = self.staging.prepare_data(tuning_data, "tuning_data", required)
+                self._check_whole_data(kind, tuning, ag_args)
             if predict_data is not None:
                 scoring = self.staging.prepare_data(predict_data, "predict_data", [])
+            if static_features is not None:
+                static = self.staging.prepare_data(static_features, "static_features", [])
+                if static.local_path is not None and items is not None:
+                    kind.check_static_features(_read_local(static), items, ag_args)
             image = self.backend.resolve_image(
                 "training",
                 framework_version=framework_version,
@@ -143,8 +170,10 @@ class TrainingService:
             if scoring is not None:
                 # As CSV with a header: the training job scores it through serve.py's text/csv path.
                 channels[CHANNEL_PREDICT] = self.staging.stage_scoring_input(scoring, []).uri
+            if static is not None:
+                channels[CHANNEL_STATIC] = self.staging.stage_prepared(static).uri
         finally:
-            for prepared in (train, tuning, scoring):
+            for prepared in (train, tuning, scoring, static):
                 if prepared is not None:
                     prepared.cleanup()
 
@@ -152,7 +181,7 @@ class TrainingService:
             name=name,
             channels=channels,
             output_path=join_uri(self.settings.cloud_output_path, "model"),
-            hyperparameters={"ag_predictor_type": predictor_type, "ag_framework_version": image.framework_version},
+            hyperparameters={"ag_predictor_type": kind.name, "ag_framework_version": image.framework_version},
             instance_type=instance_type,
             volume_size=volume_size,
             max_runtime=max_runtime,
@@ -164,6 +193,21 @@ class TrainingService:
         self.log.info("Creating training job %s on the %s backend", name, self.backend.name)
         self.backend.create_training_job(spec)
         return JobSubmission(name, JobStatus.IN_PROGRESS, reattached=False)
+
+    def _check_whole_data(self, kind: PredictorKind, prepared: DataInput, ag_args: dict[str, Any]) -> Any:
+        """The kind's checks on the whole data (series rules); the items found, or ``None`` if not read.
+
+        Remote data is checked by the training job itself, which reads it anyway.
+        """
+        if not kind.checks_whole_data:
+            return None
+        if prepared.local_path is None:
+            self.log.info("%s is remote: the training job checks its series", prepared.parameter)
+            return None
+        frame = _read_local(prepared)
+        kind.check_training_data(frame, prepared.parameter, ag_args)
+        item_column = kind.item_column(ag_args)
+        return frame[item_column].unique().tolist() if item_column else None
 
     # results ---------------------------------------------------------------------------------
 
@@ -209,7 +253,7 @@ class TrainingService:
             "job_name": job_name,
             "status": desc.status.value,
             "backend": self.backend.name,
-            "predictor_type": hps.get("ag_predictor_type", "tabular"),
+            "predictor_type": hps.get("ag_predictor_type", DEFAULT_KIND.name),
             "framework_version": hps.get("ag_framework_version"),
             "model_artifact_uri": desc.artifact_uri if completed else None,
             "leaderboard_uri": desc.secondary_uri if completed else None,
@@ -237,14 +281,22 @@ class TrainingService:
         return raw
 
 
-def _check_predict_data(predictor_type: str, predict_data: Any) -> None:
-    if predict_data is None:
-        return
-    if predictor_type == "timeseries":
-        raise InvalidParameterError(
-            "predict_data", "(given)", "scoring in the training job is for tabular and multimodal predictors."
-        )
+def _check_remote_predict_data(predict_data: Any) -> None:
     if isinstance(predict_data, str) and "://" in predict_data and not predict_data.lower().endswith(".csv"):
         raise InvalidParameterError(
             "predict_data", predict_data, "a remote file scored in the training job must be a .csv with a header."
         )
+
+
+def _read_local(prepared: DataInput) -> pd.DataFrame:
+    """A prepared local input as a DataFrame (CSV, Parquet or JSON lines)."""
+    import pandas as pd
+
+    assert prepared.local_path is not None
+    path = prepared.local_path
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if name.endswith((".jsonl", ".json")):
+        return pd.read_json(path, lines=True)
+    return pd.read_csv(path)

@@ -861,7 +861,14 @@ def test_timeseries_train_and_serve(tmp_path: Path, stub_path: Path, stubs_impor
     assert summary["best_model"] == "WeightedEnsemble"
     assert summary["score_val"] == -0.25
     assert summary["class_labels"] is None
-    assert summary["timeseries"] == {"id_column": "store", "timestamp_column": "day"}
+    assert summary["problem_type"] == "forecast"
+    layout = summary["timeseries"]
+    assert {k: layout[k] for k in ("id_column", "timestamp_column", "target", "prediction_length")} == {
+        "id_column": "store",
+        "timestamp_column": "day",
+        "target": "sales",
+        "prediction_length": 2,
+    }
     assert len(pd.read_csv(dirs["output_data"] / "leaderboard.csv")) == 2
 
     serve = load_serve(dirs["model"], "ag_serve_ts")

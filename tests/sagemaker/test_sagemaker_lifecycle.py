@@ -16,6 +16,7 @@ import boto3
 import pandas as pd
 import pytest
 
+from airflow_autogluon_cloud.backends.specs import CONTAINER_SUPPORT_MODULES
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
 from tests.sagemaker.conftest import BUCKET, REGION, ROLE_ARN
 
@@ -104,7 +105,7 @@ def test_evaluation_is_a_training_job_running_evaluate_py_with_each_model_as_a_c
         "models": {"champion": "model_champion", "challenger": "model_challenger"},
     }
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(_read(channels["code"])))) as code:
-        assert code.getnames() == ["evaluate.py"]
+        assert code.getnames() == ["evaluate.py", *CONTAINER_SUPPORT_MODULES]
     result = hook.evaluation.result("ag-af-eval-exact")  # moto completes the job at once, with no report
     assert result["status"] == "Completed"
     assert result["model_uris"] == {"champion": champion, "challenger": challenger}

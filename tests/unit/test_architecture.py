@@ -187,3 +187,56 @@ def test_faces_call_only_public_methods_of_the_hook():
                 if node.attr == "backend" or node.attr.startswith("_"):
                     reaches.append(f"{relative}:{node.lineno} hook.{node.attr}")
     assert reaches == []
+
+
+PREDICTOR_KIND_NAMES = ("tabular", "timeseries", "multimodal")
+
+
+def test_only_the_kind_modules_and_container_name_a_predictor_kind():
+    """The predictor kind is an axis: above ``kinds/``, code asks a kind object, never compares names."""
+    named = []
+    for path in _outside("kinds/", "container/"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in PREDICTOR_KIND_NAMES:
+                named.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+    assert named == []
+
+
+def _sibling_imports(path: Path) -> set[str]:
+    siblings = {p.stem for p in CONTAINER.glob("*.py")}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        found |= {n for n in names if n in siblings}
+    return found
+
+
+def test_every_module_the_container_scripts_import_ships_with_them():
+    """Whatever an entry script or a kind module imports from beside it is in sourcedir.tar.gz and code/."""
+    from airflow_autogluon_cloud.backends.specs import CONTAINER_SUPPORT_MODULES
+
+    shipped = {name.removesuffix(".py") for name in CONTAINER_SUPPORT_MODULES}
+    imported = set()
+    for path in CONTAINER.glob("*.py"):
+        if path.name != "local_endpoint.py":  # runs on the host, beside the package
+            imported |= _sibling_imports(path)
+    assert imported <= shipped
+    container_list = ast.literal_eval(
+        next(
+            node.value
+            for node in ast.parse((CONTAINER / "ag_kinds.py").read_text()).body
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "CODE_MODULES"
+        )
+    )
+    assert tuple(container_list) == CONTAINER_SUPPORT_MODULES
+
+
+def test_container_scripts_import_nothing_from_the_package():
+    for path in CONTAINER.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("airflow_autogluon_cloud"), path.name
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("airflow_autogluon_cloud") for a in node.names), path.name

@@ -1,0 +1,153 @@
+"""The time-series kind: ``TimeSeriesPredictor``; rows belong to series, answers are forecasts.
+
+A batch never splits a series: input is partitioned by item into whole files, and each file is
+one request (``SplitType=None``), as AutoGluon Cloud sends a time-series batch. Answers hold
+``item_id``, ``timestamp``, ``mean`` and one column per quantile level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_autogluon_cloud.exceptions import InvalidParameterError
+from airflow_autogluon_cloud.kinds.base import SERIES, PredictorKind, TransformShape
+
+DEFAULT_ID_COLUMN = "item_id"
+DEFAULT_TIMESTAMP_COLUMN = "timestamp"
+DEFAULT_TARGET = "target"
+#: AutoGluon's time-series metrics (autogluon.timeseries.metrics.AVAILABLE_METRICS, 1.6).
+METRICS: tuple[str, ...] = ("BIAS", "MAE", "MAEB", "MAPE", "MASE", "MQL", "MSE", "RMSE", "RMSLE", "RMSSE")
+METRICS += ("SMAPE", "SQL", "WAPE", "WAPEB", "WQL")
+DEFAULT_METRICS = ("WQL", "MASE", "RMSE", "WAPE")
+#: Models whose weights come from the Hugging Face hub (presets include some of them).
+HUB_MODELS = ("Chronos", "Chronos2", "ChronosBolt", "Toto", "TiRex", "Moirai", "TimesFM")
+#: Init arguments the fit operator names explicitly.
+NAMED_INIT_ARGS = ("target", "prediction_length", "freq", "known_covariates_names", "quantile_levels", "eval_metric")
+
+
+def _positive_int(parameter: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidParameterError(parameter, value, "expected a positive integer.")
+    return value
+
+
+@dataclass(frozen=True)
+class TimeSeriesKind(PredictorKind):
+    """The rules of time-series predictors (see the module docstring)."""
+
+    def ag_args_extra(self, columns: dict[str, str] | None) -> dict[str, Any]:
+        columns = dict(columns or {})
+        unknown = sorted(set(columns) - {"id_column", "timestamp_column"})
+        if unknown:
+            raise InvalidParameterError("timeseries_columns", columns, "only id_column and timestamp_column are read.")
+        for key, value in columns.items():
+            if not isinstance(value, str) or not value:
+                raise InvalidParameterError(key, value, "give the column's name as a non-empty string.")
+        return {"timeseries": {"id_column": DEFAULT_ID_COLUMN, "timestamp_column": DEFAULT_TIMESTAMP_COLUMN, **columns}}
+
+    def check_init_args(self, init_args: dict[str, Any]) -> None:
+        length = init_args.get("prediction_length", 1)
+        _positive_int("prediction_length", length)
+        levels = init_args.get("quantile_levels")
+        if levels is not None:
+            if not isinstance(levels, list) or not levels:
+                raise InvalidParameterError("quantile_levels", levels, "give a list of numbers between 0 and 1.")
+            for level in levels:
+                if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+                    raise InvalidParameterError("quantile_levels", levels, f"{level!r} is not between 0 and 1.")
+        metric = init_args.get("eval_metric")
+        if metric is not None and str(metric).upper() not in METRICS:
+            raise InvalidParameterError(
+                "eval_metric", metric, f"use one of AutoGluon's time-series metrics: {METRICS}."
+            )
+        covariates = init_args.get("known_covariates_names")
+        if covariates is not None and (
+            not isinstance(covariates, list) or not all(isinstance(c, str) and c for c in covariates)
+        ):
+            raise InvalidParameterError("known_covariates_names", covariates, "give a list of column names.")
+
+    def required_columns(self, label: str | None, ag_args: dict[str, Any]) -> list[str]:
+        columns = ag_args.get("timeseries") or {}
+        init_args = ag_args.get("predictor_init_args") or {}
+        return [
+            str(columns.get("id_column", DEFAULT_ID_COLUMN)),
+            str(columns.get("timestamp_column", DEFAULT_TIMESTAMP_COLUMN)),
+            str(label),
+            *[str(c) for c in init_args.get("known_covariates_names") or []],
+        ]
+
+    def item_column(self, ag_args: dict[str, Any]) -> str | None:
+        return str((ag_args.get("timeseries") or {}).get("id_column", DEFAULT_ID_COLUMN))
+
+    def check_training_data(self, frame: Any, parameter: str, ag_args: dict[str, Any]) -> None:
+        from airflow_autogluon_cloud.kinds.series_checks import check_series
+
+        check_series(frame, parameter, ag_args, min_windows=_val_windows(ag_args))
+
+    def check_static_features(self, static: Any, items: Any, ag_args: dict[str, Any]) -> None:
+        from airflow_autogluon_cloud.kinds.series_checks import check_static_features
+
+        columns = ag_args.get("timeseries") or {}
+        check_static_features(static, str(columns.get("id_column", DEFAULT_ID_COLUMN)), items)
+
+    def check_fit_args(self, fit_args: dict[str, Any]) -> None:
+        """A foundation model asked for where the hub is off (``HF_HUB_OFFLINE``) cannot load: say so now."""
+        import os
+
+        wanted = self.hub_models(fit_args)
+        if wanted and os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+            raise InvalidParameterError(
+                "predictor_fit_args['hyperparameters']",
+                wanted,
+                "these models download weights from the Hugging Face hub, and HF_HUB_OFFLINE is set: remove them, "
+                "or give the job hub access (unset HF_HUB_OFFLINE).",
+            )
+
+    def metric_names(self, problem_type: str | None) -> frozenset[str]:
+        return frozenset(METRICS)
+
+    def default_metrics(self, problem_type: str | None) -> list[str]:
+        return list(DEFAULT_METRICS)
+
+    def hub_models(self, fit_args: dict[str, Any]) -> list[str]:
+        """Models named in ``hyperparameters`` whose weights come from the Hugging Face hub."""
+        hyperparameters = fit_args.get("hyperparameters")
+        names = list(hyperparameters) if isinstance(hyperparameters, dict) else []
+        return [n for n in names if any(str(n).startswith(m) for m in HUB_MODELS)]
+
+
+def _val_windows(ag_args: dict[str, Any]) -> int:
+    windows = (ag_args.get("predictor_fit_args") or {}).get("num_val_windows", 1)
+    return windows if isinstance(windows, int) and not isinstance(windows, bool) and windows > 0 else 1
+
+
+def min_history(prediction_length: int, windows: int = 1) -> int:
+    """Points the longest series needs for ``windows`` validation windows (AutoGluon's rule)."""
+    return prediction_length * (windows + 1) + 1
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+TIMESERIES = TimeSeriesKind(
+    name="timeseries",
+    package="autogluon.timeseries",
+    class_name="TimeSeriesPredictor",
+    label_key="target",
+    label_default=DEFAULT_TARGET,
+    batch_split=SERIES,
+    # One request per input file (each holds whole series); the answer is one CSV per file.
+    transform=TransformShape("None", "SingleRecord", "text/csv", "text/csv", "None"),
+    answer_columns=("item_id", "timestamp", "mean", "<quantile>..."),
+    evaluable=False,
+    scores_in_training_job=False,
+    summary_fields=("timeseries", "model_names"),
+    named_init_args=NAMED_INIT_ARGS,
+    checks_whole_data=True,
+    # TimeSeriesPredictor.load takes require_version_match only.
+    load_accepts_py_version_check=False,
+    accepts_static_features=True,
+)
