@@ -50,3 +50,46 @@ def make_churn(rows: int, seed: int = 0, with_label: bool = True) -> pd.DataFram
     if with_label:
         frame[LABEL] = np.where(score > 0.2, "yes", "no")
     return frame
+
+
+#: The weekly-demand example's columns.
+DEMAND_ID, DEMAND_TIME, DEMAND_TARGET, DEMAND_PROMO = "store_item", "week", "demand", "promo"
+
+
+def make_weekly_demand(
+    items: int, weeks: int, seed: int = 0, horizon: int = 0, start: str = "2022-01-02"
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Weekly demand per item with a yearly season, a trend, and a promotion that lifts sales.
+
+    :param horizon: weeks after the history for which the promotion plan is known (the known
+        covariates a forecast needs).
+    :return: ``(history, future_promotions, static_features)``: the history has one row per item
+        and week (``store_item``, ``week``, ``demand``, ``promo``); the future frame has the
+        ``promo`` plan for the ``horizon`` weeks after it; static features one row per item
+        (``region``, ``base_level``).
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    weeks_all = pd.date_range(start, periods=weeks + horizon, freq="W")
+    t = np.arange(weeks + horizon)
+    histories, futures, statics = [], [], []
+    for i in range(items):
+        item = f"item_{i:04d}"
+        level = float(rng.uniform(20, 200))
+        region = REGIONS[i % len(REGIONS)]
+        season = 1 + 0.25 * np.sin(2 * np.pi * (t + rng.integers(0, 52)) / 52.0)
+        promo = (rng.random(len(t)) < 0.15).astype(int)
+        demand = level * season * (1 + 0.002 * t) * (1 + 0.4 * promo) + rng.normal(0, 0.05 * level, len(t))
+        frame = pd.DataFrame(
+            {DEMAND_ID: item, DEMAND_TIME: weeks_all, DEMAND_TARGET: demand.clip(0).round(3), DEMAND_PROMO: promo}
+        )
+        histories.append(frame.iloc[:weeks])
+        futures.append(frame.iloc[weeks:][[DEMAND_ID, DEMAND_TIME, DEMAND_PROMO]])
+        statics.append({DEMAND_ID: item, "region": region, "base_level": round(level, 1)})
+    return (
+        pd.concat(histories, ignore_index=True),
+        pd.concat(futures, ignore_index=True),
+        pd.DataFrame(statics),
+    )

@@ -91,6 +91,11 @@ class TransformJobSpec:
     :param input_uri: staged input object (CSV with a header line).
     :param output_path: prefix the result goes under: ``<output_path>/<input file name>.out``.
     :param accept: content type of the results (the serving script's answer).
+    :param split_type: ``Line`` (the input is cut into mini-batches at line ends) or ``None`` (each
+        input file is one request: time series, whose items must stay whole); ``input_uri`` is
+        then a prefix of one or more files, and each gets its own ``<file>.out``.
+    :param batch_strategy: ``MultiRecord`` or ``SingleRecord``.
+    :param assemble_with: ``Line`` or ``None``.
     """
 
     name: str
@@ -101,6 +106,9 @@ class TransformJobSpec:
     instance_count: int = 1
     content_type: str = "text/csv"
     accept: str = "application/json"
+    split_type: str = "Line"
+    batch_strategy: str = "MultiRecord"
+    assemble_with: str = "Line"
     max_payload_mb: int = 6
     max_runtime: int = 3600
     environment: dict[str, str] = field(default_factory=dict)

@@ -180,6 +180,9 @@ def run(argv: list[str] | None, output_data: Path) -> None:
     args = load_args(channel_dir("SM_CHANNEL_EVAL_ARGS", "eval_args"))
     frame = load_frame(data_file(channel_dir("SM_CHANNEL_EVAL_DATA", "eval_data")))
     model_dirs = {key: channel_dir(f"SM_CHANNEL_{channel.upper()}", channel) for key, channel in args["models"].items()}
+    static_dir = env_path("SM_CHANNEL_STATIC_FEATURES", "/opt/ml/input/data/static_features")
+    if static_dir.is_dir() and any(static_dir.iterdir()):  # a time series' static features, for its kind
+        args["_static_features"] = load_frame(data_file(static_dir))
     log.info("Evaluating %d model(s) on %d rows (metric %s)", len(model_dirs), len(frame), args["eval_metric"])
     report = evaluate(args, frame, model_dirs)
     output_data.mkdir(parents=True, exist_ok=True)

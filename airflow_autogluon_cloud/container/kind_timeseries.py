@@ -58,7 +58,8 @@ def _hub_offline() -> bool:
 def to_series(frame: Any, layout: dict[str, Any], static: Any = None) -> Any:
     from autogluon.timeseries import TimeSeriesDataFrame
 
-    extra = {"static_features_df": static} if static is not None else {}
+    # A copy: AutoGluon renames the id column of the static features frame it is given, in place.
+    extra = {"static_features_df": static.copy()} if static is not None else {}
     return TimeSeriesDataFrame.from_data_frame(
         frame, id_column=layout["id_column"], timestamp_column=layout["timestamp_column"], **extra
     )
@@ -79,10 +80,7 @@ class TimeSeriesKind(Kind):
         return columns
 
     def training_data(self, frame: Any, args: dict[str, Any], static: Any = None) -> Any:
-        layout = options(args)
-        if static is not None:
-            static = static.set_index(layout["id_column"])
-        return to_series(frame, layout, static)
+        return to_series(frame, options(args), static)
 
     def check_fit(self, args: dict[str, Any], log: Any) -> None:
         """A foundation model asked for without hub access fails now, naming it; a preset with some warns."""
@@ -216,16 +214,15 @@ class TimeSeriesKind(Kind):
 def forecast(model: Any, request: ForecastRequest, chosen_model: str | None = None) -> Any:
     """``predictor.predict`` on one request: ``item_id``, ``timestamp``, ``mean`` and quantile columns."""
     layout = {"id_column": model.id_column, "timestamp_column": model.timestamp_column}
-    static = None
-    if request.static_features is not None:
-        static = request.static_features.set_index(model.id_column)
-    data = to_series(request.history, layout, static)
+    data = to_series(request.history, layout, request.static_features)
     known = to_series(request.known_covariates, layout) if request.known_covariates is not None else None
     extra: dict[str, Any] = {"model": chosen_model} if chosen_model else {}
     if known is not None:
         extra["known_covariates"] = known
     predictions = model.predictor.predict(data, **extra)
-    answer = predictions.reset_index()
+    import pandas as pd
+
+    answer = pd.DataFrame(predictions).reset_index()  # a plain frame, not a TimeSeriesDataFrame
     answer.columns = [str(c) for c in answer.columns]
     return answer
 

@@ -261,6 +261,9 @@ class AutoGluonCloudHook(BaseHook):
     def predict_proba_real_time(self, endpoint_name: str, data: Any, **kwargs: Any) -> pd.DataFrame | pd.Series:
         return self.realtime.predict_proba(endpoint_name, data, **kwargs)
 
+    def forecast_real_time(self, endpoint_name: str, history: Any, **kwargs: Any) -> pd.DataFrame:
+        return self.realtime.forecast(endpoint_name, history, **kwargs)  # known_covariates=, static_features=
+
     def start_batch_predict(self, **kwargs: Any) -> JobSubmission:
         return self.batch.start(**kwargs)
 

@@ -141,6 +141,15 @@ class PredictorKind:
                 "predict_data", "(given)", f"scoring in the training job is not available for {self.name} predictors."
             )
 
+    # batch ---------------------------------------------------------------------------------------
+
+    def check_batch_inputs(self, history: Any, known: Any, static: Any, summary: dict[str, Any]) -> None:
+        """Checks of whole-series batch input (kinds whose ``batch_split`` is :data:`SERIES`)."""
+
+    def write_batch_parts(self, history: Any, known: Any, static: Any, summary: dict[str, Any], directory: Any) -> Any:
+        """Batch input files of whole items (kinds whose ``batch_split`` is :data:`SERIES`)."""
+        raise NotImplementedError(f"{self.name} batch input is rows, staged as one CSV")
+
     # evaluation ------------------------------------------------------------------------------
 
     def metric_names(self, problem_type: str | None) -> frozenset[str]:
@@ -150,6 +159,14 @@ class PredictorKind:
     def default_metrics(self, problem_type: str | None) -> list[str]:
         """Metrics reported beside the eval metric when none are asked for."""
         return []
+
+    def evaluation_args(self, summary: dict[str, Any], windows: int) -> dict[str, Any]:
+        """Keys ``eval_args.json`` needs beyond the common ones (none for most kinds)."""
+        if windows != 1:
+            raise InvalidParameterError(
+                "backtest_windows", windows, f"backtests apply to time series, not {self.name}."
+            )
+        return {}
 
     # loading -----------------------------------------------------------------------------------
 

@@ -105,6 +105,49 @@ class TimeSeriesKind(PredictorKind):
                 "or give the job hub access (unset HF_HUB_OFFLINE).",
             )
 
+    def check_batch_inputs(self, history: Any, known: Any, static: Any, summary: dict[str, Any]) -> None:
+        """Every item's history, its known covariates for the horizon, its static features (if the model has them)."""
+        layout = summary.get("timeseries") or {}
+        id_column = str(layout.get("id_column", DEFAULT_ID_COLUMN))
+        needed = [str(c) for c in layout.get("known_covariates_names") or []]
+        columns = [id_column, str(layout.get("timestamp_column", DEFAULT_TIMESTAMP_COLUMN)), str(summary.get("label"))]
+        missing = [c for c in [*columns, *needed] if c not in history.columns]
+        if missing:
+            raise InvalidParameterError("test_data", list(history.columns), f"the history needs the columns {missing}.")
+        items = set(history[id_column])
+        if needed:
+            if known is None:
+                raise InvalidParameterError(
+                    "known_covariates", None, f"the model forecasts with {needed}: give their values for the horizon."
+                )
+            missing = [c for c in [id_column, *needed] if c not in known.columns]
+            if missing:
+                raise InvalidParameterError("known_covariates", list(known.columns), f"add the columns {missing}.")
+            counts = known.groupby(id_column).size()
+            length = int(layout.get("prediction_length") or 1)
+            short = sorted(str(i) for i in items if int(counts.get(i, 0)) < length)
+            if short:
+                raise InvalidParameterError(
+                    "known_covariates", short[:5], f"each item needs {length} future rows (the horizon)."
+                )
+        if static is not None:
+            self.check_static_features(static, sorted(items, key=str), {"timeseries": layout})
+
+    def write_batch_parts(self, history: Any, known: Any, static: Any, summary: dict[str, Any], directory: Any) -> Any:
+        """Batch input partitioned by item: JSON envelopes of whole series (see :mod:`.series_io`)."""
+        from airflow_autogluon_cloud.kinds.series_io import write_parts
+
+        layout = summary.get("timeseries") or {}
+        full = {
+            "id_column": str(layout.get("id_column", DEFAULT_ID_COLUMN)),
+            "timestamp_column": str(layout.get("timestamp_column", DEFAULT_TIMESTAMP_COLUMN)),
+        }
+        return write_parts(history, known, static, full, directory)
+
+    def evaluation_args(self, summary: dict[str, Any], windows: int) -> dict[str, Any]:
+        _positive_int("backtest_windows", windows)
+        return {"predictor_type": self.name, "timeseries": summary.get("timeseries") or {}, "num_windows": windows}
+
     def metric_names(self, problem_type: str | None) -> frozenset[str]:
         return frozenset(METRICS)
 
@@ -139,10 +182,10 @@ TIMESERIES = TimeSeriesKind(
     label_key="target",
     label_default=DEFAULT_TARGET,
     batch_split=SERIES,
-    # One request per input file (each holds whole series); the answer is one CSV per file.
-    transform=TransformShape("None", "SingleRecord", "text/csv", "text/csv", "None"),
+    # One request per input file (a JSON envelope of whole series); one CSV answer per file.
+    transform=TransformShape("None", "SingleRecord", "application/json", "text/csv", "None"),
     answer_columns=("item_id", "timestamp", "mean", "<quantile>..."),
-    evaluable=False,
+    evaluable=True,
     scores_in_training_job=False,
     summary_fields=("timeseries", "model_names"),
     named_init_args=NAMED_INIT_ARGS,

@@ -49,6 +49,13 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
     :param job_name: explicit job name; default derived from the task instance. (templated)
     :param wait_for_completion: wait for the job to finish.
     :param tags: extra tags. (templated)
+    :param known_covariates: time series: the known covariates' values for the horizon, per item
+        (a DataFrame or a local CSV/Parquet file). (templated)
+    :param static_features: time series: one row per item of static features. (templated)
+
+    For a time-series model ``test_data`` is the history of every item to forecast; the input is
+    partitioned by item (no series is ever split) and the results hold ``item_id``,
+    ``timestamp``, ``mean`` and one column per quantile, as ``TimeSeriesPredictor.predict``.
     """
 
     template_fields: Sequence[str] = (
@@ -62,6 +69,8 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         "job_name",
         "tags",
         "predict_kwargs",
+        "known_covariates",
+        "static_features",
     )
     operator_extra_links = (AGTransformJobLink(),)
 
@@ -83,6 +92,8 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         wait_for_completion: bool = True,
         tags: dict[str, str] | None = None,
         predict_kwargs: dict[str, Any] | str | None = None,
+        known_covariates: Any = None,
+        static_features: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -101,6 +112,8 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         self.wait_for_completion = wait_for_completion
         self.tags = tags
         self.predict_kwargs = predict_kwargs
+        self.known_covariates = known_covariates
+        self.static_features = static_features
         self._started_job: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -117,6 +130,8 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
             max_runtime=self.max_runtime,
             tags=self.tags,
             predict_kwargs=self.predict_kwargs,
+            known_covariates=self.known_covariates,
+            static_features=self.static_features,
         )
         job = submission.job_name
         self._started_job = job

@@ -45,6 +45,9 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
     :param max_runtime: maximum seconds the job may run.
     :param job_name: explicit job name; default derived from the task instance. (templated)
     :param tags: extra tags for the job. (templated)
+    :param backtest_windows: time series: how many holdout windows of ``prediction_length`` points
+        per item, from the end of ``data``, the metrics are averaged over.
+    :param static_features: time series: the models' static features, one row per item. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -58,6 +61,7 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
         "custom_image_uri",
         "job_name",
         "tags",
+        "static_features",
     )
     template_fields_renderers = {"models": "json", "tags": "json"}
 
@@ -75,9 +79,13 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
         max_runtime: int = 3600,
         job_name: str | None = None,
         tags: dict[str, str] | None = None,
+        backtest_windows: int = 1,
+        static_features: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.backtest_windows = backtest_windows
+        self.static_features = static_features
         self.data = data
         self.models = models
         self.optional_models = optional_models
@@ -131,6 +139,8 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
             volume_size=self.volume_size,
             max_runtime=self.max_runtime,
             tags=self.tags,
+            backtest_windows=self.backtest_windows,
+            static_features=self.static_features,
         )
         job = self._started_job = submission.job_name
         self.log.info("Evaluation job: %s (backend %s) for %s", job, self.hook.backend_name, ", ".join(uris))

@@ -1,7 +1,9 @@
 """Batch prediction: a transform job scoring a dataset with a model, and reading its results.
 
 The model created for a transform job exists only for that job and is removed afterwards. The
-output is JSON lines: the prediction named after the label, then ``<class>_proba`` columns.
+model's kind decides the request: rows (JSON lines out: the prediction named after the label,
+then ``<class>_proba`` columns), or whole series partitioned by item into JSON envelopes, one
+request per file (CSV out: ``item_id``, ``timestamp``, ``mean`` and one column per quantile).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud import naming, predict_options
 from airflow_autogluon_cloud.backends.base import PROVIDER_TAG, Backend, TransformJobSpec
+from airflow_autogluon_cloud.datasets import is_dataframe
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedError, ResourceNotFoundError
-from airflow_autogluon_cloud.kinds import JobKind
+from airflow_autogluon_cloud.kinds import SERIES, JobKind, ModelSummary, PredictorKind
 from airflow_autogluon_cloud.services import TaskLog
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.models import ModelService
@@ -68,12 +71,16 @@ class BatchService:
         tags: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
         predict_kwargs: dict[str, Any] | None = None,
+        known_covariates: Any = None,
+        static_features: Any = None,
     ) -> JobSubmission:
         """Start a batch transform of ``test_data`` with ``model_uri`` (or reattach to an earlier try's).
 
         :param predict_kwargs: prediction options (:mod:`~airflow_autogluon_cloud.predict_options`),
             checked against the model's summary before anything starts; they reach the serving
             script in the job's environment.
+        :param known_covariates: a time series' known covariates for the horizon (a DataFrame).
+        :param static_features: a time series' static features, one row per item (a DataFrame).
         """
         if not naming.is_valid_name(job_name):
             raise InvalidParameterError("job_name", job_name, "use 1-63 letters, digits and hyphens.")
@@ -83,20 +90,33 @@ class BatchService:
         self.settings.cloud_output_path  # noqa: B018 - validates the output location before anything else
         self.models.check_uri(model_uri)
         summary = self.models.summary(model_uri)  # read once: the features here, the version for the image
+        kind = ModelSummary.from_dict(summary).kind
         features = summary.get("features") or []
         options = predict_options.validate(predict_kwargs, summary)
         environment = dict(environment or {})
         if options:
             environment[predict_options.ENV_VAR] = predict_options.to_json(options)
-        prepared = self.staging.prepare_data(test_data, "test_data", features)
+        if kind.batch_split == SERIES:
+            frames = _series_inputs(kind, summary, test_data, known_covariates, static_features)
+        elif known_covariates is not None or static_features is not None:
+            raise InvalidParameterError(
+                "known_covariates" if known_covariates is not None else "static_features",
+                "(given)",
+                f"{kind.name} models take neither; pass test_data only.",
+            )
+        prepared = self.staging.prepare_data(test_data, "test_data", features) if kind.batch_split != SERIES else None
         try:
             found = self.jobs.find(JobKind.TRANSFORM, job_name)
             if isinstance(found, JobSubmission):
                 return found
             name = found
-            staged = self.staging.stage_scoring_input(prepared, features)
+            if prepared is None:
+                staged = self._stage_series(kind, summary, frames)
+            else:
+                staged = self.staging.stage_scoring_input(prepared, features)
         finally:
-            prepared.cleanup()
+            if prepared is not None:
+                prepared.cleanup()
         model_name = naming.derived_name(name, "model")
         self.models.create(
             model_name,
@@ -114,8 +134,11 @@ class BatchService:
             output_path=join_uri(self.settings.cloud_output_path, "batch_transform", name),
             instance_type=instance_type,
             instance_count=instance_count,
-            content_type="text/csv",
-            accept="application/jsonl",
+            content_type=kind.transform.content_type,
+            accept=kind.transform.accept,
+            split_type=kind.transform.split_type,
+            batch_strategy=kind.transform.batch_strategy,
+            assemble_with=kind.transform.assemble_with,
             max_runtime=max_runtime,
             environment=environment,
             tags={PROVIDER_TAG: "transform", **(tags or {})},
@@ -128,13 +151,24 @@ class BatchService:
             raise
         return JobSubmission(name, JobStatus.IN_PROGRESS, reattached=False)
 
+    def _stage_series(self, kind: PredictorKind, summary: dict[str, Any], frames: tuple[Any, Any, Any]) -> Any:
+        """Whole series partitioned by item into JSON envelopes, staged together as one prefix."""
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = kind.write_batch_parts(*frames, summary, Path(tmp) / "test_data")
+            return self.staging.stage_parts(paths, "test_data")
+
     def result(self, job_name: str) -> dict[str, Any]:
         """The small XCom dict for a transform job: output URI, input, status."""
         desc = self.jobs.describe(JobKind.TRANSFORM, job_name)
         output_uri = None
         if desc.status == JobStatus.COMPLETED and desc.artifact_uri:
             source = desc.secondary_uri or ""
-            output_uri = join_uri(desc.artifact_uri, source.rsplit("/", 1)[-1] + ".out")
+            # An input prefix (files scored one request each) has one .out per file under the output prefix.
+            output_uri = (
+                desc.artifact_uri
+                if source.endswith("/")
+                else join_uri(desc.artifact_uri, source.rsplit("/", 1)[-1] + ".out")
+            )
         return {
             "job_name": job_name,
             "status": desc.status.value,
@@ -171,10 +205,19 @@ class BatchService:
                 ) from None
         if not result["output_uri"]:
             raise JobFailedError("Transform job", job_name, result["status"], "it has no results (not Completed)")
+        storage = self.storage(result["output_uri"])
+        uris = [result["output_uri"]]
+        if (result["input_uri"] or "").endswith("/"):
+            uris = sorted(uri for uri in storage.list(result["output_uri"]) if uri.endswith(".out"))
+        frames = []
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "results.jsonl"
-            self.storage(result["output_uri"]).download_file(result["output_uri"], path)
-            return pd.read_json(path, lines=True)
+            for number, uri in enumerate(uris):
+                path = Path(tmp) / f"results-{number}"
+                storage.download_file(uri, path)
+                frames.append(_read_answer(path))
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        frame.attrs["whole_answer"] = frames[0].attrs.get("whole_answer", False)
+        return frame
 
     def download_results(
         self,
@@ -191,7 +234,9 @@ class BatchService:
         :param include_predict: with ``predict_proba``, keep the prediction column too.
         """
         frame = self.read_results(job_name)
-        if predict_proba:
+        if frame.attrs.get("whole_answer"):
+            pass  # forecasts: item, timestamp, mean and quantiles, kept whole
+        elif predict_proba:
             proba = split_proba(frame)
             if include_predict and hasattr(proba, "columns"):
                 proba.insert(0, frame.columns[0], frame.iloc[:, 0])
@@ -206,3 +251,37 @@ class BatchService:
         frame.to_csv(tmp, index=False)
         os.replace(tmp, target)
         return str(target)
+
+
+def _read_answer(path: Path) -> pd.DataFrame:
+    """One output file: JSON lines (rows' answers) or CSV with a header (forecasts)."""
+    import pandas as pd
+
+    with open(path, "rb") as fh:
+        first = fh.read(1)
+    if first == b"{":
+        return pd.read_json(path, lines=True)
+    frame = pd.read_csv(path, float_precision="round_trip")
+    frame.attrs["whole_answer"] = True  # a forecast: every column is the answer, none is "the prediction"
+    return frame
+
+
+def _series_inputs(
+    kind: PredictorKind, summary: dict[str, Any], history: Any, known: Any, static: Any
+) -> tuple[Any, Any, Any]:
+    """The history, known covariates and static features as DataFrames, checked against the model."""
+    import pandas as pd
+
+    frames = []
+    for parameter, value in (("test_data", history), ("known_covariates", known), ("static_features", static)):
+        if value is None or is_dataframe(value):
+            frames.append(value)
+        elif isinstance(value, (str, os.PathLike)) and Path(value).is_file():
+            path = Path(value)
+            frames.append(pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path))
+        else:
+            raise InvalidParameterError(parameter, value, "give a DataFrame or a local CSV or Parquet file.")
+    if frames[0] is None or not len(frames[0]):
+        raise InvalidParameterError("test_data", None, "give the history of every item to forecast.")
+    kind.check_batch_inputs(frames[0], frames[1], frames[2], summary)
+    return frames[0], frames[1], frames[2]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_autogluon_cloud import naming
-from airflow_autogluon_cloud.backends.base import CHANNEL_CODE, PROVIDER_TAG, Backend
+from airflow_autogluon_cloud.backends.base import CHANNEL_CODE, CHANNEL_STATIC, PROVIDER_TAG, Backend
 from airflow_autogluon_cloud.backends.specs import (
     CHANNEL_EVAL_ARGS,
     CHANNEL_EVAL_DATA,
@@ -140,6 +140,8 @@ class EvaluationService:
         volume_size: int = 30,
         max_runtime: int = 3600,
         tags: dict[str, str] | None = None,
+        backtest_windows: int = 1,
+        static_features: Any = None,
     ) -> JobSubmission:
         """Start an evaluation job under ``job_name``, or pick up the one an earlier try started.
 
@@ -147,6 +149,9 @@ class EvaluationService:
         :param models: ``{key: model_uri}`` (keys name the models in the report) or a list of URIs.
         :param eval_metric: the metric the models are compared on; default the models' own.
         :param metrics: further metrics to report; default AutoGluon's auxiliary set for the problem type.
+        :param backtest_windows: forecasts: the holdout windows (the last ``prediction_length``
+            points per item, then the ones before) the metrics are averaged over.
+        :param static_features: forecasts: the models' static features, one row per item.
         """
         if not naming.is_valid_name(job_name):
             raise InvalidParameterError("job_name", job_name, "use 1-63 letters, digits and hyphens.")
@@ -155,7 +160,12 @@ class EvaluationService:
         label, problem_type = str(first["label"]), str(first["problem_type"])
         metric = eval_metric or str(first.get("eval_metric") or "")
         extra = self.check_metrics(first.get("predictor_type"), problem_type, metric, metrics)
+        kind = get_kind(first.get("predictor_type"))
+        kind_args = kind.evaluation_args(first, backtest_windows)
+        if static_features is not None and not kind.accepts_static_features:
+            kind.check_static_features(static_features, [], first)  # refuses, naming the kind
         prepared = self.staging.prepare_data(data, "data", [label])
+        static = self.staging.prepare_data(static_features, "static_features") if static_features is not None else None
         try:
             image = self.backend.resolve_image(
                 "training",
@@ -174,6 +184,7 @@ class EvaluationService:
                 "eval_metric": metric,
                 "metrics": extra,
                 "models": {key: MODEL_CHANNEL_PREFIX + key for key in uris},
+                **kind_args,
             }
             data_uri = self.staging.stage_prepared(prepared).uri
             channels = {
@@ -182,8 +193,12 @@ class EvaluationService:
                 CHANNEL_CODE: self.staging.stage_code((EVALUATE_SCRIPT,)).uri,
                 **{MODEL_CHANNEL_PREFIX + key: uri for key, uri in uris.items()},
             }
+            if static is not None:
+                channels[CHANNEL_STATIC] = self.staging.stage_prepared(static).uri
         finally:
             prepared.cleanup()
+            if static is not None:
+                static.cleanup()
         spec = EvaluationJobSpec(
             name=found,
             channels=channels,

@@ -89,6 +89,43 @@ class RealtimeService:
             parts.append(pd.read_parquet(io.BytesIO(raw)))
         return pd.concat(parts, ignore_index=True)
 
+    def forecast(
+        self,
+        endpoint_name: str,
+        history: Any,
+        known_covariates: Any = None,
+        static_features: Any = None,
+        predict_kwargs: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """A time-series endpoint's forecast: ``item_id``, ``timestamp``, ``mean`` and one column per quantile.
+
+        One request, a JSON envelope of the three frames (see ``container/kind_timeseries.py``),
+        answered as Parquet so types survive; a series is never split across requests.
+        """
+        import pandas as pd
+
+        from airflow_autogluon_cloud.kinds.series_io import envelope
+
+        options = predict_options.validate(predict_kwargs)
+        for parameter, value in (
+            ("history", history),
+            ("known_covariates", known_covariates),
+            ("static_features", static_features),
+        ):
+            if value is not None and not hasattr(value, "to_dict"):
+                raise InvalidParameterError(parameter, type(value).__name__, "pass a DataFrame.")
+        if history is None or len(history) == 0:
+            raise InvalidParameterError("history", history, "pass the history of every item to forecast.")
+        body = envelope(history, known_covariates, static_features)
+        if len(body) > _MAX_REQUEST_BYTES:
+            raise InvalidParameterError(
+                "history",
+                f"{len(body) / 1e6:.1f} MB",
+                "a real-time request carries at most 5 MB: forecast fewer items per call, or batch them.",
+            )
+        raw = self.invoke(endpoint_name, body, "application/json", "application/x-parquet", options)
+        return pd.read_parquet(io.BytesIO(raw))
+
     def predict(self, endpoint_name: str, data: Any, predict_kwargs: dict[str, Any] | None = None) -> pd.Series:
         """Predictions for ``data`` as a Series named after the label."""
         return self.predict_frame(endpoint_name, data, predict_kwargs).iloc[:, 0]

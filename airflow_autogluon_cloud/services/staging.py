@@ -104,6 +104,28 @@ class StagingService:
             name = f"{prepared.parameter}.csv"
         return self.stage_file(prepared.local_path, name)
 
+    def stage_parts(self, paths: list[Path], folder: str) -> StagedObject:
+        """Stage files together under ``<cloud_output_path>/staging/<sha256 of all>/<folder>/``.
+
+        The URI returned is that prefix (with a trailing ``/``): a transform job with ``SplitType=None``
+        reads each file under it as one request.
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\0")
+        prefix = join_uri(self.settings.cloud_output_path, "staging", digest.hexdigest(), folder) + "/"
+        uploaded = 0
+        for path in paths:
+            uri = prefix + path.name
+            storage = self.storage(uri)
+            if storage.size(uri) != path.stat().st_size:
+                storage.upload_file(path, uri)
+                uploaded += path.stat().st_size
+        self.log.info("Staging: %d part(s) under %s (%.1f MB uploaded)", len(paths), prefix, uploaded / 1e6)
+        return StagedObject(prefix, uploaded, digest.hexdigest())
+
     def stage_code(self, scripts: tuple[str, ...] = (TRAIN_SCRIPT, SERVE_SCRIPT)) -> StagedObject:
         return self.stage_bytes(build_code_archive(scripts), "sourcedir.tar.gz")
 

@@ -22,6 +22,7 @@ EXAMPLE_DAGS = {
     "ag_reattach_sensor",
     "ag_reattach_external_job",
     "ag_ops_teardown",
+    "ag_weekly_forecast",
 }
 
 _PARSE_PROBE = """

@@ -89,3 +89,10 @@ def score_range(path: str, header: bytes, start: int, end: int, content_type: st
     """
     data = read_range(path, start, end)
     return score(header + data, content_type, accept), count_rows(data)
+
+
+def score_file(path: str, content_type: str, accept: str) -> tuple[bytes, int]:
+    """One whole file as one request (``SplitType=None``): the answer and its rows (lines after a header)."""
+    with open(path, "rb") as fh:
+        answer = score(fh.read(), content_type, accept)
+    return answer, max(0, count_rows(answer) - 1)

@@ -11,6 +11,10 @@ range of a mini-batch and reads it itself, so no rows are pickled between proces
 result is written to a temporary file and moved into place at the end, so a partial result
 never appears at the final path.
 
+With ``SplitType=None`` (time series: a series must never be split) the input is a prefix of
+files instead, and each file is one request whose answer is its own ``<file>.out``, as on
+SageMaker; ``instance_count`` workers score files side by side.
+
 The runner records when each phase began (``timings`` in the job's state: runner start,
 AutoGluon import, model load, workers started, first mini-batch scored, scored, completed).
 """
@@ -133,6 +137,9 @@ def run_transform(runner: JobRun) -> None:
     log("Transform job %s: model %s (%s)", runner.name, spec["model_name"], model_uri)
     unpack_while_importing(model_uri, model_dir, aws, lambda summary: batch_worker.preimport(str(model_dir), summary))
     timings["imported"] = time.time()
+    if spec.get("split_type") == "None":
+        _score_whole_files(runner, spec, aws, model_dir, workers, timings)
+        return
 
     input_uri = spec["input_uri"]
     if is_s3_uri(input_uri):
@@ -207,6 +214,63 @@ def run_transform(runner: JobRun) -> None:
         timings=timings,
     )
     log("Transform job %s completed: %s", runner.name, output_uri)
+
+
+def _score_whole_files(
+    runner: JobRun, spec: dict[str, Any], aws: dict[str, Any] | None, model_dir: Path, workers: int, timings: Any
+) -> None:
+    """``SplitType=None``: every file under the input prefix is one request; its answer is ``<file>.out``."""
+    input_uri = spec["input_uri"]
+    storage = make_storage(input_uri, aws)
+    sources = [uri for uri in storage.list(input_uri) if not uri.rsplit("/", 1)[-1].startswith(".")]
+    if not sources:
+        raise FileNotFoundError(f"The transform input {input_uri} holds no file")
+    paths = []
+    for uri in sources:
+        if is_s3_uri(uri):
+            path = runner.workdir / "input" / uri.rsplit("/", 1)[-1]
+            storage.download_file(uri, path)
+        else:
+            path = local_path(uri)
+        paths.append(path)
+    content_type, accept = spec["content_type"], spec["accept"]
+    batch_worker.init_worker(str(model_dir))
+    timings["model_loaded"] = time.time()
+    log("Scoring %d file(s) with %d worker(s), one request per file", len(paths), workers)
+    progress = _Progress(runner, timings)
+    timings["workers_started"] = time.time()
+
+    def publish(path: Path, answer: bytes, rows: int) -> None:
+        partial = runner.workdir / f"{path.name}.out.partial"
+        partial.write_bytes(answer)
+        _publish(partial, join_uri(spec["output_path"], path.name + ".out"), aws)
+        progress.add(rows)
+
+    if workers == 1 or len(paths) == 1:
+        for path in paths:
+            runner.check_stop()
+            publish(path, *batch_worker.score_file(str(path), content_type, accept))
+    else:
+        ctx: Any = multiprocessing.get_context("fork" if _FORK else "spawn")
+        init: Callable[..., None] = batch_worker.forked if _FORK else batch_worker.init_worker
+        with ctx.Pool(min(workers, len(paths)), initializer=init, initargs=() if _FORK else (str(model_dir),)) as pool:
+            pending = [
+                (path, pool.apply_async(batch_worker.score_file, (str(path), content_type, accept))) for path in paths
+            ]
+            for path, result in pending:
+                publish(path, *_take(runner, result))
+    timings["scored"] = timings["completed"] = time.time()
+    log("Scored %d file(s): %d answer rows", len(paths), progress.rows)
+    runner.finish(
+        JobStatus.COMPLETED,
+        None,
+        artifact_uri=spec["output_path"],
+        output_uri=spec["output_path"],
+        rows=progress.rows,
+        first_rows=progress.first_rows,
+        timings=timings,
+    )
+    log("Transform job %s completed: %s", runner.name, spec["output_path"])
 
 
 def _publish(partial: Path, output_uri: str, aws: dict[str, Any] | None) -> None:

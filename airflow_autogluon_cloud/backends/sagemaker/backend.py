@@ -267,14 +267,18 @@ class SageMakerBackend(Backend):
             "ModelName": spec.model_name,
             "MaxConcurrentTransforms": 1,
             "MaxPayloadInMB": spec.max_payload_mb,
-            "BatchStrategy": "MultiRecord",
+            "BatchStrategy": spec.batch_strategy,
             "TransformInput": {
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.input_uri}},
                 "ContentType": spec.content_type,
-                "SplitType": "Line",
+                "SplitType": spec.split_type,
                 "CompressionType": "None",
             },
-            "TransformOutput": {"S3OutputPath": spec.output_path, "Accept": spec.accept, "AssembleWith": "Line"},
+            "TransformOutput": {
+                "S3OutputPath": spec.output_path,
+                "Accept": spec.accept,
+                "AssembleWith": spec.assemble_with,
+            },
             "TransformResources": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count},
             "Tags": tag_list(spec.tags),
         }
