@@ -56,6 +56,7 @@ class PredictorKind:
     :param scores_in_training_job: whether ``predict_data`` may be scored in the training job.
     :param summary_fields: the kind's own keys in ``training_summary.json``.
     :param load_accepts_version_check: whether ``predictor_class.load`` takes ``require_version_match``.
+    :param load_accepts_py_version_check: whether it takes ``require_py_version_match``.
     """
 
     name: str
@@ -75,6 +76,8 @@ class PredictorKind:
     checks_whole_data: bool = False
     #: Whether the kind takes a ``static_features`` table (one row per item).
     accepts_static_features: bool = False
+    #: Init arguments a fit operator may give as its own parameters (``prediction_length``...).
+    named_init_args: tuple[str, ...] = ()
 
     # training ---------------------------------------------------------------------------------
 
@@ -82,9 +85,6 @@ class PredictorKind:
         """The column the predictor learns, from its init arguments (or the kind's default)."""
         value = init_args.get(self.label_key, self.label_default)
         return str(value) if value is not None else None
-
-    #: Init arguments a fit operator may give as its own parameters.
-    named_init_args: tuple[str, ...] = ()
 
     def merge_named_init_args(self, init_args: dict[str, Any], named: dict[str, Any]) -> dict[str, Any]:
         """``init_args`` with the operator's named arguments; one given twice must agree."""
