@@ -18,6 +18,7 @@ positive numbers, lower is better); the reader applies the metric's direction.
 
 from __future__ import annotations
 
+import functools
 import math
 from statistics import NormalDist
 from typing import Any
@@ -63,7 +64,7 @@ def _per_class(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tp, conf.sum(axis=2), conf.sum(axis=1)  # true positives, true count, predicted count
 
 
-def _averaged(conf: np.ndarray, kind: str, average: str) -> np.ndarray:
+def _averaged(conf: np.ndarray, *, kind: str, average: str) -> np.ndarray:
     tp, true, predicted = _per_class(conf)
     if average == "micro":
         return tp.sum(1) / conf.sum(axis=(1, 2))
@@ -169,7 +170,7 @@ def metric_function(name: str, problem_type: str, y: np.ndarray, rows: ModelRows
         on_confusion["f1"] = lambda c: _safe_div(2 * c[:, 1, 1], 2 * c[:, 1, 1] + c[:, 0, 1] + c[:, 1, 0])
     for kind in ("precision", "recall", "f1"):
         for average in ("macro", "micro", "weighted"):
-            on_confusion[f"{kind}_{average}"] = lambda c, k=kind, a=average: _averaged(c, k, a)
+            on_confusion[f"{kind}_{average}"] = functools.partial(_averaged, kind=kind, average=average)
     if name not in on_confusion:
         return None
     function = on_confusion[name]
@@ -322,6 +323,8 @@ def compare(
     to_bootstrap: dict[str, tuple[Any, Any]] = {}
     for name in metrics:
         functions = tuple(metric_function(name, problem_type, y, rows, classes) for rows in (model, baseline))
+        model_score: float | None
+        baseline_score: float | None
         if scores is None:
             if functions[0] is None or functions[1] is None or not n:
                 continue
@@ -344,7 +347,7 @@ def compare(
             entry["note"] = "no paired bootstrap for this metric"
         else:
             here = [float(f(everywhere)[0]) for f in functions]
-            reported = (model_score, baseline_score)
+            reported = (float(entry["model"]), float(entry["baseline"]))
             if all(
                 math.isclose(h, r, rel_tol=MATCH_TOLERANCE, abs_tol=MATCH_TOLERANCE)
                 for h, r in zip(here, reported, strict=True)
