@@ -92,20 +92,29 @@ def _mcc(conf: np.ndarray) -> np.ndarray:
 def roc_auc_function(scores: np.ndarray, positive: np.ndarray) -> Any:
     """``f(weights)``: ROC AUC of each resample (ties count one half), from one sort of the scores.
 
-    Rows with equal scores form a group; a resample's AUC needs only each group's weighted count of
-    positives and negatives, summed with ``np.add.reduceat`` over the score order.
+    In score order, a running sum of the negatives' weights gives, for each positive row, the
+    weight of negatives below its score (before its group of tied scores) and up to it (the end of
+    that group); the difference is the tied negatives, which count one half.
     """
     order = np.argsort(scores, kind="mergesort")
     sorted_scores, pos = scores[order], np.asarray(positive, bool)[order]
-    first = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    starts = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:] - 1, len(scores) - 1]
+    positives = np.flatnonzero(pos)
+    before = first[group[positives]] - 1  # -1: no row below the group
+    through = last[group[positives]]
+    negative = (~pos).astype(float)
 
     def auc(weights: np.ndarray) -> np.ndarray:
-        w = weights[:, order]
-        negatives = np.add.reduceat(w * ~pos, first, axis=1)
-        positives = np.add.reduceat(w * pos, first, axis=1)
-        below = np.cumsum(negatives, axis=1) - negatives
-        beaten = (positives * (below + 0.5 * negatives)).sum(1)
-        return _safe_div(beaten, positives.sum(1) * negatives.sum(1))
+        w = np.take(weights, order, axis=1)
+        negatives_so_far = np.cumsum(w * negative, axis=1)
+        below = np.take(negatives_so_far, np.maximum(before, 0), axis=1) * (before >= 0)
+        tied = np.take(negatives_so_far, through, axis=1) - below
+        positive_w = np.take(w, positives, axis=1)
+        beaten = (positive_w * (below + 0.5 * tied)).sum(1)
+        return _safe_div(beaten, positive_w.sum(1) * negatives_so_far[:, -1])
 
     return auc
 

@@ -224,6 +224,18 @@ def test_each_vectorised_metric_is_sklearns_on_weighted_rows(ps, name, problem_t
     assert got == pytest.approx(sk, rel=1e-9, abs=1e-12)
 
 
+def test_weighted_roc_auc_counts_ties_one_half_as_sklearn_does(ps):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 2, 300)
+    scores = np.round(y * 0.3 + rng.random(300), 1)  # eleven distinct values: ties everywhere
+    counts = np.bincount(rng.integers(0, 300, 300), minlength=300)
+    idx = np.repeat(np.arange(300), counts)
+    got = ps.weighted_roc_auc(np.vstack([np.ones(300), counts]), scores, y == 1)
+    assert got == pytest.approx([roc_auc_score(y, scores), roc_auc_score(y[idx], scores[idx])], rel=1e-12)
+
+
 def test_compare_leaves_metrics_without_a_vectorised_form_without_an_interval(ps):
     y = np.arange(40, dtype=float)
     model, baseline = ps.ModelRows(y + 1), ps.ModelRows(y - 2)
