@@ -79,7 +79,11 @@ def test_retrain_and_score_gates_on_one_holdout_and_runs_when_triggered_by_hand(
     assert os.path.isfile(fit["model_artifact_uri"])
     assert registered["model_uri"] == fit["model_artifact_uri"]
     assert registered["training_job"] == fit["job_name"]
-    # no champion yet: the first challenger is approved and serves
+    # no champion yet: the first challenger is approved and serves; the evaluation recorded that it
+    # compared against no champion, which the gate's compare-and-set checked was still so
+    assert xcom(dag_id, "evaluate", first.run_id)["absent_models"] == {
+        "champion": {"group": "ag-churn-example-test", "version": None}
+    }
     assert decision["decision"] == "approved"
     assert decision["champion_score"] is None
     assert decision["latest_approved_version"] == registered["version"]
