@@ -24,6 +24,7 @@ MODULE = BENCH_DIR.parent / "airflow_autogluon_cloud" / "container" / "paired_st
 
 
 def load_paired_stats():
+    sys.path.insert(0, str(MODULE.parent))  # paired_stats imports paired_tests, beside it
     spec = importlib.util.spec_from_file_location("paired_stats", MODULE)
     module = importlib.util.module_from_spec(spec)
     sys.modules["paired_stats"] = module

@@ -25,9 +25,9 @@ FIT_PREDICTIONS_FILE = "predictions.jsonl"
 TRAIN_SCRIPT = "train.py"
 SERVE_SCRIPT = "serve.py"
 EVALUATE_SCRIPT = "evaluate.py"
-#: The module ``evaluate.py`` imports for its paired statistics; shipped beside it in every code archive.
-PAIRED_STATS_MODULE = "paired_stats.py"
-EVALUATION_CODE = (EVALUATE_SCRIPT, PAIRED_STATS_MODULE)
+#: The modules ``evaluate.py`` imports for its paired statistics; shipped beside it in every code archive.
+PAIRED_STATS_MODULES = ("paired_stats.py", "paired_tests.py")
+EVALUATION_CODE = (EVALUATE_SCRIPT, *PAIRED_STATS_MODULES)
 #: Channels of an evaluation job: the labelled data, its arguments, and one ``model_<key>`` per model.
 CHANNEL_EVAL_DATA = "eval_data"
 CHANNEL_EVAL_ARGS = "eval_args"

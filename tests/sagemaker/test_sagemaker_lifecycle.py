@@ -95,7 +95,7 @@ def test_evaluation_is_a_training_job_running_evaluate_py_with_each_model_as_a_c
     assert hps["ag_eval_data"] == channels["eval_data"]
     assert json.loads(hps["ag_models"]) == {"champion": champion, "challenger": challenger}
     # the staged arguments are what evaluate.py reads; the code archive holds evaluate.py and the
-    # paired statistics module it imports
+    # paired statistics modules it imports
     assert json.loads(_read(channels["eval_args"])) == {
         "version": 1,
         "label": "y",
@@ -109,7 +109,7 @@ def test_evaluation_is_a_training_job_running_evaluate_py_with_each_model_as_a_c
         "seed": 0,
     }
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(_read(channels["code"])))) as code:
-        assert code.getnames() == ["evaluate.py", "paired_stats.py"]
+        assert code.getnames() == ["evaluate.py", "paired_stats.py", "paired_tests.py"]
     result = hook.evaluation.result("ag-af-eval-exact")  # moto completes the job at once, with no report
     assert result["status"] == "Completed"
     assert result["model_uris"] == {"champion": champion, "challenger": challenger}

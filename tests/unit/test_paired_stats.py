@@ -14,16 +14,30 @@ import pytest
 
 import airflow_autogluon_cloud
 
-PATH = Path(airflow_autogluon_cloud.__file__).parent / "container" / "paired_stats.py"
+CONTAINER = Path(airflow_autogluon_cloud.__file__).parent / "container"
+
+
+def load(name: str):
+    """A container module as the job imports it: its directory first on the path (only while loading)."""
+    sys.path.insert(0, str(CONTAINER))
+    try:
+        spec = importlib.util.spec_from_file_location(name, CONTAINER / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(CONTAINER))
 
 
 @pytest.fixture(scope="module")
 def ps():
-    spec = importlib.util.spec_from_file_location("paired_stats_under_test", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load("paired_stats")
+
+
+@pytest.fixture(scope="module")
+def tests_module(ps):
+    return sys.modules["paired_tests"]
 
 
 def delong_by_structural_components(a: np.ndarray, b: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
@@ -43,17 +57,17 @@ def delong_by_structural_components(a: np.ndarray, b: np.ndarray, positive: np.n
     return diff, math.erfc(abs(diff) / math.sqrt(var) / math.sqrt(2))
 
 
-def test_midranks_share_ties(ps):
-    assert ps.midranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])).tolist() == [4.0, 1.0, 4.0, 2.0, 4.0]
+def test_midranks_share_ties(tests_module):
+    assert tests_module.midranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])).tolist() == [4.0, 1.0, 4.0, 2.0, 4.0]
 
 
-def test_delong_on_a_hand_made_case(ps):
+def test_delong_on_a_hand_made_case(tests_module):
     # positives 0.9 0.8 0.7, negatives 0.1 0.2 0.75: model A ranks 8 of 9 pairs right (0.7 < 0.75);
     # model B ranks all 9 right. AUCs 8/9 and 1, difference -1/9.
     positive = np.array([True, True, True, False, False, False])
     a = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.75])
     b = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3])
-    found = ps.delong(a, b, positive)
+    found = tests_module.delong(a, b, positive)
     assert found["difference"] == pytest.approx(8 / 9 - 1)
     # by hand: V10(A) = (1, 1, 2/3), V01(A) = (1, 1, 2/3), B's are all 1, so each covariance with B
     # is 0 and var = 2 * var([1, 1, 2/3]) / 3 = 2 * (1/27) / 3 = 2/81
@@ -63,12 +77,12 @@ def test_delong_on_a_hand_made_case(ps):
     assert found["difference"] == pytest.approx(expected_diff)
 
 
-def test_delong_matches_the_structural_components_with_ties(ps):
+def test_delong_matches_the_structural_components_with_ties(tests_module):
     rng = np.random.default_rng(3)
     positive = rng.random(120) < 0.4
     a = np.round(positive * 0.8 + rng.normal(0, 0.6, 120), 1)  # rounded: many ties
     b = np.round(positive * 0.5 + rng.normal(0, 0.6, 120), 1)
-    found = ps.delong(a, b, positive)
+    found = tests_module.delong(a, b, positive)
     diff, p = delong_by_structural_components(a, b, positive)
     assert found["difference"] == pytest.approx(diff, abs=1e-12)
     assert found["p_value"] == pytest.approx(p, rel=1e-9)
@@ -95,20 +109,20 @@ def test_identical_models_give_p_one_and_a_zero_interval(ps):
 
 
 @pytest.mark.parametrize(("b", "c"), [(0, 0), (7, 1), (3, 3), (40, 25), (1, 12), (300, 250)])
-def test_mcnemar_exact_is_scipys_binomtest(ps, b, c):
+def test_mcnemar_exact_is_scipys_binomtest(tests_module, b, c):
     from scipy.stats import binomtest
 
     model = np.array([True] * b + [False] * c + [True] * 5 + [False] * 4)
     baseline = np.array([False] * b + [True] * c + [True] * 5 + [False] * 4)
-    found = ps.mcnemar_exact(model, baseline)
+    found = tests_module.mcnemar_exact(model, baseline)
     assert (found["model_only_correct"], found["baseline_only_correct"]) == (b, c)
     expected = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
     assert found["p_value"] == pytest.approx(expected, rel=1e-9)
 
 
-def test_mcnemar_hand_made(ps):
+def test_mcnemar_hand_made(tests_module):
     # 5 discordant rows, all won by the model: p = 2 * (1/2)^5 = 1/16
-    found = ps.mcnemar_exact(np.array([True] * 5), np.array([False] * 5))
+    found = tests_module.mcnemar_exact(np.array([True] * 5), np.array([False] * 5))
     assert found["p_value"] == pytest.approx(1 / 16)
 
 
