@@ -3,17 +3,23 @@ five manual runs of the main DAG at once. Each run still succeeds with one train
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import re
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from airflow_autogluon_cloud import polling
 from airflow_autogluon_cloud.backends.local.state import StateStore
 from tests.deployment.conftest import DAG_ID, assert_run_succeeded_the_deployed_way, training_jobs_of
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow]
+#: The main DAG's fit polls from this interval up to the default ceiling (example_ag_retrain_and_score.py).
+FIT_CHECK_INTERVAL = 5
 
 
 def _wait_for_fit_deferred(deployment, run_id: str) -> None:
@@ -26,6 +32,19 @@ def _trigger_logs(deployment, run_id: str) -> dict[int, Path]:
     """The fit trigger's log files by the triggerer job that ran it."""
     logs = deployment.log_files(DAG_ID, run_id, "fit")
     return {int(m.group(1)): p for p in logs if (m := re.search(r"\.trigger\.(\d+)\.", p.name))}
+
+
+def _logged_times(log: Path, event_pattern: str) -> list[float]:
+    """When each line of a trigger's log whose event matches ``event_pattern`` was logged (epoch s)."""
+    times = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if re.search(event_pattern, str(entry.get("event", ""))):
+            times.append(datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp())
+    return times
 
 
 def test_triggerer_killed_while_fit_is_deferred(unpaused):
@@ -47,9 +66,19 @@ def test_triggerer_killed_while_fit_is_deferred(unpaused):
     logs = _trigger_logs(unpaused, run_id)
     # The trigger was rebuilt from serialize() by the new triggerer (a second triggerer job's log)...
     assert len(logs) >= 2, logs
-    # ... and resumed its backoff: no burst of status checks after the restart.
-    checks = [line for line in logs[max(logs)].read_text(errors="replace").splitlines() if " is InProgress" in line]
-    assert len(checks) <= 3, checks
+    # ... and resumed its backoff: no burst of status checks after the restart. Judged on the
+    # log's own timestamps, so a slow machine (a longer job, more checks) cannot fail it.
+    first_check = _logged_times(logs[min(logs)], r" is InProgress$")[0]
+    [reborn_at] = _logged_times(logs[max(logs)], r"^trigger .* starting$")
+    checks = _logged_times(logs[max(logs)], r" is InProgress$")
+    # The reborn trigger sleeps at least the interval its backoff had reached (not the first one)...
+    resumed = polling.interval_after(
+        reborn_at - first_check, FIT_CHECK_INTERVAL, polling.max_interval(FIT_CHECK_INTERVAL)
+    )
+    gaps = [later - earlier for earlier, later in itertools.pairwise(checks)]
+    assert not gaps or gaps[0] >= resumed - 0.2, (resumed, checks)
+    # ... and never checks sooner than the first interval (with the backoff's jitter) after that.
+    assert all(gap >= 0.9 * FIT_CHECK_INTERVAL - 0.2 for gap in gaps), checks
 
 
 def test_scheduler_killed_mid_run(unpaused):
