@@ -15,11 +15,14 @@ import pytest
 
 from airflow_autogluon_cloud import polling
 from airflow_autogluon_cloud.backends.local.state import StateStore
+from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from tests.deployment.conftest import DAG_ID, assert_run_succeeded_the_deployed_way, training_jobs_of
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow]
 #: The main DAG's fit polls from this interval up to the default ceiling (example_ag_retrain_and_score.py).
 FIT_CHECK_INTERVAL = 5
+#: The main DAG's registry group (example_ag_retrain_and_score.py).
+REGISTRY_GROUP = "ag-churn"
 
 
 def _wait_for_fit_deferred(deployment, run_id: str) -> None:
@@ -92,6 +95,8 @@ def test_scheduler_killed_mid_run(unpaused):
 
 
 def test_five_manual_runs_at_once_do_not_collide(unpaused):
+    registry = AutoGluonCloudHook(aws_conn_id=None, local_root=str(unpaused.local_root)).registry
+    champion_before = registry.latest_approved(REGISTRY_GROUP)
     run_ids = [f"manual__load-{i}" for i in range(5)]
     for run_id in run_ids:
         unpaused.trigger(DAG_ID, run_id)
@@ -108,6 +113,24 @@ def test_five_manual_runs_at_once_do_not_collide(unpaused):
         for run_id in run_ids
     ]
     assert len({s["output_uri"] for s in scored}) == 5
+    # The gates ran concurrently (max_active_runs is lifted here): each approval compared against
+    # the champion approved just before it, so the approvals form one chain from the champion the
+    # runs started with, and the last link is what the registry serves.
+    gates = [
+        unpaused.api(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/gate/xcomEntries/return_value")["value"]
+        for run_id in run_ids
+    ]
+    champion_of = {g["challenger_version"]: g["champion_version"] for g in gates if g["decision"] == "approved"}
+    link = champion_before.version if champion_before else None
+    chain = []
+    while link in champion_of.values():
+        approved_against = [version for version, champion in champion_of.items() if champion == link]
+        assert len(approved_against) == 1, f"versions {approved_against} were all approved against {link}"
+        link = approved_against[0]
+        chain.append(link)
+    assert sorted(chain) == sorted(champion_of), (champion_before, gates)
+    latest = registry.latest_approved(REGISTRY_GROUP)
+    assert (latest.version if latest else None) == (chain[-1] if chain else link), (chain, latest)
 
 
 def test_worker_killed_while_streaming_the_training_log_retry_reattaches(deployment):
