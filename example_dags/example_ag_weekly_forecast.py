@@ -124,6 +124,8 @@ with DAG(
         group=REGISTRY_GROUP,
         challenger_version=register.output,
         evaluation=backtest.output,
+        # Backtest errors are averaged over windows, with no paired intervals: compare the point estimates.
+        confidence=None,
     )
 
     forecast = AGBatchPredictOperator(

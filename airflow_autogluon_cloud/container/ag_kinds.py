@@ -118,6 +118,8 @@ class Kind:
     combinable = False
     #: Prediction options a request may give.
     predict_options: tuple[str, ...] = ()
+    #: Evaluation keeps per-row evidence and compares models pairwise (paired_stats.py).
+    paired_statistics = False
 
     @property
     def package(self) -> str:
@@ -199,8 +201,10 @@ class Kind:
         """Whether each metric improves upwards."""
         raise InputError(f"{self.name} predictors cannot be evaluated")
 
-    def evaluate(self, predictor: Any, frame: Any, args: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
-        """Each metric's value on ``frame``, in the metric's own units."""
+    def evaluate(
+        self, predictor: Any, frame: Any, args: dict[str, Any], metrics: list[str], evidence: Any = None
+    ) -> dict[str, Any]:
+        """Each metric's value on ``frame``, in the metric's own units (``evidence``: per-row, if kept)."""
         raise InputError(f"{self.name} predictors cannot be evaluated")
 
     def best_model(self, predictor: Any) -> str:

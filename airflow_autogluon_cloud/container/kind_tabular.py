@@ -20,6 +20,7 @@ class TabularKind(Kind):
     fast_csv = True
     combinable = True
     predict_options = ("decision_threshold", "model", "as_multiclass")
+    paired_statistics = True
 
     def summary_fields(self, predictor: Any, args: dict[str, Any]) -> dict[str, Any]:
         class_labels = attr(predictor, "class_labels")
@@ -89,8 +90,13 @@ class TabularKind(Kind):
 
         return {name: bool(get_metric(name, problem_type, "metric").greater_is_better_internal) for name in metrics}
 
-    def evaluate(self, predictor: Any, frame: Any, args: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
-        """Each metric of ``metrics`` for one predictor on ``frame``, in the metric's own units."""
+    def evaluate(
+        self, predictor: Any, frame: Any, args: dict[str, Any], metrics: list[str], evidence: Any = None
+    ) -> dict[str, Any]:
+        """Each metric of ``metrics`` for one predictor on ``frame``, in the metric's own units.
+
+        :param evidence: filled with the per-row labels, predictions and probabilities (internal encoding).
+        """
         from autogluon.core.metrics import compute_metric, get_metric
 
         label, problem_type = args["label"], args["problem_type"]
@@ -104,6 +110,8 @@ class TabularKind(Kind):
         if classification:
             proba = predictor.predict_proba(features, as_multiclass=problem_type == "multiclass")
             y_proba = proba.to_numpy() if hasattr(proba, "to_numpy") else proba
+        if evidence is not None:
+            evidence.update(y=y_internal.to_numpy(), pred=y_pred_internal.to_numpy(), proba=y_proba)
         scores: dict[str, float | None] = {}
         for name in metrics:
             scorer = get_metric(name, problem_type, "metric")

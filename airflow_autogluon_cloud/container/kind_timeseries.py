@@ -188,7 +188,9 @@ class TimeSeriesKind(Kind):
     def directions(self, problem_type: str, metrics: list[str]) -> dict[str, bool]:
         return dict.fromkeys(metrics, False)  # forecast errors: lower is better
 
-    def evaluate(self, predictor: Any, frame: Any, args: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
+    def evaluate(
+        self, predictor: Any, frame: Any, args: dict[str, Any], metrics: list[str], evidence: Any = None
+    ) -> dict[str, Any]:
         """Each metric, averaged over the backtest windows: the last ``prediction_length`` points per
         item, then the ``prediction_length`` before them, and so on (``num_windows`` in all)."""
         from kind_tabular import finite

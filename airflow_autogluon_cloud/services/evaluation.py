@@ -22,7 +22,7 @@ from airflow_autogluon_cloud.backends.base import CHANNEL_CODE, CHANNEL_STATIC, 
 from airflow_autogluon_cloud.backends.specs import (
     CHANNEL_EVAL_ARGS,
     CHANNEL_EVAL_DATA,
-    EVALUATE_SCRIPT,
+    EVALUATION_CODE,
     EVALUATION_REPORT,
     MODEL_CHANNEL_PREFIX,
     EvaluationJobSpec,
@@ -49,6 +49,9 @@ _REPORT_KEYS = (
     "metric_directions",
     "num_rows",
     "class_counts",
+    "comparisons",
+    "slices",
+    "evidence_file",
 )
 
 
@@ -127,6 +130,23 @@ class EvaluationService:
                 )
         return [m for m in extra if m != eval_metric]
 
+    @staticmethod
+    def check_statistics(baseline: Any, slices: Any, n_resamples: Any, seed: Any) -> list[str]:
+        """The slice columns, after checking the paired statistics' arguments."""
+        if not isinstance(baseline, str) or not _MODEL_KEY.match(baseline):
+            raise InvalidParameterError("baseline", baseline, "name the model key to compare with, e.g. 'champion'.")
+        if isinstance(slices, str):
+            slices = [slices]
+        if slices is not None and (
+            not isinstance(slices, (list, tuple)) or not all(isinstance(c, str) and c for c in slices)
+        ):
+            raise InvalidParameterError("slices", slices, "give a list of column names of the data.")
+        if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or not 100 <= n_resamples <= 100_000:
+            raise InvalidParameterError("n_resamples", n_resamples, "give a whole number from 100 to 100000.")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InvalidParameterError("seed", seed, "give a whole number >= 0.")
+        return list(dict.fromkeys(slices or []))
+
     def start(
         self,
         *,
@@ -142,6 +162,10 @@ class EvaluationService:
         tags: dict[str, str] | None = None,
         backtest_windows: int = 1,
         static_features: Any = None,
+        baseline: str = "champion",
+        slices: list[str] | None = None,
+        n_resamples: int = 1000,
+        seed: int = 0,
     ) -> JobSubmission:
         """Start an evaluation job under ``job_name``, or pick up the one an earlier try started.
 
@@ -152,6 +176,11 @@ class EvaluationService:
         :param backtest_windows: forecasts: the holdout windows (the last ``prediction_length``
             points per item, then the ones before) the metrics are averaged over.
         :param static_features: forecasts: the models' static features, one row per item.
+        :param baseline: the model key every other model is compared with, pairwise, on each metric
+            (bootstrap intervals; DeLong for ROC AUC, McNemar for accuracy); absent: no comparison.
+        :param slices: columns of ``data`` (e.g. a region) whose values get their own comparison.
+        :param n_resamples: paired bootstrap resamples (more: steadier interval ends, longer job).
+        :param seed: the bootstrap's seed (the same data, models and seed give the same intervals).
         """
         if not naming.is_valid_name(job_name):
             raise InvalidParameterError("job_name", job_name, "use 1-63 letters, digits and hyphens.")
@@ -160,11 +189,12 @@ class EvaluationService:
         label, problem_type = str(first["label"]), str(first["problem_type"])
         metric = eval_metric or str(first.get("eval_metric") or "")
         extra = self.check_metrics(first.get("predictor_type"), problem_type, metric, metrics)
+        slice_columns = self.check_statistics(baseline, slices, n_resamples, seed)
         kind = get_kind(first.get("predictor_type"))
         kind_args = kind.evaluation_args(first, backtest_windows)
         if static_features is not None and not kind.accepts_static_features:
             kind.check_static_features(static_features, [], first)  # refuses, naming the kind
-        prepared = self.staging.prepare_data(data, "data", [label])
+        prepared = self.staging.prepare_data(data, "data", [label, *slice_columns])
         static = self.staging.prepare_data(static_features, "static_features") if static_features is not None else None
         try:
             image = self.backend.resolve_image(
@@ -185,12 +215,16 @@ class EvaluationService:
                 "metrics": extra,
                 "models": {key: MODEL_CHANNEL_PREFIX + key for key in uris},
                 **kind_args,
+                "baseline": baseline,
+                "slices": slice_columns,
+                "n_resamples": n_resamples,
+                "seed": seed,
             }
             data_uri = self.staging.stage_prepared(prepared).uri
             channels = {
                 CHANNEL_EVAL_DATA: data_uri,
                 CHANNEL_EVAL_ARGS: self.staging.stage_bytes(dumps_canonical(args), "eval_args.json").uri,
-                CHANNEL_CODE: self.staging.stage_code((EVALUATE_SCRIPT,)).uri,
+                CHANNEL_CODE: self.staging.stage_code(EVALUATION_CODE).uri,
                 **{MODEL_CHANNEL_PREFIX + key: uri for key, uri in uris.items()},
             }
             if static is not None:
@@ -251,6 +285,10 @@ class EvaluationService:
         report = self.report(job_name)
         if report:
             result.update({key: report.get(key) for key in _REPORT_KEYS})
+            # the per-row evidence travels in output.tar.gz beside evaluation.json
+            result["evidence_uri"] = (
+                f"{desc.secondary_uri}#{report['evidence_file']}" if report.get("evidence_file") else None
+            )
             result["metrics"] = {key: model["metrics"] for key, model in report["models"].items()}
             result["score_val"] = {key: model.get("score_val") for key, model in report["models"].items()}
         return result

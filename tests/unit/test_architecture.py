@@ -215,9 +215,9 @@ def _sibling_imports(path: Path) -> set[str]:
 
 def test_every_module_the_container_scripts_import_ships_with_them():
     """Whatever an entry script or a kind module imports from beside it is in sourcedir.tar.gz and code/."""
-    from airflow_autogluon_cloud.backends.specs import CONTAINER_SUPPORT_MODULES
+    from airflow_autogluon_cloud.backends.specs import CONTAINER_SUPPORT_MODULES, PAIRED_STATS_MODULES
 
-    shipped = {name.removesuffix(".py") for name in CONTAINER_SUPPORT_MODULES}
+    shipped = {name.removesuffix(".py") for name in (*CONTAINER_SUPPORT_MODULES, *PAIRED_STATS_MODULES)}
     imported = set()
     for path in CONTAINER.glob("*.py"):
         if path.name != "local_endpoint.py":  # runs on the host, beside the package
