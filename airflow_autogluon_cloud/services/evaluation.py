@@ -64,7 +64,7 @@ DEFAULT_METRICS = {
     "multiclass": ["accuracy", "balanced_accuracy", "mcc", "log_loss"],
     "regression": ["root_mean_squared_error", "mean_absolute_error", "r2"],
 }
-_MODEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_MODEL_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: Report keys the XCom carries.
 _REPORT_KEYS = (
     "label",
@@ -110,7 +110,7 @@ class EvaluationService:
             )
         summaries: dict[str, dict[str, Any]] = {}
         for key, uri in models.items():
-            if not isinstance(key, str) or not _MODEL_KEY.match(key):
+            if not isinstance(key, str) or not _MODEL_KEY.fullmatch(key):
                 raise InvalidParameterError("models", key, "name each model with 1-40 of a-z, 0-9 and _.")
             self.models.check_uri(uri, parameter=f"models[{key!r}]")
             summary = self.models.summary(uri)
