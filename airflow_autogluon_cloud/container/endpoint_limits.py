@@ -145,6 +145,12 @@ class ConnectionTracker:
         with self._lock:
             return len(self._idle) + len(self._busy)
 
+    @property
+    def in_requests(self) -> int:
+        """Connections whose request line has arrived and whose request is not yet answered."""
+        with self._lock:
+            return len(self._busy)
+
     def admit(self, sock: socket.socket) -> bool:
         """Count a new connection in (as idle), closing the longest-idle one if at the cap."""
         victim = None
