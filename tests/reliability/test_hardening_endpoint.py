@@ -53,13 +53,6 @@ def deployed(trained_job, tmp_path_factory):
     root = tmp_path_factory.mktemp("hardening-root")
     hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(root))
     name = "ag-af-hardened"
-    hook_deleted = []
-
-    def delete() -> None:
-        if not hook_deleted:
-            hook.delete_endpoint(name)
-            hook_deleted.append(True)
-
     try:
         result = _deploy(
             hook, name, trained_job["model_artifact_uri"], {"AG_ENDPOINT_LOG_MAX_BYTES": str(LOG_MAX_BYTES)}
@@ -67,7 +60,7 @@ def deployed(trained_job, tmp_path_factory):
         host, port = result["url"].removeprefix("http://").split(":")
         yield SimpleNamespace(host=host, port=int(port), hook=hook, name=name, log=root / "endpoint" / name)
     finally:
-        delete()
+        hook.delete_endpoint(name)
 
 
 @pytest.fixture(scope="module")
@@ -359,9 +352,11 @@ def test_log_tail_reads_the_end_of_a_huge_log_only(tmp_path):
 @pytest.fixture
 def doomed(trained_job, tmp_path):
     hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
-    _deploy(hook, "ag-af-doomed", trained_job["model_artifact_uri"], {})
-    yield hook
-    hook.delete_endpoint("ag-af-doomed")
+    try:
+        _deploy(hook, "ag-af-doomed", trained_job["model_artifact_uri"], {})
+        yield hook
+    finally:
+        hook.delete_endpoint("ag-af-doomed")  # nothing to do if the test deleted it
 
 
 @pytest.mark.slow
