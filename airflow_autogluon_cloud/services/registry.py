@@ -97,6 +97,13 @@ def check_text(parameter: str, value: Any, limit: int) -> None:
         )
 
 
+def clean_text(value: str, limit: int) -> str:
+    """Text the provider composes (from a reviewer's name, say) made acceptable: control and
+    invisible characters become spaces, and it is cut to ``limit``."""
+    text = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def training_job_of(model_uri: str) -> str | None:
     """The training job in ``<output>/model/<job>/output/model.tar.gz`` (both backends' layout)."""
     match = _JOB_FROM_URI.search(model_uri)
@@ -305,6 +312,7 @@ class RegistryService:
             if chosen != ["Approve"]:
                 passed, reason = False, f"{reason}; but {user} chose {chosen}"
         status = APPROVED if passed else REJECTED
+        who, reason = clean_text(who, MAX_METADATA_CHARS), clean_text(reason, MAX_METADATA_CHARS)
         self.set_approval(group, version.version, status, who, reason)
         latest = self.latest_approved(group)
         return {

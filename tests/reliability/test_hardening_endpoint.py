@@ -477,3 +477,22 @@ def test_a_thousand_idle_connections_do_not_stop_a_normal_client(deployed, churn
     assert answers == [200] * len(answers)
     assert _alive(deployed)
     assert "Traceback" not in Path(deployed.log / "endpoint.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("variable", "bad"),
+    [
+        ("AG_ENDPOINT_IDLE_TIMEOUT_SECONDS", "soon"),
+        ("AG_ENDPOINT_REQUEST_TIMEOUT_SECONDS", "-1"),
+        ("AG_ENDPOINT_MAX_CONNECTIONS", "0"),
+        ("AG_ENDPOINT_MAX_CONNECTIONS", "2.5"),
+        ("AG_ENDPOINT_LOG_MAX_BYTES", "nan"),
+    ],
+)
+def test_a_bad_limit_setting_stops_the_server_before_it_takes_the_port(loaded_model, monkeypatch, variable, bad):
+    from airflow_autogluon_cloud.container.local_endpoint import EndpointServer
+
+    monkeypatch.setenv(variable, bad)
+    module, model = loaded_model
+    with pytest.raises(ValueError, match=rf"{variable}='{bad}': expected"):
+        EndpointServer(("127.0.0.1", 0), "ag-af-inproc", module, model, 1024)
