@@ -212,7 +212,7 @@ def prepare_input(
                 raise InvalidParameterError(parameter, data, "the object is empty.")
             if _suffix(key) == ".csv" and required:
                 head = _read_s3_head(s3_storage, data)
-                header = _csv_header(head.split("\n", 1)[0])
+                header = _csv_columns(head.split("\n", 1)[0].encode(), parameter, data)
                 _check_columns(parameter, data, header, required)
         return DataInput(parameter, s3_uri=data, columns=header)
     path = Path(data).expanduser()

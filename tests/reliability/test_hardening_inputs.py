@@ -95,10 +95,11 @@ def test_a_name_is_valid_only_when_every_character_is_allowed(text):
 
 
 @pytest.mark.parametrize("suffix", ["\n", "\r\n", "\n\n"])
-def test_names_ending_in_a_newline_are_refused_everywhere(trained_job, tmp_path, suffix):
+def test_names_ending_in_a_newline_are_refused_everywhere(trained_job, tmp_path, suffix, request):
     hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
     uri = trained_job["model_artifact_uri"]
     name = "ag-af-nl" + suffix
+    request.addfinalizer(lambda: [hook.delete_endpoint(e.name) for e in hook.backend.list_endpoints()])
     with pytest.raises(InvalidParameterError, match="job_name"):
         hook.start_training(job_name=name, train_data=str(tmp_path / "x.csv"), predictor_init_args={"label": LABEL})
     with pytest.raises(InvalidParameterError, match="endpoint_name"):
@@ -225,8 +226,9 @@ def test_registry_reasons_are_checked_and_text_within_the_limits_is_stored_whole
     assert updated.status_reason == "r" * 256
 
 
-def test_local_instance_count_is_bounded_by_the_cores(trained_job, tmp_path):
+def test_local_instance_count_is_bounded_by_the_cores(trained_job, tmp_path, request):
     hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
+    request.addfinalizer(lambda: hook.delete_endpoint("ag-af-many"))  # only if it was wrongly started
     too_many = (os.cpu_count() or 1) + 1
     with pytest.raises(InvalidParameterError, match=f"this machine has {too_many - 1} cores") as caught:
         hook.start_deploy(
