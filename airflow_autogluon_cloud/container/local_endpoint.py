@@ -159,6 +159,11 @@ class EndpointServer(ThreadingHTTPServer):
             self.last_activity = time.monotonic()
             return True
 
+    def touch(self) -> None:
+        """A request arrived: the server is not idle, though it holds no slot yet."""
+        with self._admission:
+            self.last_activity = time.monotonic()
+
     def leave(self) -> None:
         with self._admission:
             self.in_flight -= 1
@@ -376,7 +381,8 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         # The whole body first: a serverless slot is held only while a request is scored, never
-        # while its body trickles in.
+        # while its body trickles in (its arrival still counts as activity for the idle stop).
+        self.server.touch()
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
             raise ConnectionError("the client closed the connection before sending its whole body")

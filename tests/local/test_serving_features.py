@@ -216,6 +216,8 @@ def test_serverless_switch_throttling_idle_stop_and_restart(hook, trained_job, p
     _, test = churn_frames
     name, uri = "ag-af-test-serverless", trained_job["model_artifact_uri"]
     body = test.head(20).to_csv(index=False).encode()
+    rows = max(1, int(5.5e6 / len(body) * 20))  # an answer of several MB, beyond the socket buffers
+    big = pd.concat([test.head(20)] * (rows // 20 + 1)).head(rows).to_csv(index=False).encode()
     hook.finish_deploy(hook.start_deploy(endpoint_name=name, model_uri=uri))
     try:
         serverless = {"memory_size_in_mb": 2048, "max_concurrency": 1, "idle_seconds": 3}
@@ -228,8 +230,6 @@ def test_serverless_switch_throttling_idle_stop_and_restart(hook, trained_job, p
         assert _status(url, body) == (200, None)
         trickling.close()
         # max_concurrency=1: while one request is in flight, the next is throttled as SageMaker's runtime does
-        rows = max(1, int(5.5e6 / len(body) * 20))  # an answer of several MB, beyond the socket buffers
-        big = pd.concat([test.head(20)] * (rows // 20 + 1)).head(rows).to_csv(index=False).encode()
         holder = _hold_a_request_in_flight(url, big)
         assert _status(url, body) == (429, "ThrottlingException")
         with pytest.raises(ClientError) as throttled:
