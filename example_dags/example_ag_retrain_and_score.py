@@ -10,8 +10,11 @@ Every period this DAG:
    **on the same holdout**, with AutoGluon's scorers, in one evaluation job;
 4. registers the challenger in the model registry with those metrics and the holdout they were
    measured on;
-5. gates it: approved only if it beats the champion on the holdout by more than
-   ``min_improvement``, otherwise rejected (the champion stays);
+5. gates it: approved only if it beats the champion on the holdout **beyond the noise** (the
+   lower end of the 95% paired-bootstrap interval of its ROC AUC improvement is above
+   ``min_improvement``) and its log loss is not worse by more than the guardrail's tolerance;
+   otherwise rejected (the champion stays). The approval is a compare-and-set against the
+   champion the evaluation compared with;
 6. batch-scores the new customers with the latest approved version;
 7. publishes the model in use and the scores as Airflow Assets.
 
@@ -45,8 +48,13 @@ LABEL = "churned"
 REGISTRY_GROUP = os.environ.get("AG_EXAMPLE_REGISTRY_GROUP", "ag-churn")
 #: The model in use: resolved when a task runs, so a rollback in the registry takes effect at once.
 CHAMPION = {"registry": REGISTRY_GROUP, "version": "latest-approved"}
-#: How much better (in roc_auc) a challenger must be than the champion, on the same holdout.
+#: How much better (in roc_auc) a challenger must be than the champion, on the same holdout: the
+#: lower end of the improvement's interval at CONFIDENCE must be above it.
 MIN_IMPROVEMENT = float(os.environ.get("AG_EXAMPLE_MIN_IMPROVEMENT", "0.0"))
+CONFIDENCE = 0.95
+#: A better ROC AUC must not come with a worse calibration: the challenger's log loss may be worse
+#: than the champion's by at most this much, judged on the worse end of its 95% interval.
+LOG_LOSS_GUARDRAIL = 0.02
 # Name-only Assets: a URI scheme would make Airflow load every provider's URI handlers (and boto3)
 # at parse time. The artifact locations travel as the asset events' extras instead.
 MODEL_ASSET = Asset(name="ag_churn_model")
@@ -70,6 +78,11 @@ with DAG(
     schedule="@weekly",
     start_date=datetime(2026, 11, 1),
     catchup=False,
+    # One run at a time: two overlapping runs would each evaluate against the same champion, and
+    # only one of them can then be approved (the gate's compare-and-set rejects the other with
+    # "champion changed since evaluation"). This is the first line of defence; the gate is the last.
+    # (The test suite's deployment stage raises it to let runs overlap and test the gate itself.)
+    max_active_runs=int(os.environ.get("AG_EXAMPLE_MAX_ACTIVE_RUNS", "1")),
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     tags=["autogluon", "example"],
 ) as dag:
@@ -142,7 +155,9 @@ with DAG(
         group=REGISTRY_GROUP,
         challenger_version=register.output,
         evaluation=evaluate.output,
+        confidence=CONFIDENCE,
         min_improvement=MIN_IMPROVEMENT,
+        guardrails={"log_loss": LOG_LOSS_GUARDRAIL},
     )
 
     score = AGBatchPredictOperator(
@@ -202,6 +217,12 @@ with DAG(
         print(f"Evaluation on the same holdout ({evaluation['num_rows']} rows, {evaluation['class_counts']}):")
         for row in table:
             print("  " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if decision.get("improvement_interval"):
+            low, high = decision["improvement_interval"]
+            print(
+                f"Improvement:      {decision['metric']} {decision['improvement']:+.4f} [{low:+.4f}, {high:+.4f}] "
+                f"at {decision['confidence']:.0%} on {decision['num_rows']} rows"
+            )
         print(f"Decision:         {decision['decision']} ({decision['reason']})")
         print(f"Serving version:  {scored['model_version']['group']} v{scored['model_version']['version']}")
         print(f"Scored output:    {scored['output_uri']} ({len(results)} rows)")

@@ -49,6 +49,9 @@ with DAG(
     schedule="@weekly",
     start_date=datetime(2026, 11, 1),
     catchup=False,
+    # One run at a time, as in ag_retrain_and_score: overlapping runs would be compared with the same
+    # champion, and the gate's compare-and-set would reject all but the first to be approved.
+    max_active_runs=1,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
     tags=["autogluon", "example", "human-in-the-loop"],
 ) as dag:
@@ -105,6 +108,8 @@ with DAG(
         challenger_version=register.output,
         evaluation=evaluate.output,
         review=review.output,
+        confidence=0.95,  # beyond the noise: the lower end of the 95% interval must be above 0
+        guardrails={"log_loss": 0.02},
     )
     score = AGBatchPredictOperator(
         task_id="batch_score",

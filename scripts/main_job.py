@@ -16,6 +16,10 @@ import time
 DAG_ID = "ag_retrain_and_score"
 
 
+def _signed(value: object) -> str:
+    return f"{value:+.4f}" if isinstance(value, float) else "-"
+
+
 def _num(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else "-"
 
@@ -66,6 +70,20 @@ def main() -> int:
     decision = report["decision"]
     print(f"\nTraining job:     {report['job_name']}")
     print(f"Model artifact:   {report['model_artifact_uri']}")
+    if decision.get("improvement_interval"):
+        # the challenger - champion difference with its paired-bootstrap interval: noise or improvement
+        low, high = decision["improvement_interval"]
+        p_value = f", {decision['test']} p={decision['p_value']:.3g}" if decision.get("p_value") is not None else ""
+        print(
+            f"Improvement:      {decision['metric']} {decision['improvement']:+.4f} [{low:+.4f}, {high:+.4f}] at "
+            f"{decision['confidence']:.0%} on {decision['num_rows']} rows{p_value}"
+        )
+        for name, rule in (decision.get("guardrails") or {}).items():
+            state = "held" if rule["passed"] else "FAILED"
+            worse = rule.get("worse_by_up_to")
+            print(
+                f"Guardrail:        {name} worse by up to {_signed(worse)} (tolerance {rule['tolerance']:g}): {state}"
+            )
     print(f"Decision:         {decision['decision']} version {decision['challenger_version']} ({decision['reason']})")
     serving = report["serving_version"]
     print(f"Registry:         {serving['group']} version {serving['version']} is the latest approved and scored")

@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
 # Create .venv and install the project with pinned dependencies. Idempotent: a second run with the
-# same pyproject.toml and constraints.txt installs nothing. Sourced by run-example.sh and run-tests.sh.
+# same pyproject.toml and constraints.txt installs nothing. Sourced by run-example.sh, run by
+# run-tests.sh. Installs go through uv when it can be had (scripts/venv-lib.sh), else pip.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-}"
-if [ -z "$PY" ]; then
-  for candidate in python3.11 python3 python; do
-    if command -v "$candidate" >/dev/null 2>&1; then PY="$candidate"; break; fi
-  done
-fi
+source "$ROOT/scripts/venv-lib.sh"
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
   echo ">> Creating virtual environment in $ROOT/.venv"
-  "$PY" -m venv "$ROOT/.venv"
+  agc_make_venv "$ROOT/.venv"
 fi
 STAMP="$ROOT/.venv/.installed-$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
-  echo ">> Installing airflow-provider-autogluon-cloud and its pinned dependencies (a few minutes the first time)"
-  "$ROOT/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT[test]"
+  echo ">> Installing airflow-provider-autogluon-cloud and its pinned dependencies (a minute or a few the first time)"
+  agc_install "$ROOT/.venv" -c "$ROOT/constraints.txt" -e "$ROOT[test]"
   rm -f "$ROOT"/.venv/.installed-*
   touch "$STAMP"
 fi

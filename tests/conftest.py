@@ -57,6 +57,57 @@ def airflow_db() -> Path:
     return home
 
 
+_JOB_KINDS = ("training", "transform", "evaluation")
+
+
+def _running_local_resources(root: Path) -> set[tuple[str, str]]:
+    """(kind, name) of every endpoint and every unfinished job recorded by the local backend at ``root``."""
+    from airflow_autogluon_cloud.backends.local.state import StateStore
+
+    store = StateStore(root)
+    running = {("endpoint", r.name) for r in store.list("endpoint")}
+    for kind in _JOB_KINDS:
+        running |= {(kind, r.name) for r in store.list(kind) if r.status in ("InProgress", "Stopping")}
+    return running
+
+
+def _local_roots(tmp: Path | None) -> list[Path]:
+    """The session's local-backend root and any a test made under its ``tmp_path`` (one or two levels down)."""
+    roots = [Path(os.environ["AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT"])]
+    if tmp is not None:
+        roots += [db.parent for pattern in ("*/state.db", "*/*/state.db") for db in tmp.glob(pattern)]
+    return [root for root in roots if (root / "state.db").exists()]
+
+
+@pytest.fixture(autouse=True)
+def _stop_what_the_test_started(request):
+    """A finaliser for every test: endpoints and jobs the test started on the local backend and left
+    running (a failed assertion skips a cleanup in the test body) are deleted or stopped here.
+
+    Set up before any other function-scoped fixture, so what session and module fixtures started
+    (a shared endpoint, say) is in the snapshot and left alone; torn down after all of them.
+    """
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    before = {root: _running_local_resources(root) for root in _local_roots(tmp)}
+    yield
+    from airflow_autogluon_cloud.backends.local.backend import LocalBackend
+
+    for root in _local_roots(tmp):
+        left = sorted(_running_local_resources(root) - before.get(root, set()))
+        if not left:
+            continue
+        backend = LocalBackend(root)
+        for kind, name in left:
+            print(f"cleanup: {kind} {name} (under {root}) was still running after {request.node.nodeid}")
+            try:
+                if kind == "endpoint":
+                    backend.delete_endpoint(name)
+                else:
+                    backend.stop_job(kind, name)
+            except Exception as err:  # one failed cleanup must not keep the others from running
+                print(f"cleanup: could not stop {kind} {name}: {err}")
+
+
 @pytest.fixture(scope="session")
 def local_root() -> Path:
     return Path(os.environ["AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT"])
@@ -147,12 +198,52 @@ def job_in_progress_logging(backend, kind: str, name_part: str, marker: str, lin
     return ready
 
 
-def kill_worker_running_dag_when(dag_id: str, logical: datetime, ready, timeout: float = 180) -> None:
-    """Run ``dag_id`` in a worker subprocess and SIGKILL it as soon as ``ready()`` is true."""
-    script = textwrap.dedent(
+def kill_worker_paused_at(
+    dag_id: str, logical: datetime, target: str, *, when: str, marker: Path, timeout: float = 600
+) -> None:
+    """Run ``dag_id`` in a worker subprocess that stops at a chosen point, then SIGKILL it there.
+
+    The worker replaces ``target`` (``"module:Class.method"`` or ``"module:function"``) with a
+    version that, ``when="before"`` the original runs or ``when="after"`` it returned, writes
+    ``marker`` and sleeps: the kill lands in exactly that window, however busy the machine is.
+    """
+    if when not in ("before", "after"):
+        raise ValueError(f"when must be 'before' or 'after', not {when!r}")
+    module, _, attribute = target.partition(":")
+    prelude = textwrap.dedent(
         f"""
+        import importlib, time
+        from pathlib import Path
+        owner = importlib.import_module({module!r})
+        *path, name = {attribute!r}.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+
+        def paused(*args, **kwargs):
+            if {when!r} == "after":
+                original(*args, **kwargs)
+            Path({str(marker)!r}).write_text("paused {when} {target}")
+            while True:
+                time.sleep(60)
+
+        setattr(owner, name, paused)
+        """
+    )
+    kill_worker_running_dag_when(dag_id, logical, marker.exists, timeout=timeout, prelude=prelude)
+
+
+def kill_worker_running_dag_when(
+    dag_id: str, logical: datetime, ready, timeout: float = 180, prelude: str = ""
+) -> None:
+    """Run ``dag_id`` in a worker subprocess and SIGKILL it as soon as ``ready()`` is true."""
+    script = prelude + textwrap.dedent(
+        f"""
+        import os
         from datetime import datetime, timezone
         from tests.conftest import run_dag
+        # Importing conftest points the local backend at the session's root: keep the caller's.
+        os.environ["AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT"] = {os.environ["AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT"]!r}
         ld = datetime.fromisoformat("{logical.isoformat()}")
         run_dag("{dag_id}", logical_date=ld, run_after=ld)
         """

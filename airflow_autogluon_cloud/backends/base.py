@@ -22,6 +22,7 @@ from airflow_autogluon_cloud.backends.specs import (
     PROVIDER_TAG,
     SERVE_SCRIPT,
     TRAIN_SCRIPT,
+    ChampionCheckedApproval,
     EndpointConfigDescription,
     EndpointConfigSpec,
     EndpointDescription,
@@ -53,6 +54,7 @@ __all__ = [
     "SERVE_SCRIPT",
     "TRAIN_SCRIPT",
     "Backend",
+    "ChampionCheckedApproval",
     "EndpointConfigDescription",
     "EndpointConfigSpec",
     "EndpointDescription",
@@ -80,8 +82,18 @@ class ModelRegistry(Protocol):
     def versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]: ...
 
     def update_approval(
-        self, group: str, version: int, status: str, set_by: str, reason: str | None
+        self,
+        group: str,
+        version: int,
+        status: str,
+        set_by: str,
+        reason: str | None,
+        audit: dict[str, Any] | None = None,
     ) -> ModelVersion: ...
+
+    def approve_if_latest(
+        self, group: str, version: int, set_by: str, reason: str, audit: dict[str, Any] | None, expected: int | None
+    ) -> ChampionCheckedApproval: ...
 
 
 class Backend(abc.ABC):
@@ -224,9 +236,22 @@ class Backend(abc.ABC):
         return self.registry.versions(group, approval_status)
 
     def update_model_approval(
-        self, group: str, version: int, status: str, set_by: str, reason: str | None = None
+        self,
+        group: str,
+        version: int,
+        status: str,
+        set_by: str,
+        reason: str | None = None,
+        audit: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        return self.registry.update_approval(group, version, status, set_by, reason)
+        return self.registry.update_approval(group, version, status, set_by, reason, audit)
+
+    def approve_model_if_latest(
+        self, group: str, version: int, set_by: str, reason: str, audit: dict[str, Any] | None, expected: int | None
+    ) -> ChampionCheckedApproval:
+        """Approve ``version`` only while ``expected`` (``None``: none) is the group's latest approved
+        version: atomically where the backend can (local), in the narrowest window otherwise."""
+        return self.registry.approve_if_latest(group, version, set_by, reason, audit, expected)
 
     # models, endpoint configs, endpoints
     @abc.abstractmethod

@@ -25,6 +25,9 @@ FIT_PREDICTIONS_FILE = "predictions.jsonl"
 TRAIN_SCRIPT = "train.py"
 SERVE_SCRIPT = "serve.py"
 EVALUATE_SCRIPT = "evaluate.py"
+#: The modules ``evaluate.py`` imports for its paired statistics; shipped beside it in every code archive.
+PAIRED_STATS_MODULES = ("paired_stats.py", "paired_tests.py")
+EVALUATION_CODE = (EVALUATE_SCRIPT, *PAIRED_STATS_MODULES)
 #: Channels of an evaluation job: the labelled data, its arguments, and one ``model_<key>`` per model.
 CHANNEL_EVAL_DATA = "eval_data"
 CHANNEL_EVAL_ARGS = "eval_args"
@@ -255,6 +258,26 @@ class ModelVersion:
     created_at: float | None = None
     #: SageMaker: the model package ARN; local: ``local:<group>/<version>``.
     arn: str | None = None
+    #: The promotion gate's record of the decision (rules, scores, intervals), when a gate set it.
+    status_audit: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class ChampionCheckedApproval:
+    """The outcome of approving a version only while the group's latest approved is the expected one.
+
+    :param version: the version after the call (Approved, or untouched when ``conflict``).
+    :param conflict: the latest approved version found instead of the expected one (``None``: no
+        conflict; ``approved`` false with no conflict means no version is approved any more).
+    :param approved: whether the approval was written.
+    :param approved_between: versions approved by someone else between the check and the write
+        (only on backends without an atomic compare-and-set: SageMaker).
+    """
+
+    version: ModelVersion
+    approved: bool
+    conflict: ModelVersion | None = None
+    approved_between: list[int] = field(default_factory=list)

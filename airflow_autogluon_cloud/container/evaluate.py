@@ -12,12 +12,14 @@ Inputs (``SM_*`` environment; the defaults are the container layout):
                           archive already unpacked (as the local backend delivers it)
 Outputs:
   SM_OUTPUT_DATA_DIR/evaluation.json   the report (output.tar.gz)
+  SM_OUTPUT_DATA_DIR/predictions.parquet  every model's per-row predictions, keyed by ``row``
   SM_OUTPUT_DIR/failure                a one-paragraph reason when the job fails (exit code 1)
 
 eval_args.json::
 
   {"version": 1, "label": "churned", "problem_type": "binary", "eval_metric": "roc_auc",
-   "metrics": ["roc_auc", "accuracy", ...], "models": {"challenger": "model_challenger", ...}}
+   "metrics": ["roc_auc", "accuracy", ...], "models": {"challenger": "model_challenger", ...},
+   "baseline": "champion", "slices": ["region"], "n_resamples": 1000, "seed": 0}   # optional
 
 evaluation.json::
 
@@ -26,6 +28,9 @@ evaluation.json::
    "metric_directions": {"roc_auc": true, "log_loss": false},
    "models": {"challenger": {"metrics": {"roc_auc": 0.91, ...}, "autogluon_version": "1.4.0",
                              "best_model": "LightGBM", "score_val": 0.93}}}
+
+With a ``baseline`` model, ``comparisons`` holds each other model's paired statistics against it
+(``paired_stats.py``: bootstrap intervals, DeLong, McNemar; per slice too).
 
 Metric values are in the metric's own units (``log_loss`` and errors are positive, lower is
 better); ``metric_directions`` says which way each one improves.
@@ -44,10 +49,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import paired_stats  # shipped beside this script
+
 SUPPORTED_VERSION = 1
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".json")
 EVAL_ARGS_FILE = "eval_args.json"
 REPORT_FILE = "evaluation.json"
+EVIDENCE_FILE = "predictions.parquet"
 MAX_REASON_CHARS = 1000
 CLASSIFICATION = ("binary", "multiclass")
 
@@ -128,8 +136,18 @@ def finite(value: Any) -> float | None:
     return None if math.isnan(number) or math.isinf(number) else number
 
 
-def score_model(predictor: Any, frame: Any, label: str, problem_type: str, metrics: list[str]) -> dict[str, Any]:
-    """Each metric of ``metrics`` for one predictor on ``frame``, in the metric's own units."""
+def score_model(
+    predictor: Any,
+    frame: Any,
+    label: str,
+    problem_type: str,
+    metrics: list[str],
+    evidence: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Each metric of ``metrics`` for one predictor on ``frame``, in the metric's own units.
+
+    :param evidence: filled with the per-row labels, predictions and probabilities (internal encoding).
+    """
     from autogluon.core.metrics import compute_metric, get_metric
 
     features = frame.drop(columns=[label])
@@ -142,6 +160,8 @@ def score_model(predictor: Any, frame: Any, label: str, problem_type: str, metri
     if classification:
         proba = predictor.predict_proba(features, as_multiclass=problem_type == "multiclass")
         y_proba = proba.to_numpy() if hasattr(proba, "to_numpy") else proba
+    if evidence is not None:
+        evidence.update(y=y_internal.to_numpy(), pred=y_pred_internal.to_numpy(), proba=y_proba)
     scores: dict[str, float | None] = {}
     for name in metrics:
         scorer = get_metric(name, problem_type, "metric")
@@ -195,6 +215,7 @@ def evaluate(args: dict[str, Any], frame: Any, model_dirs: dict[str, Path]) -> d
     if problem_type in CLASSIFICATION:
         counts = frame[label].astype(str).value_counts().sort_index()
         report["class_counts"] = {str(k): int(v) for k, v in counts.items()}
+    evidence: dict[str, dict[str, Any]] = {}
     for key, directory in sorted(model_dirs.items()):
         path = unpack_model(directory)
         predictor = load_predictor(path)
@@ -203,7 +224,8 @@ def evaluate(args: dict[str, Any], frame: Any, model_dirs: dict[str, Path]) -> d
             raise EvaluationInputError(
                 f"model {key!r} predicts {predictor.label!r} ({predictor.problem_type}), not {label!r} ({problem_type})"
             )
-        scores = score_model(predictor, frame, label, problem_type, metrics)
+        evidence[key] = {"class_labels": list(getattr(predictor, "class_labels", None) or [])}
+        scores = score_model(predictor, frame, label, problem_type, metrics, evidence[key])
         log.info("Model %s on %d rows: %s", key, len(frame), json.dumps(scores))
         report["models"][key] = {
             "metrics": scores,
@@ -211,7 +233,42 @@ def evaluate(args: dict[str, Any], frame: Any, model_dirs: dict[str, Path]) -> d
             "best_model": str(predictor.model_best),
             "score_val": summary.get("score_val"),
         }
+    add_paired_statistics(report, args, frame, evidence, metrics)
     return report
+
+
+# ---- paired statistics (paired_stats.py): kept apart from the scoring above --------------------
+
+
+def add_paired_statistics(
+    report: dict[str, Any], args: dict[str, Any], frame: Any, evidence: dict[str, dict[str, Any]], metrics: list[str]
+) -> None:
+    """Put each model's comparison with the baseline in ``report``; keep the per-row evidence for writing."""
+    import numpy as np
+
+    missing = [c for c in args.get("slices") or [] if c not in frame.columns]
+    if missing:
+        raise EvaluationInputError(f"slice columns {missing} are not in the data (columns: {list(frame.columns)})")
+    slices = {str(c): frame[c].to_numpy() for c in args.get("slices") or []}
+    y = next(iter(evidence.values()))["y"] if evidence else np.array([])
+    rows = {k: paired_stats.ModelRows(e["pred"], e["proba"]) for k, e in evidence.items()}
+    n_resamples = int(args.get("n_resamples") or paired_stats.DEFAULT_RESAMPLES)
+    seed = int(args.get("seed") or paired_stats.DEFAULT_SEED)
+    report["comparisons"] = paired_stats.comparisons(
+        problem_type=report["problem_type"],
+        y=y,
+        rows=rows,
+        scores={k: m["metrics"] for k, m in report["models"].items()},
+        metrics=metrics,
+        baseline=str(args.get("baseline") or "champion"),
+        slices=slices,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    report["slices"] = sorted(slices)
+    report["evidence_file"] = EVIDENCE_FILE
+    labels = next(iter(evidence.values()))["class_labels"] if evidence else None
+    report["_evidence"] = paired_stats.evidence_frame(y, rows, labels, slices)
 
 
 def run(argv: list[str] | None, output_data: Path) -> None:
@@ -225,6 +282,9 @@ def run(argv: list[str] | None, output_data: Path) -> None:
     log.info("Evaluating %d model(s) on %d rows (metric %s)", len(model_dirs), len(frame), args["eval_metric"])
     report = evaluate(args, frame, model_dirs)
     output_data.mkdir(parents=True, exist_ok=True)
+    evidence = report.pop("_evidence", None)
+    if evidence is not None:
+        evidence.to_parquet(output_data / EVIDENCE_FILE, index=False)
     partial = output_data / f".{REPORT_FILE}.partial"
     partial.write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(partial, output_data / REPORT_FILE)

@@ -29,7 +29,13 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
     ``problem_type``, ``eval_metric``, ``higher_is_better``, ``metric_directions``, ``num_rows``,
     ``class_counts`` (classification), ``metrics`` (model key -> metric -> value), ``score_val``
     (each model's own validation score, for contrast) and ``model_versions`` (model key ->
-    ``{"group", "version", "approval_status"}`` for models given as registry references).
+    ``{"group", "version", "approval_status"}`` for models given as registry references). Beside
+    them: ``comparisons`` (each model against ``baseline``: per metric both scores, the difference,
+    bootstrap intervals at 80/90/95/99%, DeLong's p for ROC AUC, McNemar's for accuracy, and per
+    slice), ``slices``, ``evidence_file`` / ``evidence_uri`` (every model's per-row predictions, a
+    Parquet file in the job's ``output.tar.gz``) and ``absent_models`` (optional models left out,
+    e.g. ``{"champion": {"group": "churn", "version": None}}``: the evaluation compared against no
+    champion, which the promotion gate checks is still so).
 
     :param data: the labelled data: a DataFrame, a local file or an ``s3://`` URI. (templated)
     :param models: ``{key: model}``, where a model is a ``model.tar.gz`` URI, a fit task's XCom or
@@ -39,6 +45,10 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
         approved version yet (the first champion) is left out instead of failing. (templated)
     :param eval_metric: the metric to compare on; default the models' own eval metric. (templated)
     :param metrics: further metrics to report; default AutoGluon's auxiliary set. (templated)
+    :param baseline: the model key the others are compared with (paired statistics). (templated)
+    :param slices: columns of ``data`` whose values get their own comparison, e.g. ``["region"]``. (templated)
+    :param n_resamples: paired bootstrap resamples.
+    :param seed: the bootstrap's seed.
     :param instance_type: SageMaker instance type (ignored by the local backend). (templated)
     :param custom_image_uri: image to run instead of the AutoGluon training container. (templated)
     :param volume_size: EBS volume in GB.
@@ -54,6 +64,8 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
         "optional_models",
         "eval_metric",
         "metrics",
+        "baseline",
+        "slices",
         "instance_type",
         "custom_image_uri",
         "job_name",
@@ -75,6 +87,10 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
         max_runtime: int = 3600,
         job_name: str | None = None,
         tags: dict[str, str] | None = None,
+        baseline: str = "champion",
+        slices: list[str] | None = None,
+        n_resamples: int = 1000,
+        seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,6 +105,11 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
         self.max_runtime = max_runtime
         self.job_name = job_name
         self.tags = tags
+        self.baseline = baseline
+        self.slices = slices
+        self.n_resamples = n_resamples
+        self.seed = seed
+        self._absent: dict[str, dict[str, Any]] = {}
         self._started_job: str | None = None
 
     def resolve_models(self) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -106,6 +127,8 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
             except InvalidParameterError as err:
                 if key in self.optional_models and "no approved version" in str(err):
                     self.log.info("Leaving %s out of the evaluation: %s", key, err)
+                    group = model.get("registry") if isinstance(model, dict) else str(model).split("/")[2]
+                    self._absent[key] = {"group": group, "version": None}
                     continue
                 raise
             uris[key] = uri
@@ -131,27 +154,39 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
             volume_size=self.volume_size,
             max_runtime=self.max_runtime,
             tags=self.tags,
+            baseline=self.baseline,
+            slices=self.slices,
+            n_resamples=self.n_resamples,
+            seed=self.seed,
         )
         job = self._started_job = submission.job_name
         self.log.info("Evaluation job: %s (backend %s) for %s", job, self.hook.backend_name, ", ".join(uris))
         if self.deferrable:
             desc = self.hook.describe_job(JobKind.EVALUATION, job)
             if not desc.status.is_terminal:
-                self.wait_in_triggerer(JobKind.EVALUATION, job, self.max_runtime, kwargs={"versions": versions})
+                self.wait_in_triggerer(
+                    JobKind.EVALUATION, job, self.max_runtime, kwargs={"versions": versions, "absent": self._absent}
+                )
             self.hook.raise_for_status(desc)
         else:
             self.wait_for(JobKind.EVALUATION, job)
         return self._result(job, versions)
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, versions: dict[str, Any] | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        versions: dict[str, Any] | None = None,
+        absent: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        self._absent = absent or {}
         event = raise_for_event(event, JobKind.EVALUATION, self._started_job)
         return self._result(event["job_name"], versions or {})
 
     def _result(self, job: str, versions: dict[str, dict[str, Any]]) -> dict[str, Any]:
         result = self.hook.evaluation.result(job)
         result["model_versions"] = versions
+        result["absent_models"] = self._absent
         metric = result.get("eval_metric")
         for key, scores in (result.get("metrics") or {}).items():
             self.log.info(

@@ -114,13 +114,20 @@ class AGRegisterModelOperator(AutoGluonCloudMixin, BaseOperator):
 
 
 class AGPromoteModelOperator(AutoGluonCloudMixin, BaseOperator):
-    """The promotion gate: approve the challenger only if it beats the champion on the same holdout.
+    """The promotion gate: approve the challenger only if it beats the champion beyond the noise.
 
-    Both models must have been scored in one evaluation (:class:`AGEvaluateOperator`): the rule
-    compares their ``metric`` there, in its direction, and approves the challenger when it is
-    better by more than ``min_improvement`` (or when there is no champion yet). Otherwise the
-    challenger is rejected and the champion stays the group's latest approved version. The
-    decision, the scores and who decided are written to the registry.
+    Both models must have been scored in one evaluation (:class:`AGEvaluateOperator`), which also
+    computed the paired difference of every metric with bootstrap intervals. The challenger is
+    approved when the lower bound of its improvement on ``metric`` (at ``confidence``) exceeds
+    ``min_improvement`` and ``min_relative_improvement`` of the champion's score, every guardrail
+    holds, the holdout has ``min_rows`` rows and no slice is significantly worse; or when there is
+    no champion yet. ``confidence=None`` compares point estimates (the rule before intervals).
+    Otherwise the challenger is rejected and the champion stays the group's latest approved
+    version. The decision, every rule checked and who decided are written to the registry.
+
+    The approval is a compare-and-set: if another run approved a version after this run's
+    evaluation, the challenger is rejected ("champion changed since evaluation"), never approved
+    against a champion it was not compared with. See ``docs/lifecycle.md``.
 
     With ``review`` (the XCom of an ``ApprovalOperator`` run before this task) a person must also
     have approved; their name is recorded beside this task's.
@@ -128,7 +135,10 @@ class AGPromoteModelOperator(AutoGluonCloudMixin, BaseOperator):
     XCom (``return_value``): ``decision`` (``approved``/``rejected``), ``reason``, ``group``,
     ``challenger_version``, ``champion_version``, ``metric``, ``higher_is_better``,
     ``challenger_score``, ``champion_score``, ``improvement``, ``min_improvement``, ``num_rows``,
-    ``data_uri``, ``latest_approved_version``, ``set_by``.
+    ``data_uri``, ``latest_approved_version``, ``set_by``; beside them ``confidence``,
+    ``improvement_interval``, ``p_value``, ``test``, ``rules`` (every rule checked, with both
+    scores, the improvement, its interval, p-value, rows and passed), ``guardrails``, ``slices``,
+    ``options`` and ``approved_between``.
 
     :param group: the registry group. (templated)
     :param challenger_version: the challenger's version number, or the register task's XCom. (templated)
@@ -139,6 +149,14 @@ class AGPromoteModelOperator(AutoGluonCloudMixin, BaseOperator):
     :param higher_is_better: the metric's direction; default the evaluation's. (templated)
     :param min_improvement: how much better (metric units) the challenger must be. (templated)
     :param review: an ``ApprovalOperator``'s XCom; if given, a person must have chosen Approve. (templated)
+    :param confidence: the interval level, one of 0.8, 0.9, 0.95, 0.99; ``None``: point estimates. (templated)
+    :param min_relative_improvement: how much better, as a fraction of the champion's score. (templated)
+    :param guardrails: ``{metric: tolerance}``: the challenger may not be worse on these by more than
+        the tolerance (judged on the interval's worse end); a metric the evaluation lacks fails. (templated)
+    :param min_rows: a holdout with fewer rows is rejected as too small to tell. (templated)
+    :param slices: columns the evaluation computed slices for (``AGEvaluateOperator(slices=...)``),
+        or ``{column: tolerance}``: no slice value may be significantly worse on ``metric``. (templated)
+    :param min_slice_rows: slice values with fewer rows are reported but not judged. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -152,6 +170,12 @@ class AGPromoteModelOperator(AutoGluonCloudMixin, BaseOperator):
         "higher_is_better",
         "min_improvement",
         "review",
+        "confidence",
+        "min_relative_improvement",
+        "guardrails",
+        "min_rows",
+        "slices",
+        "min_slice_rows",
     )
     template_fields_renderers = {"evaluation": "json", "review": "json"}
     ui_color = "#e8f4e0"
@@ -168,9 +192,21 @@ class AGPromoteModelOperator(AutoGluonCloudMixin, BaseOperator):
         higher_is_better: bool | None = None,
         min_improvement: float = 0.0,
         review: dict[str, Any] | str | None = None,
+        confidence: float | None = 0.95,
+        min_relative_improvement: float = 0.0,
+        guardrails: dict[str, float] | None = None,
+        min_rows: int = 0,
+        slices: list[str] | dict[str, float] | None = None,
+        min_slice_rows: int = 30,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.confidence = confidence
+        self.min_relative_improvement = min_relative_improvement
+        self.guardrails = guardrails
+        self.min_rows = min_rows
+        self.slices = slices
+        self.min_slice_rows = min_slice_rows
         self.group = group
         self.challenger_version = challenger_version
         self.evaluation = evaluation
@@ -204,8 +240,14 @@ class AGPromoteModelOperator(AutoGluonCloudMixin, BaseOperator):
             champion=self.champion,
             metric=self.metric,
             higher_is_better=self.higher_is_better,
-            min_improvement=float(self.min_improvement),
+            min_improvement=self.min_improvement,
             review=self.review if isinstance(self.review, dict) else None,
+            confidence=self.confidence,
+            min_relative_improvement=self.min_relative_improvement,
+            guardrails=self.guardrails,
+            min_rows=self.min_rows,
+            slices=self.slices,
+            min_slice_rows=self.min_slice_rows,
         )
         self.log.info(
             "Promotion gate: %s version %d %s (%s)",

@@ -22,7 +22,7 @@ from airflow_autogluon_cloud.backends.base import CHANNEL_CODE, PROVIDER_TAG, Ba
 from airflow_autogluon_cloud.backends.specs import (
     CHANNEL_EVAL_ARGS,
     CHANNEL_EVAL_DATA,
-    EVALUATE_SCRIPT,
+    EVALUATION_CODE,
     EVALUATION_REPORT,
     MODEL_CHANNEL_PREFIX,
     EvaluationJobSpec,
@@ -74,6 +74,9 @@ _REPORT_KEYS = (
     "metric_directions",
     "num_rows",
     "class_counts",
+    "comparisons",
+    "slices",
+    "evidence_file",
 )
 
 
@@ -148,6 +151,23 @@ class EvaluationService:
                 )
         return [m for m in extra if m != eval_metric]
 
+    @staticmethod
+    def check_statistics(baseline: Any, slices: Any, n_resamples: Any, seed: Any) -> list[str]:
+        """The slice columns, after checking the paired statistics' arguments."""
+        if not isinstance(baseline, str) or not _MODEL_KEY.match(baseline):
+            raise InvalidParameterError("baseline", baseline, "name the model key to compare with, e.g. 'champion'.")
+        if isinstance(slices, str):
+            slices = [slices]
+        if slices is not None and (
+            not isinstance(slices, (list, tuple)) or not all(isinstance(c, str) and c for c in slices)
+        ):
+            raise InvalidParameterError("slices", slices, "give a list of column names of the data.")
+        if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or not 100 <= n_resamples <= 100_000:
+            raise InvalidParameterError("n_resamples", n_resamples, "give a whole number from 100 to 100000.")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InvalidParameterError("seed", seed, "give a whole number >= 0.")
+        return list(dict.fromkeys(slices or []))
+
     def start(
         self,
         *,
@@ -161,6 +181,10 @@ class EvaluationService:
         volume_size: int = 30,
         max_runtime: int = 3600,
         tags: dict[str, str] | None = None,
+        baseline: str = "champion",
+        slices: list[str] | None = None,
+        n_resamples: int = 1000,
+        seed: int = 0,
     ) -> JobSubmission:
         """Start an evaluation job under ``job_name``, or pick up the one an earlier try started.
 
@@ -168,6 +192,11 @@ class EvaluationService:
         :param models: ``{key: model_uri}`` (keys name the models in the report) or a list of URIs.
         :param eval_metric: the metric the models are compared on; default the models' own.
         :param metrics: further metrics to report; default AutoGluon's auxiliary set for the problem type.
+        :param baseline: the model key every other model is compared with, pairwise, on each metric
+            (bootstrap intervals; DeLong for ROC AUC, McNemar for accuracy); absent: no comparison.
+        :param slices: columns of ``data`` (e.g. a region) whose values get their own comparison.
+        :param n_resamples: paired bootstrap resamples (more: steadier interval ends, longer job).
+        :param seed: the bootstrap's seed (the same data, models and seed give the same intervals).
         """
         if not naming.is_valid_name(job_name):
             raise InvalidParameterError("job_name", job_name, "use 1-63 letters, digits and hyphens.")
@@ -176,7 +205,8 @@ class EvaluationService:
         label, problem_type = str(first["label"]), str(first["problem_type"])
         metric = eval_metric or str(first.get("eval_metric") or "")
         extra = self.check_metrics(problem_type, metric, metrics)
-        prepared = self.staging.prepare_data(data, "data", [label])
+        slice_columns = self.check_statistics(baseline, slices, n_resamples, seed)
+        prepared = self.staging.prepare_data(data, "data", [label, *slice_columns])
         try:
             image = self.backend.resolve_image(
                 "training",
@@ -195,12 +225,16 @@ class EvaluationService:
                 "eval_metric": metric,
                 "metrics": extra,
                 "models": {key: MODEL_CHANNEL_PREFIX + key for key in uris},
+                "baseline": baseline,
+                "slices": slice_columns,
+                "n_resamples": n_resamples,
+                "seed": seed,
             }
             data_uri = self.staging.stage_prepared(prepared).uri
             channels = {
                 CHANNEL_EVAL_DATA: data_uri,
                 CHANNEL_EVAL_ARGS: self.staging.stage_bytes(dumps_canonical(args), "eval_args.json").uri,
-                CHANNEL_CODE: self.staging.stage_code((EVALUATE_SCRIPT,)).uri,
+                CHANNEL_CODE: self.staging.stage_code(EVALUATION_CODE).uri,
                 **{MODEL_CHANNEL_PREFIX + key: uri for key, uri in uris.items()},
             }
         finally:
@@ -257,6 +291,10 @@ class EvaluationService:
         report = self.report(job_name)
         if report:
             result.update({key: report.get(key) for key in _REPORT_KEYS})
+            # the per-row evidence travels in output.tar.gz beside evaluation.json
+            result["evidence_uri"] = (
+                f"{desc.secondary_uri}#{report['evidence_file']}" if report.get("evidence_file") else None
+            )
             result["metrics"] = {key: model["metrics"] for key, model in report["models"].items()}
             result["score_val"] = {key: model.get("score_val") for key, model in report["models"].items()}
         return result

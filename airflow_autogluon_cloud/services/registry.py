@@ -31,6 +31,14 @@ from airflow_autogluon_cloud.backends.specs import (
 )
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, ResourceNotFoundError
 from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.gate import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_MIN_SLICE_ROWS,
+    GateDecision,
+    GateOptions,
+    decide,
+    gate_audit,
+)
 from airflow_autogluon_cloud.services.models import ModelService
 
 LATEST_APPROVED = "latest-approved"
@@ -196,16 +204,22 @@ class RegistryService:
         return max(approved, key=lambda v: v.version) if approved else None
 
     def set_approval(
-        self, group: str, version: int, status: str, set_by: str, reason: str | None = None
+        self,
+        group: str,
+        version: int,
+        status: str,
+        set_by: str,
+        reason: str | None = None,
+        audit: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        """Set a version's approval, recording who or what set it and why."""
+        """Set a version's approval, recording who or what set it and why (and the gate's audit)."""
         if status not in APPROVAL_STATUSES:
             raise InvalidParameterError("status", status, f"use one of {APPROVAL_STATUSES}.")
         if not set_by:
             raise InvalidParameterError("set_by", set_by, "say who or what sets the approval.")
         check_text("set_by", set_by, MAX_METADATA_CHARS)
         check_text("reason", reason, MAX_METADATA_CHARS)
-        updated = self.backend.update_model_approval(group, int(version), status, set_by, reason)
+        updated = self.backend.update_model_approval(group, int(version), status, set_by, reason, audit)
         self.log.info("%s version %d is now %s (set by %s: %s)", group, updated.version, status, set_by, reason)
         return updated
 
@@ -259,17 +273,39 @@ class RegistryService:
         higher_is_better: bool | None = None,
         min_improvement: float = 0.0,
         review: dict[str, Any] | None = None,
+        confidence: float | None = DEFAULT_CONFIDENCE,
+        min_relative_improvement: float = 0.0,
+        guardrails: dict[str, float] | None = None,
+        min_rows: int = 0,
+        slices: Any = None,
+        min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS,
     ) -> dict[str, Any]:
-        """Approve the challenger if it beats the champion on the same evaluation, else reject it.
+        """Approve the challenger if it beats the champion beyond the noise, else reject it.
 
-        The challenger is approved when it beats the champion's score by more than
-        ``min_improvement`` (in the metric's units, in its direction), or when there is no
-        champion yet; with ``review`` (an ``ApprovalOperator``'s result) a person must also have
-        chosen "Approve". Otherwise it is rejected and the champion stays the latest approved.
+        The rule (:mod:`~airflow_autogluon_cloud.services.gate`): on ``metric``, the lower bound of
+        the improvement's ``confidence`` interval (paired bootstrap, from the evaluation job) must
+        exceed ``min_improvement`` and ``min_relative_improvement`` of the champion's score; every
+        guardrail must hold, the holdout must have ``min_rows`` rows, and no slice may be
+        significantly worse. ``confidence=None`` compares point estimates instead. With no
+        champion yet the challenger is approved. With ``review`` (an ``ApprovalOperator``'s
+        result) a person must also have chosen "Approve".
+
+        An approval is a compare-and-set: it is written only while the champion the evaluation
+        compared against (or none) is still the group's latest approved version; otherwise the
+        challenger is rejected with "champion changed since evaluation".
 
         :param evaluation: the evaluate operator's XCom, with both models scored on one dataset.
-        :return: the decision, the scores and the group's latest approved version after it.
+        :return: the decision, the scores, every rule checked and the latest approved version after it.
         """
+        options = GateOptions.parse(
+            confidence=confidence,
+            min_improvement=min_improvement,
+            min_relative_improvement=min_relative_improvement,
+            guardrails=guardrails,
+            min_rows=min_rows,
+            slices=slices,
+            min_slice_rows=min_slice_rows,
+        )
         scores = (evaluation or {}).get("metrics") or {}
         if not isinstance(evaluation, dict) or evaluation.get("status") != "Completed" or challenger not in scores:
             raise InvalidParameterError(
@@ -280,8 +316,6 @@ class RegistryService:
         if name not in scores[challenger] or scores[challenger][name] is None:
             raise InvalidParameterError("metric", name, f"the evaluation reported {sorted(scores[challenger])}.")
         direction = bool(directions.get(name, True)) if higher_is_better is None else bool(higher_is_better)
-        if not isinstance(min_improvement, (int, float)) or min_improvement < 0:
-            raise InvalidParameterError("min_improvement", min_improvement, "give a number >= 0 (metric units).")
         version = self.get(group, challenger_version)
         scored_uri = (evaluation.get("model_uris") or {}).get(challenger)
         if scored_uri != version.model_uri:
@@ -292,18 +326,20 @@ class RegistryService:
             )
         challenger_score = float(scores[challenger][name])
         champion_score = (scores.get(champion) or {}).get(name)
-        champion_version = ((evaluation.get("model_versions") or {}).get(champion) or {}).get("version")
-        improvement = None
+        expected = self._compared_champion(group, evaluation, champion)
+        found: GateDecision | None = None
         if champion_score is None:
             passed, reason = True, f"no champion yet; {name} {challenger_score:.4f}"
         else:
-            improvement = (challenger_score - champion_score) * (1 if direction else -1)
-            passed = improvement > min_improvement
-            verb = "beats" if passed else "does not beat"
-            reason = (
-                f"{name} {challenger_score:.4f} vs champion {champion_score:.4f} on the same "
-                f"{evaluation.get('num_rows')} rows: {verb} it by more than {min_improvement}"
+            found = decide(
+                evaluation=evaluation,
+                challenger=challenger,
+                champion=champion,
+                metric=str(name),
+                higher_is_better=direction,
+                options=options,
             )
+            passed, reason = found.passed, found.reason
         who = set_by
         if review is not None and passed:
             chosen = review.get("chosen_options") or []
@@ -311,24 +347,71 @@ class RegistryService:
             who = f"{set_by}; reviewed by {user}"
             if chosen != ["Approve"]:
                 passed, reason = False, f"{reason}; but {user} chose {chosen}"
-        status = APPROVED if passed else REJECTED
-        who, reason = clean_text(who, MAX_METADATA_CHARS), clean_text(reason, MAX_METADATA_CHARS)
-        self.set_approval(group, version.version, status, who, reason)
+        # The registry keeps text within SageMaker's limits; the decision below keeps the whole reason.
+        who = clean_text(who, MAX_METADATA_CHARS)
+        audit = gate_audit(found, options, expected, evaluation)
+        between: list[int] = []
+        if passed:
+            outcome = self.backend.approve_model_if_latest(
+                group, version.version, who, clean_text(reason, MAX_METADATA_CHARS), audit["record"], expected
+            )
+            between = outcome.approved_between
+            if not outcome.approved:
+                passed = False
+                if outcome.conflict is not None:
+                    changed = f"version {outcome.conflict.version} was approved by {outcome.conflict.status_set_by}"
+                else:
+                    changed = f"no version is approved any more (version {expected} was, when evaluated)"
+                reason = f"champion changed since evaluation: {changed}; {reason}"
+                audit["record"]["champion_check"] = f"failed: {changed}"
+            elif between:
+                self.log.warning("%s versions %s were approved while version %d was", group, between, version.version)
+            self.log.info("%s version %d is now %s (set by %s: %s)", group, version.version, "Approved", who, reason)
+        if not passed:
+            self.set_approval(
+                group, version.version, REJECTED, who, clean_text(reason, MAX_METADATA_CHARS), audit["record"]
+            )
         latest = self.latest_approved(group)
+        main = found.metric if found else {}
         return {
             "decision": "approved" if passed else "rejected",
             "reason": reason,
             "group": group,
             "challenger_version": version.version,
-            "champion_version": champion_version,
+            "champion_version": expected,
             "metric": name,
             "higher_is_better": direction,
             "challenger_score": challenger_score,
             "champion_score": champion_score,
-            "improvement": improvement,
-            "min_improvement": min_improvement,
+            "improvement": main.get("improvement"),
+            "min_improvement": options.min_improvement,
             "num_rows": evaluation.get("num_rows"),
             "data_uri": evaluation.get("data_uri"),
             "latest_approved_version": latest.version if latest else None,
             "set_by": who,
+            # beside the keys above (kept as they were): the statistics and every rule checked
+            "confidence": options.confidence,
+            "improvement_interval": main.get("interval"),
+            "p_value": main.get("p_value"),
+            "test": main.get("test"),
+            "rules": found.rules if found else [],
+            "guardrails": found.guardrails if found else {},
+            "slices": found.slices if found else [],
+            "options": options.to_dict(),
+            "approved_between": between,
         }
+
+    def _compared_champion(self, group: str, evaluation: dict[str, Any], champion: str) -> int | None:
+        """The group's version the evaluation compared against as ``champion`` (``None``: none)."""
+        named = (evaluation.get("model_versions") or {}).get(champion) or {}
+        if named.get("version") is not None and named.get("group", group) == group:
+            return int(named["version"])
+        uri = (evaluation.get("model_uris") or {}).get(champion)
+        if uri is None:
+            return None  # the evaluation had no champion (e.g. absent_models: none approved yet)
+        holding = [v for v in self.versions(group) if v.model_uri == uri]
+        approved = [v for v in holding if v.approval_status == APPROVED]
+        if approved or holding:
+            return max(approved or holding, key=lambda v: v.version).version
+        latest = self.latest_approved(group)  # a champion from outside the group: no version to hold
+        return latest.version if latest else None

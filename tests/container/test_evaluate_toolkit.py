@@ -1,6 +1,7 @@
 """``evaluate.py`` under the real ``sagemaker-training`` toolkit, laid out as a SageMaker training
 job delivers it: hyperparameters JSON-encoded, the code as ``sourcedir.tar.gz`` in the ``code``
-channel, and each model channel holding its ``model.tar.gz`` as is (not unpacked)."""
+channel, and each model channel holding its ``model.tar.gz`` as is (not unpacked). The same model is given twice, as
+champion and challenger, so the paired statistics have a known answer: no difference at all."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_autogluon_cloud.backends.specs import EVALUATION_CODE
 from airflow_autogluon_cloud.example_data import make_churn
 from airflow_autogluon_cloud.services.staging import build_code_archive
 
@@ -23,7 +25,8 @@ def test_evaluate_py_runs_under_the_sagemaker_training_toolkit(trained_job, tmp_
     base = tmp_path / "opt" / "ml"
     data = base / "input" / "data"
     config = base / "input" / "config"
-    for channel in ("eval_data", "eval_args", "code", "model_champion"):
+    channels = ("eval_data", "eval_args", "code", "model_champion", "model_challenger")
+    for channel in channels:
         (data / channel).mkdir(parents=True)
     config.mkdir(parents=True)
     holdout = make_churn(150, seed=9)
@@ -34,11 +37,14 @@ def test_evaluate_py_runs_under_the_sagemaker_training_toolkit(trained_job, tmp_
         "problem_type": "binary",
         "eval_metric": "roc_auc",
         "metrics": ["accuracy", "log_loss"],
-        "models": {"champion": "model_champion"},
+        "models": {"champion": "model_champion", "challenger": "model_challenger"},
+        "slices": ["region"],
+        "n_resamples": 200,
     }
     (data / "eval_args" / "eval_args.json").write_text(json.dumps(args))
-    (data / "code" / "sourcedir.tar.gz").write_bytes(build_code_archive(("evaluate.py",)))
-    shutil.copy(trained_job["model_artifact_uri"], data / "model_champion" / "model.tar.gz")
+    (data / "code" / "sourcedir.tar.gz").write_bytes(build_code_archive(EVALUATION_CODE))
+    for channel in ("model_champion", "model_challenger"):
+        shutil.copy(trained_job["model_artifact_uri"], data / channel / "model.tar.gz")
     hyperparameters = {
         "sagemaker_program": "evaluate.py",
         "sagemaker_submit_directory": str(data / "code" / "sourcedir.tar.gz"),
@@ -49,9 +55,7 @@ def test_evaluate_py_runs_under_the_sagemaker_training_toolkit(trained_job, tmp_
     }
     # SageMaker writes every value JSON-encoded, as the SDK sends them
     (config / "hyperparameters.json").write_text(json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
-    (config / "inputdataconfig.json").write_text(
-        json.dumps({c: {"TrainingInputMode": "File"} for c in ("eval_data", "eval_args", "code", "model_champion")})
-    )
+    (config / "inputdataconfig.json").write_text(json.dumps({c: {"TrainingInputMode": "File"} for c in channels}))
     # the toolkit waits until every host name resolves: "localhost" does here, as "algo-1" does on SageMaker
     (config / "resourceconfig.json").write_text(json.dumps({"current_host": "localhost", "hosts": ["localhost"]}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "AIRFLOW"))}
@@ -71,3 +75,25 @@ def test_evaluate_py_runs_under_the_sagemaker_training_toolkit(trained_job, tmp_
     assert set(report["models"]["champion"]["metrics"]) == {"roc_auc", "accuracy", "log_loss"}
     assert report["models"]["champion"]["metrics"]["roc_auc"] > 0.75
     assert report["metric_directions"] == {"roc_auc": True, "accuracy": True, "log_loss": False}
+    # the paired statistics ran inside the job: the same model twice differs by exactly nothing
+    compared = report["comparisons"]["challenger"]
+    assert compared["baseline"] == "champion"
+    assert compared["n_resamples"] == 200
+    roc = compared["metrics"]["roc_auc"]
+    assert roc["difference"] == 0.0
+    assert roc["intervals"]["0.95"] == [0.0, 0.0]
+    assert roc["test"] == "DeLong"
+    assert roc["p_value"] == 1.0
+    assert compared["metrics"]["accuracy"]["test"] == "McNemar exact"
+    assert compared["metrics"]["log_loss"]["intervals"]["0.95"] == [0.0, 0.0]
+    regions = compared["slices"]["region"]
+    assert sum(s["num_rows"] for s in regions.values()) == 150
+    assert set(regions) == set(holdout["region"].astype(str))
+    # the per-row evidence, keyed by row, beside the report
+    import pandas as pd
+
+    evidence = pd.read_parquet(base / "output" / "data" / report["evidence_file"])
+    assert evidence["row"].tolist() == list(range(150))
+    assert (evidence["champion__proba"] == evidence["challenger__proba"]).all()
+    assert evidence["slice__region"].tolist() == holdout["region"].tolist()
+    assert evidence["champion__proba"].between(0, 1).all()

@@ -77,6 +77,8 @@ class AirflowDeployment:
             "AIRFLOW__AUTOGLUON_CLOUD__LOCAL_ROOT": str(local_root),
             "AG_EXAMPLE_PERIODS_ROOT": str(home / "periods"),
             "AG_EXAMPLE_TIME_LIMIT": "10",
+            # Runs of the main DAG may overlap here, so the gate's compare-and-set is what keeps them apart.
+            "AG_EXAMPLE_MAX_ACTIVE_RUNS": "5",
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
         }
 

@@ -79,7 +79,11 @@ def test_retrain_and_score_gates_on_one_holdout_and_runs_when_triggered_by_hand(
     assert os.path.isfile(fit["model_artifact_uri"])
     assert registered["model_uri"] == fit["model_artifact_uri"]
     assert registered["training_job"] == fit["job_name"]
-    # no champion yet: the first challenger is approved and serves
+    # no champion yet: the first challenger is approved and serves; the evaluation recorded that it
+    # compared against no champion, which the gate's compare-and-set checked was still so
+    assert xcom(dag_id, "evaluate", first.run_id)["absent_models"] == {
+        "champion": {"group": "ag-churn-example-test", "version": None}
+    }
     assert decision["decision"] == "approved"
     assert decision["champion_score"] is None
     assert decision["latest_approved_version"] == registered["version"]
@@ -121,6 +125,13 @@ def test_retrain_and_score_gates_on_one_holdout_and_runs_when_triggered_by_hand(
     assert evaluation["model_versions"]["champion"]["version"] == registered["version"]
     kept = xcom(dag_id, "gate", manual.run_id)
     assert kept["decision"] == "rejected"
+    # judged on the paired interval at 95%, with the log-loss guardrail, against the champion it saw
+    assert kept["confidence"] == 0.95
+    low, high = kept["improvement_interval"]
+    assert low <= kept["improvement"] <= high
+    assert kept["guardrails"]["log_loss"]["tolerance"] == 0.02
+    assert f"{low:+.4f}, {high:+.4f}] at 95% on {evaluation['num_rows']} rows" in kept["reason"]
+    assert evaluation["comparisons"]["challenger"]["baseline"] == "champion"
     assert kept["challenger_score"] == evaluation["metrics"]["challenger"]["roc_auc"]
     assert kept["champion_score"] == evaluation["metrics"]["champion"]["roc_auc"]
     assert kept["latest_approved_version"] == registered["version"]

@@ -18,7 +18,9 @@ from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-LOAD_SECONDS = 60
+#: The load is a number of requests, not a duration: a busy machine takes longer, never fails it.
+LOAD_REQUESTS = 1200
+LOAD_DEADLINE_SECONDS = 900
 CLIENTS = 8
 
 
@@ -29,7 +31,7 @@ def _rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_endpoint_under_eight_clients_for_a_minute(trained_job, tmp_path):
+def test_endpoint_under_eight_clients_for_1200_requests(trained_job, tmp_path):
     from airflow_autogluon_cloud.example_data import make_churn
 
     hook = AutoGluonCloudHook(aws_conn_id=None, local_root=str(tmp_path / "root"))
@@ -90,22 +92,24 @@ def test_endpoint_under_eight_clients_for_a_minute(trained_job, tmp_path):
     samples = []
     started = time.monotonic()
     try:
-        while time.monotonic() - started < LOAD_SECONDS:
-            time.sleep(2)
+        # At least 10 s of samples, so the memory check has a warm-up to skip.
+        while (counts["ok"] < LOAD_REQUESTS or len(samples) < 10) and not counts["errors"]:
+            assert time.monotonic() - started < LOAD_DEADLINE_SECONDS, f"only {counts['ok']} requests answered"
+            time.sleep(1)
             samples.append(_rss_kb(pid))
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=60)
-        hook.delete_endpoint("ag-af-load")
+    elapsed = time.monotonic() - started
     assert counts["errors"] == []
-    assert counts["ok"] > 1000
+    assert counts["ok"] >= LOAD_REQUESTS
     assert counts["ping_failures"] == 0
-    assert counts["pings"] > LOAD_SECONDS
+    assert counts["pings"] >= 10  # /ping was asked throughout the load
     warm = samples[len(samples) // 3 :]  # after warm-up
     growth_mb = (max(warm) - min(warm)) / 1024
     assert growth_mb < 50, f"RSS grew by {growth_mb:.0f} MB under steady load: {samples}"
-    print(f"load: {counts['ok']} requests in {LOAD_SECONDS}s, RSS {min(warm) / 1024:.0f}-{max(warm) / 1024:.0f} MB")
+    print(f"load: {counts['ok']} requests in {elapsed:.0f}s, RSS {min(warm) / 1024:.0f}-{max(warm) / 1024:.0f} MB")
 
 
 def test_five_concurrent_runs_of_the_main_dag_do_not_collide(airflow_db, local_root, tmp_path):

@@ -94,7 +94,8 @@ def test_evaluation_is_a_training_job_running_evaluate_py_with_each_model_as_a_c
     assert hps["sagemaker_submit_directory"] == "/opt/ml/input/data/code/sourcedir.tar.gz"
     assert hps["ag_eval_data"] == channels["eval_data"]
     assert json.loads(hps["ag_models"]) == {"champion": champion, "challenger": challenger}
-    # the staged arguments are what evaluate.py reads; the code archive holds evaluate.py only
+    # the staged arguments are what evaluate.py reads; the code archive holds evaluate.py and the
+    # paired statistics modules it imports
     assert json.loads(_read(channels["eval_args"])) == {
         "version": 1,
         "label": "y",
@@ -102,9 +103,13 @@ def test_evaluation_is_a_training_job_running_evaluate_py_with_each_model_as_a_c
         "eval_metric": "roc_auc",
         "metrics": ["accuracy", "log_loss"],
         "models": {"champion": "model_champion", "challenger": "model_challenger"},
+        "baseline": "champion",
+        "slices": [],
+        "n_resamples": 1000,
+        "seed": 0,
     }
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(_read(channels["code"])))) as code:
-        assert code.getnames() == ["evaluate.py"]
+        assert code.getnames() == ["evaluate.py", "paired_stats.py", "paired_tests.py"]
     result = hook.evaluation.result("ag-af-eval-exact")  # moto completes the job at once, with no report
     assert result["status"] == "Completed"
     assert result["model_uris"] == {"champion": champion, "challenger": challenger}

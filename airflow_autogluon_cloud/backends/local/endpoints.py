@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -49,6 +50,20 @@ def _pending_dead(pending: dict[str, Any]) -> bool:
     return (
         time.time() - pending.get("prepared_at", 0) > _SPAWN_GRACE_SECONDS and not Path(pending["ready_file"]).exists()
     )
+
+
+def _this_process() -> dict[str, Any]:
+    """This process, recorded as the one preparing an endpoint's server: a retry that finds the
+    endpoint unprepared can then tell a preparer that died from one still at work."""
+    return {"pid": os.getpid(), "pid_start": processes.process_start_time(os.getpid())}
+
+
+def _preparer_gone(record: Any) -> bool:
+    """Whether nobody is preparing the server of a Creating or Updating endpoint that has none yet."""
+    preparer = record.data.get("preparer") or {}
+    if preparer.get("pid") and not processes.is_alive(preparer["pid"], preparer.get("pid_start")):
+        return True  # it died (a worker killed mid-deploy): no need to wait out the grace period
+    return time.time() - record.updated_at > _SPAWN_GRACE_SECONDS
 
 
 def _never_started(pending: dict[str, Any]) -> bool:
@@ -96,7 +111,9 @@ class LocalEndpoints:
     def create(self, name: str, config_name: str, tags: dict[str, str]) -> None:
         self._model_uri(config_name)  # fail before recording anything if the config is unknown
         try:
-            self.store.insert(ENDPOINT, name, _CREATING, data={"config_name": config_name}, tags=tags)
+            self.store.insert(
+                ENDPOINT, name, _CREATING, data={"config_name": config_name, "preparer": _this_process()}, tags=tags
+            )
         except AlreadyExistsError:
             raise AutoGluonCloudError(f"Endpoint {name!r} already exists on the local backend.") from None
         try:
@@ -110,7 +127,9 @@ class LocalEndpoints:
         record = self.store.get(ENDPOINT, name)
         if record is None:
             raise ResourceNotFoundError("Endpoint", name, "local")
-        if not self.store.update(ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_UPDATING):
+        if not self.store.update(
+            ENDPOINT, name, expect_status=(_IN_SERVICE,), status=_UPDATING, data_updates={"preparer": _this_process()}
+        ):
             raise EndpointError(name, f"can only be updated while InService (it is {record.status})", record.status)
         try:
             self._spawn_server(name, self._prepare_server(name, config_name))
@@ -356,21 +375,25 @@ class LocalEndpoints:
                 return
             pending = record.data.get("pending")
             if not pending:
-                # The caller died before the server was prepared: nothing is running for it.
-                if time.time() - record.updated_at > _SPAWN_GRACE_SECONDS:
-                    pending = {
-                        "config_name": record.data.get("config_name"),
-                        "pid": None,
-                        "pid_start": None,
-                        "ready_file": "/nonexistent",
-                        "dir": None,
-                        "prepared_at": 0,
-                    }
-                elif wait:
-                    time.sleep(0.2)
-                    continue
-                else:
+                if not _preparer_gone(record):
+                    if wait:
+                        time.sleep(0.2)
+                        continue
                     return
+                if record.status == _CREATING:
+                    # The deploy that created it died before starting a server (a worker killed
+                    # mid-deploy): whoever claims it first prepares and starts the server now.
+                    self._take_over_creation(name, record)
+                    continue
+                # An update that died before preparing its server: fail it; the old server serves on.
+                pending = {
+                    "config_name": record.data.get("config_name"),
+                    "pid": None,
+                    "pid_start": None,
+                    "ready_file": "/nonexistent",
+                    "dir": None,
+                    "prepared_at": 0,
+                }
             ready = endpoint_http.ready_server(pending)
             if ready is not None:
                 self._switch(name, record, pending, *ready)
@@ -389,6 +412,24 @@ class LocalEndpoints:
             if not wait:
                 return
             time.sleep(0.1)
+
+    def _take_over_creation(self, name: str, record: Any) -> None:
+        """Prepare and start the server of a Creating endpoint whose preparer is gone, if this
+        process is the first to claim it (a failure to start marks the endpoint Failed)."""
+        claimed = self.store.update(
+            ENDPOINT,
+            name,
+            expect_status=(_CREATING,),
+            expect_data={"pending": None, "preparer": record.data.get("preparer")},
+            data_updates={"preparer": _this_process()},
+        )
+        if not claimed:
+            return
+        log.info("Endpoint %s: the deploy that created it stopped before starting its server; starting it", name)
+        try:
+            self._spawn_server(name, self._prepare_server(name, record.data["config_name"]))
+        except Exception as err:
+            self.store.update(ENDPOINT, name, status=_FAILED, failure_reason=f"could not start: {err}")
 
     def _switch(self, name: str, record: Any, pending: dict[str, Any], url: str, pid: int) -> None:
         """The pending server answers: serve from it, then stop the one it replaces."""

@@ -11,7 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_autogluon_cloud.backends.local.state import AlreadyExistsError, Record, StateStore
-from airflow_autogluon_cloud.backends.specs import APPROVAL_STATUSES, ModelVersion, ModelVersionSpec
+from airflow_autogluon_cloud.backends.specs import (
+    APPROVAL_STATUSES,
+    APPROVED,
+    ChampionCheckedApproval,
+    ModelVersion,
+    ModelVersionSpec,
+)
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, ResourceNotFoundError
 
 GROUP = "model_package_group"
@@ -35,6 +41,7 @@ def _version_of(record: Record) -> ModelVersion:
         status_reason=data.get("status_reason"),
         created_at=record.created_at,
         arn=f"local:{record.name}",
+        status_audit=data.get("status_audit"),
     )
 
 
@@ -89,11 +96,45 @@ class LocalRegistry:
     def versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
         return [_version_of(r) for r in self._records(group) if approval_status is None or r.status == approval_status]
 
-    def update_approval(self, group: str, version: int, status: str, set_by: str, reason: str | None) -> ModelVersion:
+    def update_approval(
+        self,
+        group: str,
+        version: int,
+        status: str,
+        set_by: str,
+        reason: str | None,
+        audit: dict[str, Any] | None = None,
+    ) -> ModelVersion:
         if status not in APPROVAL_STATUSES:
             raise InvalidParameterError("status", status, f"use one of {APPROVAL_STATUSES}.")
         name = f"{group}/{int(version)}"
-        updates = {"status_set_by": set_by, "status_reason": reason}
+        updates = {"status_set_by": set_by, "status_reason": reason, "status_audit": audit}
         if not self.store.update(VERSION, name, status=status, data_updates=updates):
             raise ResourceNotFoundError("Model version", name, "local")
         return self.describe(group, version)
+
+    def approve_if_latest(
+        self, group: str, version: int, set_by: str, reason: str, audit: dict[str, Any] | None, expected: int | None
+    ) -> ChampionCheckedApproval:
+        """Approve ``version`` if ``expected`` is still the latest approved: the check and the write
+        are one transaction of the state database, so two gates cannot both pass on one champion."""
+        name = f"{group}/{int(version)}"
+        prefix = f"{group}/"
+        with self.store.transaction() as tx:
+            approved = [r for r in tx.list(VERSION, APPROVED) if r.name.startswith(prefix)]
+            latest = max(approved, key=lambda r: int(r.name[len(prefix) :]), default=None)
+            latest_number = int(latest.name[len(prefix) :]) if latest else None
+            if latest_number != expected and latest_number != int(version):
+                conflict = _version_of(latest) if latest else None
+                return ChampionCheckedApproval(self.describe_in(tx, name), approved=False, conflict=conflict)
+            updates = {"status_set_by": set_by, "status_reason": reason, "status_audit": audit}
+            if not tx.update(VERSION, name, APPROVED, updates):
+                raise ResourceNotFoundError("Model version", name, "local")
+        return ChampionCheckedApproval(self.describe(group, version), approved=True)
+
+    @staticmethod
+    def describe_in(tx: Any, name: str) -> ModelVersion:
+        found = [r for r in tx.list(VERSION) if r.name == name]
+        if not found:
+            raise ResourceNotFoundError("Model version", name, "local")
+        return _version_of(found[0])

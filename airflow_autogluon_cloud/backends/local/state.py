@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS resources (
 #: Resource kinds besides jobs (recorded under their ``JobKind`` value) and ``ENDPOINT``, as on SageMaker.
 MODEL = "model"
 ENDPOINT_CONFIG = "endpoint_config"
-__all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "AlreadyExistsError", "Record", "StateStore"]
+__all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "AlreadyExistsError", "Record", "StateStore", "Transaction"]
 
 
 class AlreadyExistsError(Exception):
@@ -72,6 +72,30 @@ def _to_record(row: tuple[Any, ...]) -> Record:
     return Record(
         kind, name, status, reason, created, updated, ended, pid, pid_start, workdir, json.loads(data), json.loads(tags)
     )
+
+
+class Transaction:
+    """Reads and writes inside :meth:`StateStore.transaction`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def list(self, kind: str, status: str | None = None) -> list[Record]:
+        query, params = f"SELECT {_COLUMNS} FROM resources WHERE kind = ?", [kind]
+        if status is not None:
+            query, params = query + " AND status = ?", [kind, status]
+        return [_to_record(r) for r in self.conn.execute(query + " ORDER BY created_at", params).fetchall()]
+
+    def update(self, kind: str, name: str, status: str, data_updates: dict[str, Any]) -> bool:
+        row = self.conn.execute("SELECT data FROM resources WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        if row is None:
+            return False
+        merged = {**json.loads(row[0]), **data_updates}
+        self.conn.execute(
+            "UPDATE resources SET status = ?, data = ?, updated_at = ? WHERE kind = ? AND name = ?",
+            (status, json.dumps(merged), time.time(), kind, name),
+        )
+        return True
 
 
 class StateStore:
@@ -208,6 +232,23 @@ class StateStore:
                 conn.execute("ROLLBACK")
                 raise
         return True
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One write transaction (``BEGIN IMMEDIATE``: other writers wait), committed on success.
+
+        Reads inside it see the state no other process can change until it ends, so a check and
+        the write that depends on it are one step (compare-and-set over several rows).
+        """
+        self._ensure()
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def delete(self, kind: str, name: str) -> bool:
         self._ensure()

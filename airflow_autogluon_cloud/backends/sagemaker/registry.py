@@ -13,13 +13,16 @@ together: AWS merges the map, moto replaces every field it handles, and both end
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from airflow_autogluon_cloud import naming
 from airflow_autogluon_cloud.backends.sagemaker.api import SageMakerApi, epoch, error_code, error_message, tag_list
 from airflow_autogluon_cloud.backends.specs import (
     APPROVAL_STATUSES,
+    APPROVED,
     PROVIDER_TAG,
+    ChampionCheckedApproval,
     ModelVersion,
     ModelVersionSpec,
 )
@@ -32,12 +35,26 @@ META_DATASET = "ag:dataset"
 META_SET_BY = "ag:status_set_by"
 META_REASON = "ag:status_reason"
 META_METRIC_PREFIX = "ag:metric:"
+#: The gate's audit, one entry per rule (``ag:gate:<rule>``), each a short "key=value ..." line.
+META_GATE_PREFIX = "ag:gate:"
 MAX_METADATA_VALUE = 256
+MAX_METADATA_ENTRIES = 50
 #: ``ModelPackageDescription``, ``ModelPackageGroupDescription`` and ``ApprovalDescription``.
 MAX_DESCRIPTION = 1024
 #: Content types the serving script answers (serve.py), declared on every version.
 CONTENT_TYPES = ["text/csv", "application/json", "application/x-parquet"]
 RESPONSE_TYPES = ["application/json", "text/csv"]
+
+
+#: ``CustomerMetadataProperties`` values allow letters, digits, spaces and ``_.:/=+-@`` only.
+_METADATA_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
+_METADATA_SPELLED = str.maketrans({"%": " pct", ";": " /", ",": " ", "[": "", "]": "", "(": "", ")": ""})
+
+
+def _metadata(value: str) -> str:
+    """``value`` as a metadata value SageMaker accepts: brackets and commas dropped, the rest spaced."""
+    cleaned = _METADATA_UNSAFE.sub(" ", str(value).translate(_METADATA_SPELLED))
+    return _clip(" ".join(cleaned.split()) or "-")
 
 
 def _clip(value: str, limit: int = MAX_METADATA_VALUE) -> str:
@@ -90,9 +107,9 @@ class SageMakerRegistry:
         if spec.framework_version:
             metadata[META_FRAMEWORK_VERSION] = spec.framework_version
         if spec.dataset:
-            metadata[META_DATASET] = _clip(spec.dataset)
+            metadata[META_DATASET] = _metadata(spec.dataset)
         if spec.registered_by:
-            metadata[META_SET_BY] = _clip(spec.registered_by)
+            metadata[META_SET_BY] = _metadata(spec.registered_by)
         for metric, value in sorted(spec.metrics.items()):
             metadata[f"{META_METRIC_PREFIX}{metric}"] = repr(float(value))
         request: dict[str, Any] = {
@@ -139,6 +156,10 @@ class SageMakerRegistry:
             status_reason=meta.get(META_REASON),
             created_at=epoch(desc.get("CreationTime")),
             arn=arn,
+            status_audit={
+                key[len(META_GATE_PREFIX) :]: value for key, value in meta.items() if key.startswith(META_GATE_PREFIX)
+            }
+            or None,
         )
 
     def _summaries(self, group: str, approval_status: str | None) -> list[dict[str, Any]]:
@@ -179,14 +200,26 @@ class SageMakerRegistry:
     def describe(self, group: str, version: int) -> ModelVersion:
         return self._describe_arn(self._arn(group, version))
 
-    def update_approval(self, group: str, version: int, status: str, set_by: str, reason: str | None) -> ModelVersion:
+    def update_approval(
+        self,
+        group: str,
+        version: int,
+        status: str,
+        set_by: str,
+        reason: str | None,
+        audit: dict[str, Any] | None = None,
+    ) -> ModelVersion:
         if status not in APPROVAL_STATUSES:
             raise InvalidParameterError("status", status, f"use one of {APPROVAL_STATUSES}.")
         arn = self._arn(group, version)
         current = self.api.call("describe_model_package", ModelPackageName=arn)
         metadata = dict(current.get("CustomerMetadataProperties") or {})
-        metadata[META_SET_BY] = _clip(set_by)
-        metadata[META_REASON] = _clip(reason or status)
+        metadata[META_SET_BY] = _metadata(set_by)
+        metadata[META_REASON] = _metadata(reason or status)
+        for key, value in (audit or {}).items():
+            if len(metadata) >= MAX_METADATA_ENTRIES:
+                break  # SageMaker keeps at most 50 entries; the rest is in the task's XCom
+            metadata[f"{META_GATE_PREFIX}{key}"] = _metadata(str(value))
         self.api.call(
             "update_model_package",
             ModelPackageArn=arn,
@@ -195,3 +228,26 @@ class SageMakerRegistry:
             CustomerMetadataProperties=metadata,
         )
         return self._describe_arn(arn)
+
+    def _latest_approved(self, group: str) -> tuple[ModelVersion | None, set[int]]:
+        summaries = self._summaries(group, APPROVED)
+        numbers = {int(s.get("ModelPackageVersion") or 0) for s in summaries}
+        if not summaries:
+            return None, numbers
+        return self._describe_arn(str(summaries[-1]["ModelPackageArn"])), numbers
+
+    def approve_if_latest(
+        self, group: str, version: int, set_by: str, reason: str, audit: dict[str, Any] | None, expected: int | None
+    ) -> ChampionCheckedApproval:
+        """SageMaker has no compare-and-set: re-read the latest approved version just before
+        ``UpdateModelPackage`` and again after, and report any version approved in between. The
+        window that remains is between that read and the update (two API calls)."""
+        latest, before = self._latest_approved(group)
+        if (latest is not None and latest.version not in (expected, int(version))) or (
+            latest is None and expected is not None
+        ):
+            return ChampionCheckedApproval(self.describe(group, version), approved=False, conflict=latest)
+        updated = self.update_approval(group, version, APPROVED, set_by, reason, audit)
+        _, after = self._latest_approved(group)
+        between = sorted(v for v in after - before if v != int(version))
+        return ChampionCheckedApproval(updated, approved=True, approved_between=between)
