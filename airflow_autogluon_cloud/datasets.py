@@ -20,6 +20,8 @@ from airflow_autogluon_cloud.storage import Storage, is_s3_uri, parse_s3_uri
 
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl")
 _HEADER_PROBE_BYTES = 256 * 1024
+#: The most the input checks read of a file's first line (the header row): a wider header is refused.
+MAX_HEADER_BYTES = 8 * 1024 * 1024
 
 
 def _suffix(name: str) -> str:
@@ -67,37 +69,87 @@ def _csv_header(text: str) -> list[str]:
     return next(reader, [])
 
 
-def _local_columns_and_rows(path: Path, parameter: str) -> tuple[list[str], bool]:
-    """The header of a local file and whether it has at least one data row."""
-    suffix = _suffix(path.name)
-    if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
-            has_row = bool(fh.readline().strip())
-        return _csv_header(header), has_row
-    if suffix == ".csv.gz":
-        import gzip
+def _first_lines(fh: Any, parameter: str, where: str) -> tuple[bytes, bytes]:
+    """The first two lines of a file, each read up to :data:`MAX_HEADER_BYTES` (never more into memory)."""
+    header = fh.readline(MAX_HEADER_BYTES + 1)
+    if len(header) > MAX_HEADER_BYTES:
+        raise InvalidParameterError(
+            parameter,
+            where,
+            f"its first line is longer than {MAX_HEADER_BYTES // (1024 * 1024)} MiB; a data file starts with a "
+            "header row of column names. Check the file is what you meant to pass.",
+        )
+    return header, fh.readline(MAX_HEADER_BYTES + 1)
 
-        with gzip.open(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
-            has_row = bool(fh.readline().strip())
-        return _csv_header(header), has_row
+
+def _csv_columns(header: bytes, parameter: str, where: str) -> list[str]:
+    try:
+        return _csv_header(header.decode("utf-8", errors="replace"))
+    except csv.Error as err:
+        raise InvalidParameterError(parameter, where, f"its header row is not readable CSV ({err}).") from None
+
+
+def _local_columns_and_rows(path: Path, parameter: str) -> tuple[list[str], bool]:
+    """The header of a local file and whether it has at least one data row.
+
+    Every format's check reads a bounded amount, and a file that is not what its name says is an
+    :class:`InvalidParameterError` naming the parameter, the file and the fix.
+    """
+    suffix = _suffix(path.name)
+    where = str(path)
+    if suffix in (".csv", ".csv.gz"):
+        import gzip
+        import zlib
+
+        try:
+            with gzip.open(path, "rb") if suffix == ".csv.gz" else open(path, "rb") as fh:
+                header, row = _first_lines(fh, parameter, where)
+        except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+            raise InvalidParameterError(
+                parameter, where, f"it is not a readable {suffix} file ({err}); check its format and name."
+            ) from None
+        return _csv_columns(header, parameter, where), bool(row.strip())
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        meta = pq.ParquetFile(path)
-        return list(meta.schema_arrow.names), meta.metadata.num_rows > 0
+        try:
+            meta = pq.ParquetFile(path)
+            return list(meta.schema_arrow.names), meta.metadata.num_rows > 0
+        except Exception as err:  # pyarrow raises ArrowInvalid, OSError and others for a damaged file
+            raise InvalidParameterError(
+                parameter,
+                where,
+                f"it is not a readable Parquet file ({type(err).__name__}); check its format and name.",
+            ) from None
     if suffix == ".jsonl":
-        import json
-
-        with open(path, encoding="utf-8") as fh:
-            first = fh.readline().strip()
-        if not first:
-            return [], False
-        return list(json.loads(first).keys()), True
+        return _jsonl_columns(path, parameter)
     raise InvalidParameterError(
         parameter, str(path), f"unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)}."
     )
+
+
+def _jsonl_columns(path: Path, parameter: str) -> tuple[list[str], bool]:
+    """The keys of a JSON-lines file's first record (read up to :data:`MAX_HEADER_BYTES`)."""
+    import json
+
+    fix = 'a .jsonl file holds one JSON object per line, such as {"age": 41, "plan": "basic"}.'
+    with open(path, "rb") as fh:
+        first, _ = _first_lines(fh, parameter, str(path))
+    try:
+        text = first.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InvalidParameterError(parameter, str(path), f"it is not UTF-8 text (a binary file?); {fix}") from None
+    if not text:
+        return [], False
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise InvalidParameterError(parameter, str(path), f"its first line is not JSON ({err}); {fix}") from None
+    if not isinstance(record, dict):
+        raise InvalidParameterError(
+            parameter, str(path), f"its first line is a JSON {type(record).__name__}, not an object; {fix}"
+        )
+    return [str(key) for key in record], True
 
 
 def _check_columns(parameter: str, where: str, columns: list[str], required: list[str]) -> None:
@@ -160,7 +212,7 @@ def prepare_input(
                 raise InvalidParameterError(parameter, data, "the object is empty.")
             if _suffix(key) == ".csv" and required:
                 head = _read_s3_head(s3_storage, data)
-                header = _csv_header(head.split("\n", 1)[0])
+                header = _csv_columns(head.split("\n", 1)[0].encode(), parameter, data)
                 _check_columns(parameter, data, header, required)
         return DataInput(parameter, s3_uri=data, columns=header)
     path = Path(data).expanduser()

@@ -89,6 +89,20 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "/var/lib/airflow/autogluon_cloud",
                         "default": None,
                     },
+                    "max_archive_bytes": {
+                        "description": "The most a model or output archive may unpack to, in bytes (20 GiB).",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "53687091200",
+                        "default": "21474836480",
+                    },
+                    "max_archive_members": {
+                        "description": "The most files and directories a model or output archive may hold.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "500000",
+                        "default": "100000",
+                    },
                 },
             }
         },

@@ -66,6 +66,12 @@ def coerce_json_dict(parameter: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _is_path_argument(key: object) -> bool:
+    """Whether an AutoGluon argument names a place on disk (``log_file_path``, ``save_path``, ``cache_dir``)."""
+    name = str(key).lower()
+    return "path" in name or name.endswith(("_dir", "_directory", "_folder"))
+
+
 def build_ag_args(
     predictor_type: str,
     predictor_init_args: Any,
@@ -98,6 +104,15 @@ def build_ag_args(
             init_args["path"],
             "the model is written to the container's model directory; set cloud_output_path instead.",
         )
+    for parameter, args in (("predictor_init_args", init_args), ("predictor_fit_args", fit_args)):
+        for key in args:
+            if _is_path_argument(key):
+                raise InvalidParameterError(
+                    f"{parameter}[{key!r}]",
+                    args[key],
+                    "a job writes only inside its own directory (the model, its logs); drop this argument "
+                    "and set cloud_output_path for where the artifacts go.",
+                )
     doc: dict[str, Any] = {
         "version": AG_ARGS_VERSION,
         "predictor_type": kind.name,

@@ -16,7 +16,8 @@ from typing import Any
 NAME_PREFIX = "ag-af-"
 #: SageMaker's limit for job, model, endpoint-config and endpoint names.
 MAX_NAME_LENGTH = 63
-_VALID_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+#: Used with ``fullmatch``: ``^...$`` with ``match`` would accept a name ending in a newline.
+_VALID_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 _INVALID_CHARS = re.compile(r"[^a-zA-Z0-9]+")
 _HASH_LEN = 10
 
@@ -28,7 +29,7 @@ def slugify(text: str) -> str:
 
 def is_valid_name(name: str) -> bool:
     """Return whether ``name`` is accepted by SageMaker as a job, model or endpoint name."""
-    return 0 < len(name) <= MAX_NAME_LENGTH and bool(_VALID_NAME.match(name))
+    return 0 < len(name) <= MAX_NAME_LENGTH and bool(_VALID_NAME.fullmatch(name))
 
 
 def short_hash(*parts: object, length: int = _HASH_LEN) -> str:

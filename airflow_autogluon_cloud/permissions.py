@@ -32,9 +32,9 @@ from airflow_autogluon_cloud.naming import NAME_PREFIX
 
 TRUST_FILE = "ag_cloud_sagemaker_trust_relationship.json"
 POLICY_FILE = "ag_cloud_sagemaker_iam_policy.json"
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-_ROLE_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+_ACCOUNT_RE = re.compile(r"[0-9]{12}")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_ROLE_RE = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
 _SAGEMAKER_RESOURCE_ACTIONS = [
     "sagemaker:AddTags",
@@ -95,19 +95,19 @@ _SAGEMAKER_LIST_ACTIONS = [
 
 
 def _validate(account_id: str, bucket: str, role_name: str) -> None:
-    if not _ACCOUNT_RE.match(str(account_id)):
+    if not _ACCOUNT_RE.fullmatch(str(account_id)):
         raise InvalidParameterError("account_id", account_id, "an AWS account id is 12 digits.")
-    if not _BUCKET_RE.match(str(bucket)):
+    if not _BUCKET_RE.fullmatch(str(bucket)):
         raise InvalidParameterError(
             "cloud_output_bucket", bucket, "give the bucket name only (no s3:// and no path), e.g. my-bucket."
         )
-    if not _ROLE_RE.match(str(role_name)):
+    if not _ROLE_RE.fullmatch(str(role_name)):
         raise InvalidParameterError("role_name", role_name, "IAM role names are 1-64 of [A-Za-z0-9+=,.@_-].")
 
 
 def trust_relationship(account_id: str) -> dict[str, Any]:
     """Who may assume the role: SageMaker (to run jobs) and principals of ``account_id`` (Airflow)."""
-    if not _ACCOUNT_RE.match(str(account_id)):
+    if not _ACCOUNT_RE.fullmatch(str(account_id)):
         raise InvalidParameterError("account_id", account_id, "an AWS account id is 12 digits.")
     return {
         "Version": "2012-10-17",

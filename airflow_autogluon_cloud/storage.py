@@ -28,7 +28,7 @@ def _invalid(parameter: str, value: object, fix: str) -> InvalidParameterError:
     return InvalidParameterError(parameter, value, fix)
 
 
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _HASH_CHUNK = 8 * 1024 * 1024
 # 8 MB parts, 10 at a time (the AWS CLI's defaults): against 16 MB x 8 and 32 MB x 4 on an
 # S3-compatible server on loopback, in interleaved rounds, the fastest in three runs of four
@@ -48,7 +48,7 @@ def parse_s3_uri(uri: str, parameter: str = "uri") -> tuple[str, str]:
         raise _invalid(parameter, uri, "expected a URI of the form s3://bucket/key.")
     rest = uri[len("s3://") :]
     bucket, _, key = rest.partition("/")
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise _invalid(
             parameter,
             uri,

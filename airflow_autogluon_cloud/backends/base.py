@@ -117,6 +117,11 @@ class Backend(abc.ABC):
     #: Whether endpoints scale with an autoscaling policy; without it they keep their initial count.
     scales_endpoints: bool = False
 
+    @property
+    def max_instance_count(self) -> tuple[int, str] | None:
+        """The most instances an endpoint may have here, and why (``None``: the service's own limits)."""
+        return None
+
     @classmethod
     @abc.abstractmethod
     def from_settings(cls, *, aws: AwsSettings, local_root: Path) -> Backend:

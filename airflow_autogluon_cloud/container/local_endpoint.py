@@ -5,212 +5,70 @@ Plays the part of the SageMaker inference container's model server: loads the mo
 answers the runtime API path ``POST /endpoints/<name>/invocations``, so boto3's
 ``sagemaker-runtime`` client pointed at it with ``endpoint_url`` works unchanged.
 
-Standalone: imports nothing from the Airflow provider.
+It has no authentication: it listens on loopback for this machine's processes. Its limits (body
+size, timeouts, connections, log size) are in ``endpoint_limits.py``; the model's loading and
+micro-batching in ``endpoint_model.py``. Standalone: imports nothing from the Airflow provider.
 
     python local_endpoint.py --model-dir DIR --name NAME --ready-file PATH [--host 127.0.0.1] [--port 0]
         [--max-concurrency N --idle-seconds S --idle-file PATH]   (a serverless endpoint)
+        [--log-file PATH]   (the file its output goes to, rotated past AG_ENDPOINT_LOG_MAX_BYTES)
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import importlib
-import importlib.util
-import inspect
+import io
 import json
-import math
 import os
-import queue
 import select
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 import traceback
-from concurrent.futures import Future
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+if __package__:  # imported as part of the package (the batch worker, tests)
+    from . import endpoint_limits as limits
+    from .endpoint_model import (
+        MicroBatcher,
+        RequestContext,
+        batcher_for,
+        import_predictor_package,
+        load_handler,
+        wants_context,
+    )
+    from .endpoint_process import stop_when_idle, supervise, write_ready_file
+else:  # run as a script (how endpoints start): its directory is on sys.path
+    import endpoint_limits as limits  # type: ignore[no-redef]
+    from endpoint_model import (  # type: ignore[no-redef]
+        MicroBatcher,
+        RequestContext,
+        batcher_for,
+        import_predictor_package,
+        load_handler,
+        wants_context,
+    )
+    from endpoint_process import stop_when_idle, supervise, write_ready_file  # type: ignore[no-redef]
+
+__all__ = ["EndpointServer", "MicroBatcher", "import_predictor_package", "load_handler", "main"]
+
 #: SageMaker's CustomAttributes header: passed to the serving script in the request context.
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
-#: Thread-count variables of the math libraries a model may use.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: SageMaker's real-time payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 #: Answers up to this size go out with their headers in one write.
 SINGLE_WRITE_BYTES = 256 * 1024
-#: How long an idle server polls a kept-alive connection for its next request before it sleeps
-#: (``AG_ENDPOINT_POLL_MICROSECONDS``; 0 turns polling off). See :meth:`EndpointServer.poll_briefly`.
-POLL_MICROSECONDS_ENV = "AG_ENDPOINT_POLL_MICROSECONDS"
-DEFAULT_POLL_MICROSECONDS = 1000
+#: The longest request line read (as http.server): longer is answered 414.
+MAX_REQUEST_LINE = 65536
+POLL_MICROSECONDS_ENV = limits.POLL_MICROSECONDS_ENV
+poll_seconds_from_env = limits.poll_seconds_from_env
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
-
-
-def poll_seconds_from_env() -> float:
-    """``AG_ENDPOINT_POLL_MICROSECONDS`` in seconds; a value that is not a number of 0 or more is refused."""
-    raw = os.environ.get(POLL_MICROSECONDS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_POLL_MICROSECONDS / 1e6
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(
-            f"{POLL_MICROSECONDS_ENV}={raw!r}: expected a number of microseconds, 0 or more "
-            f"(default {DEFAULT_POLL_MICROSECONDS}; 0 turns polling off)"
-        )
-    return value / 1e6
-
-
-def _predictor_package(predictor_type: Any) -> str | None:
-    """The kind's AutoGluon package, from the predictor-kinds table beside this script (ag_kinds.py).
-
-    Loaded under a private name: the model's own ``code/`` copy stays the one serve.py imports.
-    """
-    spec = importlib.util.spec_from_file_location("_ag_kinds_table", Path(__file__).resolve().parent / "ag_kinds.py")
-    if spec is None or spec.loader is None:
-        return None
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
-    return table.package_of(predictor_type)
-
-
-def import_predictor_package(model_dir: str, summary_text: str | None = None) -> None:
-    """Import the model's AutoGluon package (named in its ``training_summary.json``) ahead of
-    ``model_fn``, which would import it anyway.
-
-    :param summary_text: that file's text, when already read (else it is read from ``model_dir``).
-    """
-    try:
-        if summary_text is None:
-            summary_text = (Path(model_dir) / "training_summary.json").read_text(encoding="utf-8")
-        summary = json.loads(summary_text)
-    except (OSError, ValueError):
-        summary = {}
-    if not isinstance(summary, dict):
-        summary = {}
-    package = _predictor_package(summary.get("predictor_type"))
-    if package:
-        try:
-            importlib.import_module(package)
-        except ImportError:
-            pass  # model_fn reports what is missing
-
-
-def load_handler(model_dir: str, program: str) -> tuple[Any, Any]:
-    """The serving script and its ``model_fn(model_dir)``, in a process that serves nothing else.
-
-    What is imported, then the model, lives as long as the process, so each is moved out of the
-    garbage collector's sight (``gc.freeze``): AutoGluon's ``persist()`` runs a full collection per
-    model it sizes (~0.1 s each with AutoGluon imported, most of a small model's load time), and
-    neither those nor any later collection walks them again; forked workers leave those pages shared.
-    """
-    code_dir = Path(model_dir) / "code"
-    sys.path.insert(0, str(code_dir))
-    spec = importlib.util.spec_from_file_location("serve", code_dir / program)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"No serving script {program} in {code_dir}")
-    import_predictor_package(model_dir)
-    gc.freeze()
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.model_fn(model_dir)
-    gc.collect()  # what loading left behind (only what is not frozen is walked: milliseconds)
-    gc.freeze()
-    return module, model
-
-
-class MicroBatcher:
-    """Coalesces concurrent requests into one model call.
-
-    A request that finds the model idle and nobody waiting is scored at once on its own thread
-    (no hand-over cost). Otherwise it queues; one thread takes everything queued (never waiting
-    for more), scores it with the serving script's ``predict_many`` and hands each request its
-    own answer. The model is called by one thread at a time either way.
-    """
-
-    def __init__(self, module: Any, model: Any, max_rows: int = 20_000) -> None:
-        self.module = module
-        self.model = model
-        self.max_rows = max_rows
-        self._model_lock = threading.Lock()
-        self._state_lock = threading.Lock()
-        self._waiting = 0  # queued requests not yet answered; while any wait, nobody jumps the queue
-        self._queue: queue.SimpleQueue[tuple[Any, Future[Any]]] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
-
-    def submit(self, frame: Any) -> Any:
-        """Score ``frame`` (with whatever else is waiting); return its answer or raise its error."""
-        with self._state_lock:
-            inline = self._waiting == 0 and self._model_lock.acquire(blocking=False)
-            if not inline:
-                self._waiting += 1
-        if inline:
-            try:
-                answer = self.module.predict_many(self.model, [frame])[0]
-            finally:
-                self._model_lock.release()
-        else:
-            future: Future[Any] = Future()
-            self._queue.put((frame, future))
-            answer = future.result()
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            with self._model_lock:
-                rows = len(batch[0][0])
-                while rows < self.max_rows:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    batch.append(item)
-                    rows += len(item[0])
-                try:
-                    answers = self.module.predict_many(self.model, [frame for frame, _ in batch])
-                except Exception as err:  # never leave a request waiting
-                    answers = [err] * len(batch)
-            with self._state_lock:
-                self._waiting -= len(batch)
-            for (_, future), answer in zip(batch, answers, strict=True):
-                future.set_result(answer)
-
-
-def _batcher_for(module: Any, model: Any) -> MicroBatcher | None:
-    # Only serving scripts that split a request into prepare/predict_many/encode can be batched;
-    # any other script is called through transform_fn, one request at a time.
-    if all(callable(getattr(module, name, None)) for name in ("prepare", "predict_many", "encode")):
-        return MicroBatcher(module, model)
-    return None
-
-
-class RequestContext:
-    """The part of the model server's request context a serving script reads: request headers."""
-
-    def __init__(self, headers: Any) -> None:
-        self.headers = headers
-
-    def get_request_header(self, idx: int, key: str) -> str | None:
-        return self.headers.get(key)
-
-
-def _wants_context(module: Any) -> bool:
-    """Whether ``transform_fn`` takes the request context (a fifth argument), as the toolkit checks."""
-    try:
-        return len(inspect.signature(module.transform_fn).parameters) >= 5
-    except (TypeError, ValueError):
-        return False
 
 
 class EndpointServer(ThreadingHTTPServer):
@@ -225,9 +83,14 @@ class EndpointServer(ThreadingHTTPServer):
         model: Any,
         max_body: int,
         max_concurrency: int | None = None,
+        log_file: str | None = None,
     ) -> None:
-        poll_seconds = poll_seconds_from_env()  # refused before the port is taken
+        self.limits = limits.Limits()  # refused before the port is taken
         super().__init__(address, Handler)
+        # Room for every connection the cap allows, the model's files and the listening socket.
+        open_files = limits.raise_open_files_limit(self.limits.max_connections + 256)
+        self.connections = limits.ConnectionTracker(min(self.limits.max_connections, max(16, open_files - 128)))
+        self.log = limits.RotatingLog(log_file, self.limits.log_max_bytes)
         self.max_concurrency = max_concurrency
         self.in_flight = 0
         self.last_activity = time.monotonic()
@@ -237,10 +100,29 @@ class EndpointServer(ThreadingHTTPServer):
         self.model = model
         self.max_body = max_body
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
-        self.batcher = _batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
-        self.wants_context = _wants_context(module)
-        self.poll_seconds = poll_seconds
+        self.batcher = batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
+        self.wants_context = wants_context(module)
+        self.poll_seconds = self.limits.poll_seconds
         self._polling = False
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start a thread for a new connection, within the connection cap (else a 503)."""
+        if not self.connections.admit(request):
+            open_now = len(self.connections)
+            self.log.line(f"connection from {client_address[0]} -> 503: {open_now} connections open, all in requests")
+            limits.refuse_connection(request, open_now)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.connections.forget(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # What escaped a handler (a client that went away mid-answer): one line, not a traceback per client.
+        err = sys.exc_info()[1]
+        self.log.line(f"connection from {client_address[0]} ended: {type(err).__name__}: {limits.clip(err)}")
 
     def poll_briefly(self, sock: socket.socket) -> None:
         """Poll ``sock`` for up to :attr:`poll_seconds` while nothing else is going on.
@@ -249,7 +131,8 @@ class EndpointServer(ThreadingHTTPServer):
         fraction of a millisecond. Blocking in ``recv`` meanwhile lets the core go idle, and the
         next request then runs on a cold core: about a millisecond more on a 1-row request, a
         third of its cost. Only one thread polls, and only while no request is in flight, so
-        polling never takes the interpreter from a request being scored.
+        polling never takes the interpreter from a request being scored. ``poll``, not ``select``:
+        descriptors past 1024 are fine.
         """
         if self.poll_seconds <= 0:
             return
@@ -258,9 +141,11 @@ class EndpointServer(ThreadingHTTPServer):
                 return
             self._polling = True
         try:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
             deadline = time.perf_counter() + self.poll_seconds
             while not self.in_flight and time.perf_counter() < deadline:
-                if select.select([sock], [], [], 0)[0]:
+                if poller.poll(0):
                     return
         finally:
             self._polling = False
@@ -274,6 +159,11 @@ class EndpointServer(ThreadingHTTPServer):
             self.last_activity = time.monotonic()
             return True
 
+    def touch(self) -> None:
+        """A request arrived: the server is not idle, though it holds no slot yet."""
+        with self._admission:
+            self.last_activity = time.monotonic()
+
     def leave(self) -> None:
         with self._admission:
             self.in_flight -= 1
@@ -285,25 +175,13 @@ class EndpointServer(ThreadingHTTPServer):
             return 0.0 if self.in_flight else time.monotonic() - self.last_activity
 
 
-def stop_when_idle(server: EndpointServer, idle_seconds: float, idle_file: str | None) -> None:
-    """Stop the server after ``idle_seconds`` without requests (a serverless endpoint scaled to zero).
+class RequestError(Exception):
+    """A request answered with ``status`` before it reached the model; the connection is closed."""
 
-    The idle file says the stop was deliberate, so the endpoint stays in service and the next
-    call through the provider starts it again.
-    """
-    while True:
-        time.sleep(min(0.5, idle_seconds / 4))
-        if server.idle_for() >= idle_seconds:
-            break
-    if idle_file:
-        target = Path(idle_file)
-        tmp = target.with_name(target.name + ".partial")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "stopped_at": time.time(), "idle_seconds": idle_seconds}))
-        os.replace(tmp, target)
-    print(
-        f"Endpoint {server.endpoint_name}: no request for {idle_seconds:.0f}s; stopping until the next call", flush=True
-    )
-    server.shutdown()
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -311,14 +189,87 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle's algorithm on, the body would wait
     # for the client's delayed ACK (about 40 ms per request on a kept-alive connection).
     disable_nagle_algorithm = True
+    default_request_version = "HTTP/1.1"  # a bad request line is answered with a status line too
     server: EndpointServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Reads give up at the request's deadline, however slowly the bytes come.
+        self.reader = limits.DeadlineSocketReader(self.connection)
+        self.rfile = io.BufferedReader(self.reader)
+        self.responded = False
+        self.body_length: int | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request would dominate the cost of small requests
 
     def handle_one_request(self) -> None:
-        self.server.poll_briefly(self.connection)
-        super().handle_one_request()
+        """One request, read within the limits; every failure is answered (4xx/5xx) or closes cleanly.
+
+        Waiting for the request line (a new or kept-alive connection) is bounded by the idle
+        timeout, and such a connection may be closed to make room for a new one; from the request
+        line on, the headers and body must arrive within the request timeout.
+        """
+        server, sock = self.server, self.connection
+        self.close_connection = True
+        self.responded = False
+        self.command = self.path = ""
+        try:
+            sock.settimeout(server.limits.idle_timeout)
+            self.reader.deadline = time.monotonic() + server.limits.idle_timeout
+            server.poll_briefly(sock)
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+        except OSError:  # timed out, reset, or closed to make room
+            return
+        if not self.raw_requestline or not server.connections.busy(sock):
+            return
+        try:
+            sock.settimeout(server.limits.request_timeout)
+            self.reader.deadline = time.monotonic() + server.limits.request_timeout
+            self._one_request()
+        except RequestError as err:
+            self.close_connection = True
+            self._fail(err.status, err.message)
+        except TimeoutError:
+            self.close_connection = True
+            self._fail(408, f"the request did not arrive within {server.limits.request_timeout:g}s")
+        except OSError:  # the client went away (or reset the connection)
+            self.close_connection = True
+        except Exception as err:  # never a dropped connection: a short answer, the traceback in the log
+            self.close_connection = True
+            server.log.line(traceback.format_exc(limit=-8))
+            self._fail(500, f"the endpoint failed on this request: {type(err).__name__}: {limits.clip(err)}")
+        finally:
+            server.connections.idle(sock)
+
+    def _fail(self, status: int, message: str) -> None:
+        if self.responded:
+            return
+        try:
+            self._error(status, message, str(getattr(self, "path", "")).startswith("/endpoints/"))
+        except OSError:
+            pass
+
+    def _one_request(self) -> None:
+        if len(self.raw_requestline) > MAX_REQUEST_LINE:
+            self.requestline = self.request_version = self.command = ""
+            raise RequestError(414, "the request line is too long")
+        if not self.parse_request():  # it answered (400, 431, 505) and closes the connection
+            self.responded = True
+            return
+        encodings = self.headers.get_all("Transfer-Encoding")
+        try:
+            self.body_length = limits.content_length(self.headers.get_all("Content-Length"))
+        except ValueError as err:
+            raise RequestError(400, str(err)) from None
+        if encodings and self.body_length is not None:
+            # RFC 9112 6.3: a proxy and this server could see different messages; refuse and close.
+            raise RequestError(400, "Content-Length and Transfer-Encoding together; send Content-Length only")
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            raise RequestError(501, f"unsupported method {limits.clip(self.command, 40)!r}")
+        method()
+        self.wfile.flush()
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         # The status line, headers and a small body leave in one write: each write wakes the client,
@@ -332,7 +283,10 @@ class Handler(BaseHTTPRequestHandler):
             f"X-Local-Endpoint-Pid: {os.getpid()}",  # which server process answered
         ]
         head += [f"{key}: {value}" for key, value in (headers or {}).items()]
+        if self.close_connection:
+            head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "strict")
+        self.responded = True
         if len(body) <= SINGLE_WRITE_BYTES:
             self.wfile.write(data + body)
         else:
@@ -341,8 +295,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str, runtime_api: bool) -> None:
         # Errors (unlike answers) are logged: the caller's exception quotes the end of this log.
-        print(f"{self.command} {self.path} -> {status}: {message}", flush=True)
-        if runtime_api and 400 <= status < 600 and status not in (404, 411, 413):
+        # What the client sent (path, message quoting it) is cut short there.
+        message = limits.clip(message, 1000)
+        self.server.log.line(
+            f"{limits.clip(self.command, 20)} {limits.clip(self.path)} -> {status}: {limits.clip(message)}"
+        )
+        if runtime_api and 400 <= status < 600 and status not in (404, 408, 411, 413):
             # The SageMaker runtime reports a container's error as ModelError (HTTP 424).
             body = {
                 "ErrorCode": "ModelError",
@@ -369,6 +327,7 @@ class Handler(BaseHTTPRequestHandler):
         return server.module.encode(server.batcher.submit(frame), kind), kind
 
     def do_GET(self) -> None:
+        self._discard_body()
         if self.path == "/ping":
             self._send(200, b"", "text/plain")
         else:
@@ -380,16 +339,14 @@ class Handler(BaseHTTPRequestHandler):
         Unread, the body would be taken for the next request line. A body that is missing its
         length or is beyond the drain limit closes the connection instead.
         """
-        try:
-            remaining = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            remaining = -1
-        if not 0 <= remaining <= DRAIN_LIMIT_BYTES:
+        remaining = self.body_length or 0
+        if self.headers.get("Transfer-Encoding") or remaining > DRAIN_LIMIT_BYTES:
             self.close_connection = True
             return
         while remaining > 0:
             chunk = self.rfile.read(min(remaining, 1024 * 1024))
             if not chunk:
+                self.close_connection = True
                 break
             remaining -= len(chunk)
 
@@ -406,12 +363,11 @@ class Handler(BaseHTTPRequestHandler):
             self._discard_body()
             self._send(404, b'{"message": "not found"}', "application/json")
             return
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
+        length = self.body_length
+        if length is None:
             self.close_connection = True  # where its body ends is unknown
             self._error(411, "a Content-Length header is required", runtime_api)
             return
-        length = int(length_header)
         if length > self.server.max_body:
             # Read and discard the body (in chunks, never held in memory) so the client sees the 413
             # instead of a broken pipe; a body beyond the drain limit just gets the connection closed.
@@ -424,34 +380,41 @@ class Handler(BaseHTTPRequestHandler):
                 runtime_api,
             )
             return
+        # The whole body first: a serverless slot is held only while a request is scored, never
+        # while its body trickles in (its arrival still counts as activity for the idle stop).
+        self.server.touch()
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise ConnectionError("the client closed the connection before sending its whole body")
         server = self.server
         if not server.admit():
             # Over a serverless endpoint's max_concurrency: SageMaker's runtime throttles the request.
-            if length:
-                self.rfile.read(length)
             message = f"the endpoint is serving its maximum of {server.max_concurrency} concurrent requests; retry"
-            print(f"{self.command} {self.path} -> 429: {message}", flush=True)
+            server.log.line(f"{self.command} {limits.clip(self.path)} -> 429: {message}")
             body = json.dumps({"message": message}).encode()
             self._send(429, body, "application/json", {"x-amzn-ErrorType": "ThrottlingException"})
             return
         try:
-            self._invoke(length, runtime_api)
+            self._invoke(body, runtime_api)
         finally:
             server.leave()
 
-    def _invoke(self, length: int, runtime_api: bool) -> None:
-        body = self.rfile.read(length) if length else b""
+    def _invoke(self, body: bytes, runtime_api: bool) -> None:
         content_type = self.headers.get("Content-Type") or "text/csv"
         accept = self.headers.get("Accept") or ""
         if accept in ("", "*/*"):
             accept = self.server.default_accept
         try:
             result = self._answer(body, content_type, accept)
+        except RecursionError:
+            # Only what a client sent nests this deep (JSON in the body or the CustomAttributes header).
+            self._error(400, "the request nests too deeply (JSON arrays or objects inside each other)", runtime_api)
+            return
         except Exception as err:
             status = getattr(err, "status_code", None)
             if not isinstance(status, int) or not 400 <= status < 500:
                 status = 500
-                traceback.print_exc()  # a server-side failure: its traceback goes to endpoint.log
+                self.server.log.line(traceback.format_exc(limit=-8))  # a server-side failure: into endpoint.log
             message = getattr(err, "message", None) or str(err) or type(err).__name__
             self._error(status, str(message), runtime_api)
             return
@@ -464,67 +427,6 @@ class SharedPortEndpointServer(EndpointServer):
     """One of several worker processes on one port: the kernel spreads connections across them."""
 
     allow_reuse_port = True
-
-
-def supervise(args: argparse.Namespace) -> int:
-    """Run ``args.workers`` server processes behind one port (SO_REUSEPORT) and watch them.
-
-    The supervisor holds the port (bound, not listening, so it gets no connections), starts the
-    workers on it, and is ready once every worker is. It is the endpoint's recorded process: if
-    a worker dies it stops the others and exits, so the endpoint is reported failed; SIGTERM
-    stops them all.
-    """
-    reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    reserve.bind((args.host, args.port))
-    port = reserve.getsockname()[1]
-    common = [sys.executable, str(Path(__file__).resolve()), "--model-dir", args.model_dir, "--name", args.name]
-    common += ["--host", args.host, "--port", str(port), "--reuse-port", "--program", args.program]
-    common += ["--max-body-bytes", str(args.max_body_bytes)]
-    ready_files = [f"{args.ready_file}.worker{i}" for i in range(args.workers)]
-    # Each worker gets its share of the cores: N processes each running as many math threads as
-    # there are cores would fight over them (OpenMP in LightGBM and friends).
-    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
-    env = {**os.environ, **{var: os.environ.get(var, threads) for var in THREAD_VARIABLES}}
-    workers = [subprocess.Popen([*common, "--ready-file", ready], env=env) for ready in ready_files]
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-    print(f"Endpoint {args.name}: starting {args.workers} server processes on port {port}", flush=True)
-    ready = False
-    code = 0
-    while not stopping.is_set():
-        exited = [w for w in workers if w.poll() is not None]
-        if exited:
-            print(f"Endpoint {args.name}: worker pid {exited[0].pid} exited ({exited[0].returncode})", flush=True)
-            code = 1
-            break
-        if not ready and all(Path(f).exists() for f in ready_files):
-            ready = True
-            write_ready_file(args.ready_file, port, args.host)
-            pids = ", ".join(str(w.pid) for w in workers)
-            print(f"Endpoint {args.name} serving on http://{args.host}:{port} (pids {pids})", flush=True)
-        stopping.wait(0.2)
-    for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()
-    for worker in workers:
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-    reserve.close()
-    print(f"Endpoint {args.name} stopped", flush=True)
-    return code
-
-
-def write_ready_file(path: str, port: int, host: str) -> None:
-    target = Path(path)
-    tmp = target.with_name(target.name + ".partial")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"port": port, "pid": os.getpid(), "host": host}, fh)
-    os.replace(tmp, target)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -541,23 +443,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-file", default=None, help="written when the server stops for being idle")
     parser.add_argument("--workers", type=int, default=1, help="server processes behind the one port")
     parser.add_argument("--reuse-port", action="store_true", help="(a worker) share the port with SO_REUSEPORT")
+    parser.add_argument("--log-file", default=None, help="where its output goes: rotated when it is full")
     args = parser.parse_args(argv)
     if args.workers > 1:
-        return supervise(args)
+        return supervise(args, str(Path(__file__).resolve()))
 
     print(f"Loading model from {args.model_dir} for endpoint {args.name}", flush=True)
     module, model = load_handler(args.model_dir, args.program)
     server_class = SharedPortEndpointServer if args.reuse_port else EndpointServer
     try:
         server = server_class(
-            (args.host, args.port), args.name, module, model, args.max_body_bytes, args.max_concurrency
+            (args.host, args.port), args.name, module, model, args.max_body_bytes, args.max_concurrency, args.log_file
         )
     except OSError as err:
         if not args.port or args.reuse_port:
             raise
         # A restart after an idle stop asks for its old port; if something took it, take any.
         print(f"Port {args.port} is not free ({err}); serving on another port", flush=True)
-        server = EndpointServer((args.host, 0), args.name, module, model, args.max_body_bytes, args.max_concurrency)
+        server = EndpointServer(
+            (args.host, 0), args.name, module, model, args.max_body_bytes, args.max_concurrency, args.log_file
+        )
     port = server.server_address[1]
     if args.idle_seconds:
         threading.Thread(

@@ -244,7 +244,7 @@ def _parse_json(model: LoadedModel, body: Any) -> pd.DataFrame:
     else:
         try:
             payload = json.loads(_text(body))
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, RecursionError) as err:  # RecursionError: nested too deep
             raise BadRequestError(400, f"the body is not valid JSON: {err}") from None
     return _parse_json_payload(model, payload)
 
@@ -256,7 +256,7 @@ def _parse_jsonl(model: LoadedModel, body: Any) -> pd.DataFrame:
             continue
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, RecursionError) as err:  # RecursionError: nested too deep
             raise BadRequestError(400, f"line {number} of the JSON lines body is not valid JSON: {err}") from None
     return _records_frame(model, records)
 
@@ -376,7 +376,7 @@ def options_from_attributes(model: LoadedModel, attributes: str | None) -> dict[
         return None  # other custom attributes are the caller's business
     try:
         raw, _ = json.JSONDecoder().raw_decode(attributes, start + len(CUSTOM_ATTRIBUTE_KEY) + 1)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:  # RecursionError: nested too deep
         message = f"{CUSTOM_ATTRIBUTE_KEY} in the CustomAttributes header is not JSON: {err}"
         raise BadRequestError(400, message) from None
     return check_options(model, raw, "CustomAttributes header")

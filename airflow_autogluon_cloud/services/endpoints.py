@@ -139,6 +139,9 @@ class EndpointService:
             instance_count = int(policy["min_capacity"]) if policy else 1
         if not isinstance(instance_count, int) or instance_count < 1:
             raise InvalidParameterError("instance_count", instance_count, "expected an integer >= 1.")
+        bound = self.backend.max_instance_count
+        if bound is not None and instance_count > bound[0]:
+            raise InvalidParameterError("instance_count", instance_count, f"{bound[1]}: use at most {bound[0]}.")
         if policy and not policy["min_capacity"] <= instance_count <= policy["max_capacity"]:
             raise InvalidParameterError(
                 "instance_count", instance_count, "with autoscaling, it must be between min_capacity and max_capacity."

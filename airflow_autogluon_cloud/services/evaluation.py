@@ -39,7 +39,7 @@ from airflow_autogluon_cloud.settings import ProviderSettings
 from airflow_autogluon_cloud.status import JobStatus
 from airflow_autogluon_cloud.storage import StorageLocator, join_uri
 
-_MODEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_MODEL_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: Report keys the XCom carries.
 _REPORT_KEYS = (
     "label",
@@ -88,7 +88,7 @@ class EvaluationService:
             )
         summaries: dict[str, dict[str, Any]] = {}
         for key, uri in models.items():
-            if not isinstance(key, str) or not _MODEL_KEY.match(key):
+            if not isinstance(key, str) or not _MODEL_KEY.fullmatch(key):
                 raise InvalidParameterError("models", key, "name each model with 1-40 of a-z, 0-9 and _.")
             self.models.check_uri(uri, parameter=f"models[{key!r}]")
             summary = self.models.read_summary(uri).to_dict()  # the defaults filled in, as typed
@@ -133,7 +133,7 @@ class EvaluationService:
     @staticmethod
     def check_statistics(baseline: Any, slices: Any, n_resamples: Any, seed: Any) -> list[str]:
         """The slice columns, after checking the paired statistics' arguments."""
-        if not isinstance(baseline, str) or not _MODEL_KEY.match(baseline):
+        if not isinstance(baseline, str) or not _MODEL_KEY.fullmatch(baseline):
             raise InvalidParameterError("baseline", baseline, "name the model key to compare with, e.g. 'champion'.")
         if isinstance(slices, str):
             slices = [slices]

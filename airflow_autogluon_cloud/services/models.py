@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,11 +135,17 @@ class ModelService:
             if save_path
             else self.settings.local_root / "predictors" / naming.short_hash(model_uri, length=16)
         )
+        created = not target.exists()
         target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "model.tar.gz"
-            self.storage(model_uri).download_file(model_uri, archive)
-            safe_extract(archive, target)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                archive = Path(tmp) / "model.tar.gz"
+                self.storage(model_uri).download_file(model_uri, archive)
+                safe_extract(archive, target, source=model_uri)
+        except BaseException:
+            if created:  # a refused or missing model leaves no empty save_path behind
+                shutil.rmtree(target, ignore_errors=True)
+            raise
         summary_path = target / "training_summary.json"
         summary = ModelSummary.from_dict(json.loads(summary_path.read_text()) if summary_path.is_file() else {})
         version_file = target / "version.txt"

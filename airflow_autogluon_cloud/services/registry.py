@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,12 @@ from airflow_autogluon_cloud.services.models import ModelService
 
 LATEST_APPROVED = "latest-approved"
 REFERENCE_SCHEME = "registry://"
-_JOB_FROM_URI = re.compile(r"/([A-Za-z0-9][A-Za-z0-9-]{0,62})/output/model\.tar\.gz$")
+_JOB_FROM_URI = re.compile(r"/([A-Za-z0-9][A-Za-z0-9-]{0,62})/output/model\.tar\.gz\Z")
+#: SageMaker's limits, checked on both backends so a DAG that passes locally passes on SageMaker:
+#: ``ModelPackageGroupDescription`` and ``ModelPackageDescription`` (the ``description``) take
+#: 1,024 characters; the reason and who set an approval are stored as metadata values (256).
+MAX_DESCRIPTION_CHARS = 1024
+MAX_METADATA_CHARS = 256
 __all__ = ["APPROVED", "LATEST_APPROVED", "PENDING_APPROVAL", "REJECTED", "RegistryService"]
 
 
@@ -77,6 +83,33 @@ def parse_reference(value: Any, parameter: str = "model_uri") -> tuple[str, int 
     if number < 1:
         raise InvalidParameterError(parameter, value, "versions count from 1.")
     return group, number
+
+
+def check_text(parameter: str, value: Any, limit: int) -> None:
+    """Refuse registry text SageMaker would refuse: not a string, longer than ``limit``, or holding
+    control or other invisible characters (its pattern allows letters, marks, spaces, symbols,
+    numbers and punctuation only; no newlines or tabs)."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidParameterError(parameter, value, "expected a string.")
+    if len(value) > limit:
+        raise InvalidParameterError(parameter, value, f"it has {len(value)} characters; SageMaker allows {limit}.")
+    bad = next((ch for ch in value if unicodedata.category(ch).startswith("C")), None)
+    if bad is not None:
+        raise InvalidParameterError(
+            parameter,
+            value,
+            f"it holds the control or invisible character {bad!r} (U+{ord(bad):04X}); SageMaker allows "
+            "letters, digits, spaces, punctuation and symbols only (no newlines or tabs).",
+        )
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Text the provider composes (from a reviewer's name, say) made acceptable: control and
+    invisible characters become spaces, and it is cut to ``limit``."""
+    text = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def training_job_of(model_uri: str) -> str | None:
@@ -121,6 +154,8 @@ class RegistryService:
         """
         if not isinstance(group, str) or not naming.is_valid_name(group):
             raise InvalidParameterError("group", group, "use 1-63 letters, digits and hyphens (SageMaker's rule).")
+        check_text("description", description, MAX_DESCRIPTION_CHARS)
+        check_text("registered_by", registered_by, MAX_METADATA_CHARS)
         self.models.check_uri(model_uri)
         if approval_status not in APPROVAL_STATUSES:
             raise InvalidParameterError("approval_status", approval_status, f"use one of {APPROVAL_STATUSES}.")
@@ -182,6 +217,8 @@ class RegistryService:
             raise InvalidParameterError("status", status, f"use one of {APPROVAL_STATUSES}.")
         if not set_by:
             raise InvalidParameterError("set_by", set_by, "say who or what sets the approval.")
+        check_text("set_by", set_by, MAX_METADATA_CHARS)
+        check_text("reason", reason, MAX_METADATA_CHARS)
         updated = self.backend.update_model_approval(group, int(version), status, set_by, reason, audit)
         self.log.info("%s version %d is now %s (set by %s: %s)", group, updated.version, status, set_by, reason)
         return updated
@@ -310,11 +347,13 @@ class RegistryService:
             who = f"{set_by}; reviewed by {user}"
             if chosen != ["Approve"]:
                 passed, reason = False, f"{reason}; but {user} chose {chosen}"
+        # The registry keeps text within SageMaker's limits; the decision below keeps the whole reason.
+        who = clean_text(who, MAX_METADATA_CHARS)
         audit = gate_audit(found, options, expected, evaluation)
         between: list[int] = []
         if passed:
             outcome = self.backend.approve_model_if_latest(
-                group, version.version, who, reason, audit["record"], expected
+                group, version.version, who, clean_text(reason, MAX_METADATA_CHARS), audit["record"], expected
             )
             between = outcome.approved_between
             if not outcome.approved:
@@ -329,7 +368,9 @@ class RegistryService:
                 self.log.warning("%s versions %s were approved while version %d was", group, between, version.version)
             self.log.info("%s version %d is now %s (set by %s: %s)", group, version.version, "Approved", who, reason)
         if not passed:
-            self.set_approval(group, version.version, REJECTED, who, reason, audit["record"])
+            self.set_approval(
+                group, version.version, REJECTED, who, clean_text(reason, MAX_METADATA_CHARS), audit["record"]
+            )
         latest = self.latest_approved(group)
         main = found.metric if found else {}
         return {

@@ -178,11 +178,25 @@ def _runtime_client(url: str):
 
 
 def _hold_a_request_open(url: str, body: bytes) -> socket.socket:
-    """A request whose body is only half sent: it is in flight until the rest follows."""
+    """A request whose body is only half sent: its body is still arriving."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=30)
     head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
     sock.sendall(head.encode() + body[: len(body) // 2])
+    return sock
+
+
+def _hold_a_request_in_flight(url: str, body: bytes) -> socket.socket:
+    """A whole request whose answer (bigger than the socket buffers: ``body`` must be large) is left
+    unread: the server is still answering it, so it holds its slot until the answer is read."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: no window growth
+    sock.settimeout(60)
+    sock.connect((host, int(port)))
+    head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
+    sock.sendall(head.encode() + body)
+    sock.recv(1, socket.MSG_PEEK)  # the answer has begun (scored, admitted): nothing is consumed
     return sock
 
 
@@ -202,6 +216,8 @@ def test_serverless_switch_throttling_idle_stop_and_restart(hook, trained_job, p
     _, test = churn_frames
     name, uri = "ag-af-test-serverless", trained_job["model_artifact_uri"]
     body = test.head(20).to_csv(index=False).encode()
+    rows = max(1, int(5.5e6 / len(body) * 20))  # an answer of several MB, beyond the socket buffers
+    big = pd.concat([test.head(20)] * (rows // 20 + 1)).head(rows).to_csv(index=False).encode()
     hook.finish_deploy(hook.start_deploy(endpoint_name=name, model_uri=uri))
     try:
         serverless = {"memory_size_in_mb": 2048, "max_concurrency": 1, "idle_seconds": 3}
@@ -209,9 +225,12 @@ def test_serverless_switch_throttling_idle_stop_and_restart(hook, trained_job, p
         assert plan["action"] == "update"  # instance-based -> serverless is an ordinary update
         url = hook.finish_deploy(plan)["url"]
 
+        # a request whose body is still arriving holds no slot: others are answered meanwhile
+        trickling = _hold_a_request_open(url, body)
+        assert _status(url, body) == (200, None)
+        trickling.close()
         # max_concurrency=1: while one request is in flight, the next is throttled as SageMaker's runtime does
-        holder = _hold_a_request_open(url, body)
-        time.sleep(0.3)
+        holder = _hold_a_request_in_flight(url, big)
         assert _status(url, body) == (429, "ThrottlingException")
         with pytest.raises(ClientError) as throttled:
             _runtime_client(url).invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=body)
@@ -220,11 +239,10 @@ def test_serverless_switch_throttling_idle_stop_and_restart(hook, trained_job, p
         with pytest.raises(EndpointInvocationError) as err:  # the hook retried with backoff, then gave up
             hook.predict_real_time(name, test.head(20))
         assert err.value.http_status == 429
-        holder.sendall(body[len(body) // 2 :])
         held = http.client.HTTPResponse(holder)
         held.begin()
         assert held.status == 200
-        assert len(json.loads(held.read())) == 20  # the held request was answered in full
+        assert len(json.loads(held.read())) == rows  # the held request was answered in full
         holder.close()
         assert hook.predict_real_time(name, test.head(5)).tolist() == predictor.predict(test.head(5)).tolist()
 

@@ -69,6 +69,11 @@ class LocalBackend(Backend):
     name = "local"
     wait_slack_seconds = 600.0
 
+    @property
+    def max_instance_count(self) -> tuple[int, str] | None:
+        cores = os.cpu_count() or 1
+        return cores, f"the local backend starts one server process per instance, and this machine has {cores} cores"
+
     def __init__(self, root: str | os.PathLike[str], aws: Any = None, endpoint_host: str = "127.0.0.1") -> None:
         self.root = Path(root)
         self.store = StateStore(self.root)

@@ -45,12 +45,22 @@ def ready_server(pending: dict[str, Any]) -> tuple[str, int] | None:
 
 
 def server_argv(
-    name: str, workdir: str, ready_file: str, host: str, port: int, serverless: dict[str, Any], workers: int = 1
+    name: str,
+    workdir: str,
+    ready_file: str,
+    host: str,
+    port: int,
+    serverless: dict[str, Any],
+    workers: int = 1,
+    log_file: str | None = None,
 ) -> list[str]:
     """The command of one endpoint server: ``workers`` processes behind one port; a serverless
-    server (always one process) bounds concurrency and stops when idle."""
+    server (always one process) bounds concurrency and stops when idle. Its log (``log_file``)
+    is rotated when full."""
     argv = [sys.executable, str(SERVER_SCRIPT), "--model-dir", str(Path(workdir) / "model"), "--name", name]
     argv += ["--ready-file", ready_file, "--host", host, "--port", str(port)]
+    if log_file:
+        argv += ["--log-file", log_file]
     if workers > 1:
         argv += ["--workers", str(workers)]
     if serverless:
@@ -58,6 +68,19 @@ def server_argv(
         argv += ["--idle-seconds", str(serverless["idle_seconds"])]
         argv += ["--idle-file", str(Path(workdir) / IDLE_FILE)]
     return argv
+
+
+def read_tail(path: Path, lines: int, line_chars: int = 500, window: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a log, read from its end (never the whole file), each cut to ``line_chars``."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - window))
+            text = fh.read(window).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    tail = text.splitlines()[-lines:]
+    return "\n".join(line if len(line) <= line_chars else line[:line_chars] + "...[cut]" for line in tail)
 
 
 def server_env() -> dict[str, str]:

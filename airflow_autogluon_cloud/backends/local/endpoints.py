@@ -40,6 +40,7 @@ READY_TIMEOUT_SECONDS = 300.0
 #: How long a pending server may go without a recorded PID before it counts as never started.
 _SPAWN_GRACE_SECONDS = 60.0
 _CREATING, _UPDATING, _IN_SERVICE, _FAILED = "Creating", "Updating", "InService", "Failed"
+_DELETING = "Deleting"
 
 
 def _pending_dead(pending: dict[str, Any]) -> bool:
@@ -98,10 +99,8 @@ class LocalEndpoints:
         return self.directory(name) / "endpoint.log"
 
     def log_tail(self, name: str, lines: int = 15) -> str:
-        path = self.log_path(name)
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        """The last lines of ``endpoint.log``, read from its end; each line cut short (what a client sent is in it)."""
+        return endpoint_http.read_tail(self.log_path(name), lines)
 
     def url(self, name: str) -> str | None:
         record = self.store.get(ENDPOINT, name)
@@ -183,6 +182,8 @@ class LocalEndpoints:
         ready = Path(pending["ready_file"]) if pending.get("ready_file") else None
         if not pending_pid and ready is not None and ready.exists():
             pending_pid = json.loads(ready.read_text()).get("pid")  # spawned, but its PID was never recorded
+        # Requests in flight then fail saying the endpoint was deleted, not that it broke.
+        self.store.update(ENDPOINT, name, status=_DELETING)
         processes.terminate(pending_pid, pending.get("pid_start"), grace_seconds=5)
         processes.terminate(record.pid, record.pid_start, grace_seconds=5)
         self.store.delete(ENDPOINT, name)
@@ -204,6 +205,11 @@ class LocalEndpoints:
                 url, body, content_type, accept, custom_attributes
             )
         except OSError:
+            record = self.store.get(ENDPOINT, name)
+            if record is None or record.status == _DELETING:
+                raise EndpointError(
+                    name, "was deleted while this request was in flight; nothing answered it.", _DELETING
+                ) from None
             # An update may have just switched servers, or an idle serverless server stopped: look again once.
             desc = self.describe(name)
             woken = self._wake_if_idle(name) if desc.status == EndpointStatus.IN_SERVICE else None
@@ -222,6 +228,7 @@ class LocalEndpoints:
                 message = str(json.loads(data).get("message", ""))
             except (ValueError, AttributeError):
                 message = data.decode(errors="replace")
+            message = message if len(message) <= 2000 else message[:2000] + "...[cut]"
             raise EndpointInvocationError(name, status, message, log_tail=self.log_tail(name, 10))
         return InvocationResult(data, out_type)
 
@@ -347,7 +354,8 @@ class LocalEndpoints:
         serverless = (config.data.get("serverless") if config else None) or {}
         workers = 1 if serverless or config is None else int(config.data.get("instance_count") or 1)
         dirs = (pending["dir"], pending["ready_file"])
-        return endpoint_http.server_argv(name, *dirs, self.host, port, serverless, workers)
+        log_file = str(self.log_path(name))
+        return endpoint_http.server_argv(name, *dirs, self.host, port, serverless, workers, log_file)
 
     def _claim_respawn(self, name: str, pending: dict[str, Any]) -> bool:
         return self.store.update(

@@ -99,6 +99,6 @@ def fetch_model(
     archive = model_dir.parent / f".{model_dir.name}.model.tar.gz"
     make_storage(model_uri, aws).download_file(model_uri, archive)
     try:
-        safe_extract(archive, model_dir, on_member)
+        safe_extract(archive, model_dir, on_member, source=model_uri)
     finally:
         archive.unlink(missing_ok=True)

@@ -39,6 +39,8 @@ META_METRIC_PREFIX = "ag:metric:"
 META_GATE_PREFIX = "ag:gate:"
 MAX_METADATA_VALUE = 256
 MAX_METADATA_ENTRIES = 50
+#: ``ModelPackageDescription``, ``ModelPackageGroupDescription`` and ``ApprovalDescription``.
+MAX_DESCRIPTION = 1024
 #: Content types the serving script answers (serve.py), declared on every version.
 CONTENT_TYPES = ["text/csv", "application/json", "application/x-parquet"]
 RESPONSE_TYPES = ["application/json", "text/csv"]
@@ -55,8 +57,8 @@ def _metadata(value: str) -> str:
     return _clip(" ".join(cleaned.split()) or "-")
 
 
-def _clip(value: str) -> str:
-    return value if len(value) <= MAX_METADATA_VALUE else value[: MAX_METADATA_VALUE - 3] + "..."
+def _clip(value: str, limit: int = MAX_METADATA_VALUE) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."
 
 
 def client_token(spec: ModelVersionSpec) -> str:
@@ -88,7 +90,9 @@ class SageMakerRegistry:
             self.api.call(
                 "create_model_package_group",
                 ModelPackageGroupName=group,
-                ModelPackageGroupDescription=description or f"AutoGluon models registered by {PROVIDER_TAG}",
+                ModelPackageGroupDescription=_clip(
+                    description or f"AutoGluon models registered by {PROVIDER_TAG}", MAX_DESCRIPTION
+                ),
                 Tags=tag_list({PROVIDER_TAG: "model-package-group"}),
             )
         except ClientError as err:  # created meanwhile by another task
@@ -110,7 +114,9 @@ class SageMakerRegistry:
             metadata[f"{META_METRIC_PREFIX}{metric}"] = repr(float(value))
         request: dict[str, Any] = {
             "ModelPackageGroupName": spec.group,
-            "ModelPackageDescription": _clip(spec.description or f"{spec.training_job}: {spec.model_uri}"),
+            "ModelPackageDescription": _clip(
+                spec.description or f"{spec.training_job}: {spec.model_uri}", MAX_DESCRIPTION
+            ),
             "InferenceSpecification": {
                 "Containers": [
                     {
@@ -218,7 +224,7 @@ class SageMakerRegistry:
             "update_model_package",
             ModelPackageArn=arn,
             ModelApprovalStatus=status,
-            ApprovalDescription=_clip(f"{status} by {set_by}: {reason or 'no reason given'}"),
+            ApprovalDescription=_clip(f"{status} by {set_by}: {reason or 'no reason given'}", MAX_DESCRIPTION),
             CustomerMetadataProperties=metadata,
         )
         return self._describe_arn(arn)
