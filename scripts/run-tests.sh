@@ -48,6 +48,11 @@ pytest_stage() {
   return "$code"
 }
 
+timeseries_stage() {
+  # The extra's own environment: its python runs pytest, and with it the local backend's runners.
+  ( export PATH="$ROOT/.venv-extras/bin:$PATH"; pytest_stage "timeseries" -m timeseries "$@" )
+}
+
 background() {
   # background NAME COMMAND...: start a stage now; finish_background NAME waits for it and records it.
   local name="$1"
@@ -87,12 +92,18 @@ if [ "$INSTALL_CHECKS" = 1 ]; then
   background "install: wheel built, clean venv without constraints" bash scripts/smoke-wheel.sh --install-only
   background "install: oldest Airflow and Amazon provider (.venv-oldest)" bash scripts/compat-oldest.sh --install-only
 fi
+background "install: time-series extra with CPU torch (.venv-extras)" bash scripts/setup-extras-env.sh
 
 stage "ruff" bash -c 'ruff check . && ruff format --check .'
 stage "mypy" mypy
 stage "pytest: fault injection (kills processes on purpose)" pytest_stage "faults" -m faults "$@"
-stage "pytest: main suite" pytest_stage "main" -m "not faults and not deployment" "$@"
+stage "pytest: main suite" pytest_stage "main" -m "not faults and not deployment and not timeseries" "$@"
 stage "pytest: deployment (scheduler, triggerer, api-server, dag-processor)" pytest_stage "deployment" -m deployment "$@"
+if finish_background "install: time-series extra with CPU torch (.venv-extras)"; then
+  stage "pytest: time series (.venv-extras)" timeseries_stage "$@"
+else
+  record "pytest: time series (not run: install failed)" 1 0
+fi
 
 if [ "$INSTALL_CHECKS" = 1 ]; then
   if finish_background "install: wheel built, clean venv without constraints"; then
