@@ -53,22 +53,25 @@ timeseries_stage() {
   ( export PATH="$ROOT/.venv-extras/bin:$PATH"; pytest_stage "timeseries" -m timeseries "$@" )
 }
 
+slug() { echo "$1" | tr -cs 'A-Za-z0-9.' '-' | sed 's/-$//'; }
+
 background() {
   # background NAME COMMAND...: start a stage now; finish_background NAME waits for it and records it.
-  local name="$1"
+  local name="$1" log
   shift
-  echo ">> [$name] started in the background (log: .ci-logs/$name.log)"
-  ( started=$SECONDS; "$@" > "$LOGS/$name.log" 2>&1; echo "$? $((SECONDS - started))" > "$LOGS/$name.status" ) &
+  log="$LOGS/$(slug "$name")"
+  echo ">> [$name] started in the background (log: ${log#"$ROOT/"}.log)"
+  ( started=$SECONDS; "$@" > "$log.log" 2>&1; echo "$? $((SECONDS - started))" > "$log.status" ) &
 }
 
 finish_background() {
-  local name="$1" code seconds
-  while [ ! -f "$LOGS/$name.status" ]; do sleep 1; done
-  read -r code seconds < "$LOGS/$name.status"
+  local name="$1" log code seconds
+  log="$LOGS/$(slug "$name")"
+  while [ ! -f "$log.status" ]; do sleep 1; done
+  read -r code seconds < "$log.status"
   echo
   echo ">> [$name] (ran in the background)"
-  tail -n 5 "$LOGS/$name.log"
-  [ "$code" -ne 0 ] && cat "$LOGS/$name.log"
+  if [ "$code" -ne 0 ]; then cat "$log.log"; else tail -n 5 "$log.log"; fi
   record "$name (background)" "$code" "$seconds"
   return "$code"
 }
