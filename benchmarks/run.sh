@@ -21,4 +21,8 @@ fi
 export AIRFLOW_HOME="$WORK/airflow-home"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 mkdir -p "$AIRFLOW_HOME"
+# The time-series section runs in .venv-extras (autogluon.timeseries and torch); built when it is selected.
+if [[ " $* " != *" --only "* || " $* " == *timeseries* ]]; then
+  bash scripts/setup-extras-env.sh
+fi
 python benchmarks/run_benchmarks.py "$@"

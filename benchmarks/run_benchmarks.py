@@ -2,7 +2,7 @@
 
 Usage (through ``bash benchmarks/run.sh``, which sets up the environments)::
 
-    python benchmarks/run_benchmarks.py [--quick] [--only parse,polling,slots,endpoint,batch,staging]
+    python benchmarks/run_benchmarks.py [--quick] [--only parse,polling,slots,endpoint,batch,staging,timeseries]
 
 ``--quick`` uses small sizes to check that everything runs; the published figures come from a
 full run. The README's benchmark section is replaced with the new table.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import BENCH_DIR, REPO, WORK, log, machine, quiet_logging, versions
 
-SECTIONS = ("parse", "polling", "slots", "endpoint", "batch", "staging")
+SECTIONS = ("parse", "polling", "slots", "endpoint", "batch", "staging", "timeseries")
 README_START = "<!-- benchmarks:start -->"
 README_END = "<!-- benchmarks:end -->"
 
@@ -39,10 +39,12 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
         "endpoint": "endpoint_latency",
         "batch": "batch_scoring",
         "staging": "staging",
+        "timeseries": "timeseries_forecast",  # runs in .venv-extras (the time-series stack)
     }[name]
     started = time.monotonic()
     try:
-        result = importlib.import_module(module).run(quick=quick)
+        section = importlib.import_module(module)
+        result = getattr(section, "run_in_extras", section.run)(quick=quick)
     except Exception as err:
         traceback.print_exc()
         result = {"error": f"{type(err).__name__}: {err}", "target_met": False}

@@ -32,6 +32,12 @@ HUB_MODELS = ("Chronos", "Chronos2", "ChronosBolt", "Toto", "TiRex", "Moirai", "
 #: Presets that include such models (AutoGluon 1.6).
 HUB_PRESETS = ("best_quality", "high_quality", "medium_quality", "chronos", "bolt", "chronos2", "chronos_bolt")
 ENVELOPE_PARTS = ("history", "known_covariates", "static_features")
+#: Requests with fewer series are forecast in this process. AutoGluon's local models (Naive, ETS...)
+#: otherwise send each series to a joblib process pool, whose round trip costs more than a few
+#: series' models, and whose start in a fresh process costs seconds (its workers import AutoGluon).
+IN_PROCESS_MAX_ITEMS = 64
+#: Set by the local backend's batch runner to its number of worker processes.
+BATCH_WORKERS_ENV = "AG_BATCH_WORKER_PROCESSES"
 
 
 @dataclass
@@ -70,6 +76,7 @@ class TimeSeriesKind(Kind):
     label_key = "target"
     label_default = "target"
     predict_options = ("model",)
+    whole_predict_data = True
 
     def required_columns(self, args: dict[str, Any]) -> list[tuple[str, str]]:
         layout = options(args)
@@ -127,6 +134,7 @@ class TimeSeriesKind(Kind):
         from ag_kinds import load_with
 
         predictor = load_with(self.import_predictor(), model_dir)
+        _import_first_predict_dependencies()
         try:
             predictor.persist()
         except Exception as err:  # an optimisation only
@@ -176,6 +184,23 @@ class TimeSeriesKind(Kind):
     def predict(self, model: Any, request: Any, options_: dict[str, Any]) -> Any:
         return forecast(model, request, options_.get("model"))
 
+    def answer_whole(self, serve: Any, model: Any, history: Any, static: Any, input_error: Any) -> str:
+        """The forecast of ``history``'s series (and ``static`` features) as JSON lines: one request
+        read and predicted by the serving script (a training job's ``predict_data``). Numbers are
+        written in full (Python's shortest repr), so the forecast reads back exactly."""
+        if history.empty:
+            raise input_error("predict_data is empty: it has no rows")
+        body: dict[str, Any] = {"history": history.to_dict(orient="split", index=False)}
+        if static is not None:
+            body["static_features"] = static.to_dict(orient="split", index=False)
+        try:
+            request, _ = serve.prepare(model, body, "application/json", "application/jsonl")
+            answer = serve.predict(model, request)
+        except BadRequestError as err:
+            raise input_error(f"predict_data: {err}") from None
+        answer["timestamp"] = answer["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+        return "".join(json.dumps(record) + "\n" for record in answer.to_dict(orient="records"))
+
     # evaluation -------------------------------------------------------------------------------
 
     def evaluation_rows(self, frame: Any, label: str) -> Any:
@@ -221,12 +246,43 @@ def forecast(model: Any, request: ForecastRequest, chosen_model: str | None = No
     extra: dict[str, Any] = {"model": chosen_model} if chosen_model else {}
     if known is not None:
         extra["known_covariates"] = known
-    predictions = model.predictor.predict(data, **extra)
+    with _local_model_parallelism(data.num_items):
+        predictions = model.predictor.predict(data, **extra)
     import pandas as pd
 
     answer = pd.DataFrame(predictions).reset_index()  # a plain frame, not a TimeSeriesDataFrame
     answer.columns = [str(c) for c in answer.columns]
     return answer
+
+
+def _import_first_predict_dependencies() -> None:
+    """Import now what the first ``predict`` would import: AutoGluon seeds PyTorch on every call
+    (``seed_everything``), and importing torch there takes seconds from the first request."""
+    import importlib
+
+    try:
+        importlib.import_module("torch")
+    except ImportError:  # not installed: AutoGluon skips the seeding too
+        pass
+
+
+def _local_model_parallelism(items: int) -> Any:
+    """Where local models forecast each series: in this process for a small request, and in a local
+    batch job's workers (``AG_BATCH_WORKER_PROCESSES``: the job spreads its parts over that many
+    processes, so a process pool in each would only add its start and its round trips); otherwise
+    AutoGluon's default, a process pool over the cores.
+
+    The forecast is the same either way: only where each series' model runs changes.
+    """
+    import contextlib
+
+    if items >= IN_PROCESS_MAX_ITEMS and not os.environ.get(BATCH_WORKERS_ENV, "").strip():
+        return contextlib.nullcontext()
+    try:
+        from joblib import parallel_config
+    except ImportError:  # joblib < 1.3: AutoGluon's default
+        return contextlib.nullcontext()
+    return parallel_config(backend="sequential")
 
 
 def _envelope(body: Any, content_type: str | None) -> dict[str, Any] | None:

@@ -81,6 +81,18 @@ class PredictorKind:
 
     # training ---------------------------------------------------------------------------------
 
+    @property
+    def local_python_key(self) -> str:
+        """The ``[autogluon_cloud]`` setting naming the interpreter the local backend runs this kind's
+        entry scripts with (see :func:`~airflow_autogluon_cloud.settings.resolve_local_python`)."""
+        return f"local_python_{self.name}"
+
+    def local_python(self) -> str:
+        """That interpreter (this one unless set); :class:`InvalidParameterError` if it is not executable."""
+        from airflow_autogluon_cloud.settings import resolve_local_python
+
+        return resolve_local_python(self.local_python_key)
+
     def label_of(self, init_args: dict[str, Any]) -> str | None:
         """The column the predictor learns, from its init arguments (or the kind's default)."""
         value = init_args.get(self.label_key, self.label_default)
@@ -135,19 +147,27 @@ class PredictorKind:
     def check_static_features(self, static: Any, items: Any, ag_args: dict[str, Any]) -> None:
         raise InvalidParameterError("static_features", "(given)", f"{self.name} predictors take no static features.")
 
-    def check_predict_data(self, predict_data: Any) -> None:
+    def check_predict_data(self, predict_data: Any, ag_args: dict[str, Any] | None = None) -> None:
         if predict_data is not None and not self.scores_in_training_job:
             raise InvalidParameterError(
                 "predict_data", "(given)", f"scoring in the training job is not available for {self.name} predictors."
             )
+
+    def predict_data_columns(self, required: list[str]) -> list[str]:
+        """The columns ``predict_data`` needs, given those of the training data (default: none: a
+        row needs only what the model has features for)."""
+        return []
 
     # batch ---------------------------------------------------------------------------------------
 
     def check_batch_inputs(self, history: Any, known: Any, static: Any, summary: dict[str, Any]) -> None:
         """Checks of whole-series batch input (kinds whose ``batch_split`` is :data:`SERIES`)."""
 
-    def write_batch_parts(self, history: Any, known: Any, static: Any, summary: dict[str, Any], directory: Any) -> Any:
-        """Batch input files of whole items (kinds whose ``batch_split`` is :data:`SERIES`)."""
+    def write_batch_parts(
+        self, history: Any, known: Any, static: Any, summary: dict[str, Any], directory: Any, min_parts: int = 1
+    ) -> Any:
+        """Batch input files of whole items (kinds whose ``batch_split`` is :data:`SERIES`), at least
+        ``min_parts`` of them when there are as many items."""
         raise NotImplementedError(f"{self.name} batch input is rows, staged as one CSV")
 
     # evaluation ------------------------------------------------------------------------------

@@ -46,16 +46,21 @@ def write_parts(
     layout: dict[str, Any],
     directory: Path,
     max_bytes: int | None = None,
+    min_parts: int = 1,
 ) -> list[Path]:
     """Envelopes of whole items, each under ``max_bytes`` where an item allows: ``part-00000.json``...
 
-    No series is ever split across parts; items keep their order of first appearance.
+    No series is ever split across parts; items keep their order of first appearance. With
+    ``min_parts``, the parts are made smaller (never split below one item) so that there are at
+    least that many: one per instance (or local worker) of the job that scores them.
     """
     max_bytes = PART_MAX_BYTES if max_bytes is None else max_bytes
     id_column, timestamp_column = layout["id_column"], layout["timestamp_column"]
     items = list(dict.fromkeys(history[id_column].tolist()))
     sample = envelope(history.head(1000), None, None, timestamp_column)
     per_row = max(1, len(sample) // max(1, min(len(history), 1000)))
+    if min_parts > 1:
+        max_bytes = min(max_bytes, max(1, -(-len(history) * per_row // min_parts)))
     sizes = history.groupby(id_column, sort=False).size()
     groups: list[list[Any]] = [[]]
     used = 0

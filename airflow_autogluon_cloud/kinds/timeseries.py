@@ -47,6 +47,20 @@ class TimeSeriesKind(PredictorKind):
                 raise InvalidParameterError(key, value, "give the column's name as a non-empty string.")
         return {"timeseries": {"id_column": DEFAULT_ID_COLUMN, "timestamp_column": DEFAULT_TIMESTAMP_COLUMN, **columns}}
 
+    def check_predict_data(self, predict_data: Any, ag_args: dict[str, Any] | None = None) -> None:
+        """The training job forecasts ``predict_data``'s series; it has no future values of known covariates."""
+        needed = ((ag_args or {}).get("predictor_init_args") or {}).get("known_covariates_names")
+        if predict_data is not None and needed:
+            raise InvalidParameterError(
+                "predict_data",
+                "(given)",
+                f"the model forecasts with the known covariates {needed}, whose values for the horizon a training "
+                "job does not have: forecast with AGBatchPredictOperator(known_covariates=...) after the fit.",
+            )
+
+    def predict_data_columns(self, required: list[str]) -> list[str]:
+        return required  # whole series: the target, id and timestamp, as the training data
+
     def check_init_args(self, init_args: dict[str, Any]) -> None:
         length = init_args.get("prediction_length", 1)
         _positive_int("prediction_length", length)
@@ -133,7 +147,9 @@ class TimeSeriesKind(PredictorKind):
         if static is not None:
             self.check_static_features(static, sorted(items, key=str), {"timeseries": layout})
 
-    def write_batch_parts(self, history: Any, known: Any, static: Any, summary: dict[str, Any], directory: Any) -> Any:
+    def write_batch_parts(
+        self, history: Any, known: Any, static: Any, summary: dict[str, Any], directory: Any, min_parts: int = 1
+    ) -> Any:
         """Batch input partitioned by item: JSON envelopes of whole series (see :mod:`.series_io`)."""
         from airflow_autogluon_cloud.kinds.series_io import write_parts
 
@@ -142,7 +158,7 @@ class TimeSeriesKind(PredictorKind):
             "id_column": str(layout.get("id_column", DEFAULT_ID_COLUMN)),
             "timestamp_column": str(layout.get("timestamp_column", DEFAULT_TIMESTAMP_COLUMN)),
         }
-        return write_parts(history, known, static, full, directory)
+        return write_parts(history, known, static, full, directory, min_parts=min_parts)
 
     def evaluation_args(self, summary: dict[str, Any], windows: int) -> dict[str, Any]:
         _positive_int("backtest_windows", windows)
@@ -186,7 +202,8 @@ TIMESERIES = TimeSeriesKind(
     transform=TransformShape("None", "SingleRecord", "application/json", "text/csv", "None"),
     answer_columns=("item_id", "timestamp", "mean", "<quantile>..."),
     evaluable=True,
-    scores_in_training_job=False,
+    # predict_data: the series to forecast the next horizon of, once the fit is done.
+    scores_in_training_job=True,
     summary_fields=("timeseries", "model_names"),
     named_init_args=NAMED_INIT_ARGS,
     checks_whole_data=True,

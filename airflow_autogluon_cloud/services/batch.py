@@ -91,6 +91,7 @@ class BatchService:
         self.models.check_uri(model_uri)
         summary = self.models.summary(model_uri)  # read once: the features here, the version for the image
         kind = ModelSummary.from_dict(summary).kind
+        interpreter = kind.local_python()
         features = summary.get("features") or []
         options = predict_options.validate(predict_kwargs, summary)
         environment = dict(environment or {})
@@ -111,7 +112,7 @@ class BatchService:
                 return found
             name = found
             if prepared is None:
-                staged = self._stage_series(kind, summary, frames)
+                staged = self._stage_series(kind, summary, frames, instance_count)
             else:
                 staged = self.staging.stage_scoring_input(prepared, features)
         finally:
@@ -142,6 +143,7 @@ class BatchService:
             max_runtime=max_runtime,
             environment=environment,
             tags={PROVIDER_TAG: "transform", **(tags or {})},
+            interpreter=interpreter,
         )
         self.log.info("Creating transform job %s on the %s backend (input %s)", name, self.backend.name, staged.uri)
         try:
@@ -151,10 +153,13 @@ class BatchService:
             raise
         return JobSubmission(name, JobStatus.IN_PROGRESS, reattached=False)
 
-    def _stage_series(self, kind: PredictorKind, summary: dict[str, Any], frames: tuple[Any, Any, Any]) -> Any:
-        """Whole series partitioned by item into JSON envelopes, staged together as one prefix."""
+    def _stage_series(
+        self, kind: PredictorKind, summary: dict[str, Any], frames: tuple[Any, Any, Any], instance_count: int
+    ) -> Any:
+        """Whole series partitioned by item into JSON envelopes, staged together as one prefix: at
+        least one part per instance where there are enough items, so every instance has work."""
         with tempfile.TemporaryDirectory() as tmp:
-            paths = kind.write_batch_parts(*frames, summary, Path(tmp) / "test_data")
+            paths = kind.write_batch_parts(*frames, summary, Path(tmp) / "test_data", min_parts=instance_count)
             return self.staging.stage_parts(paths, "test_data")
 
     def result(self, job_name: str) -> dict[str, Any]:
@@ -198,7 +203,8 @@ class BatchService:
             if self.training is None:
                 raise
             try:
-                return pd.read_json(io.BytesIO(self.training.read_predictions(job_name)), lines=True)
+                raw = self.training.read_predictions(job_name)
+                return pd.read_json(io.BytesIO(raw), lines=True, precise_float=True)
             except ResourceNotFoundError:
                 raise ResourceNotFoundError(
                     "Transform or training job", job_name, self.backend.name, "no job of either kind has this name."

@@ -134,6 +134,8 @@ def run_transform(runner: JobRun) -> None:
     model_dir = workdir / "model"
     workers = max(1, int(spec.get("instance_count") or 1))
     _library_threads(workers)
+    # The serving code may size its own process pools by it (the job's workers are its parallelism).
+    os.environ["AG_BATCH_WORKER_PROCESSES"] = str(workers)
     log("Transform job %s: model %s (%s)", runner.name, spec["model_name"], model_uri)
     unpack_while_importing(model_uri, model_dir, aws, lambda summary: batch_worker.preimport(str(model_dir), summary))
     timings["imported"] = time.time()
