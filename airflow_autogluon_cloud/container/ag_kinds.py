@@ -120,6 +120,8 @@ class Kind:
     predict_options: tuple[str, ...] = ()
     #: Evaluation keeps per-row evidence and compares models pairwise (paired_stats.py).
     paired_statistics = False
+    #: ``predict_data`` in a training job is one request (whole series), not mini-batches of rows.
+    whole_predict_data = False
 
     @property
     def package(self) -> str:

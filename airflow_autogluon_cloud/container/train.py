@@ -329,11 +329,13 @@ def install_serve_script(source: Path, model_dir: Path) -> None:
     log.info("Copied %s to %s: model.tar.gz deploys without repacking", SERVE_SCRIPT, code_dir / SERVE_SCRIPT)
 
 
-def score_predict_data(source: Path, model_dir: Path, data: Path, output_data: Path) -> int:
+def score_predict_data(source: Path, model_dir: Path, data: Path, output_data: Path, static: Any = None) -> int:
     """Score ``data`` with the fitted model through the serving script, as a batch transform would.
 
     Each mini-batch of lines goes through ``serve.py``'s ``transform_fn`` (``text/csv`` in,
-    ``application/jsonl`` out), so the output is the batch transform's, to the byte. Written to a
+    ``application/jsonl`` out), so the output is the batch transform's, to the byte. A kind whose
+    requests hold whole series (``whole_predict_data``) sends the whole file as one request, with
+    the ``static`` features: the forecast of the next horizon of every series. Written to a
     temporary file first: a job that fails halfway leaves no partial predictions.
     """
     import importlib.util
@@ -349,6 +351,11 @@ def score_predict_data(source: Path, model_dir: Path, data: Path, output_data: P
     target = output_data / PREDICTIONS_FILE
     partial = output_data / f".{PREDICTIONS_FILE}.partial"
     rows = 0
+    if model.kind.whole_predict_data:
+        text = model.kind.answer_whole(serve, model, load_frame(data, "predict_data"), static, TrainingInputError)
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target)
+        return sum(1 for line in text.splitlines() if line.strip())
 
     def flush(out: Any, header: str, lines: list[str]) -> None:
         try:
@@ -456,7 +463,7 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
     install_serve_script(source, model_dir)
     if predict_file is not None:
         # Scored by the installed copy: the same serve.py the endpoint and the batch transform run.
-        rows = score_predict_data(model_dir / "code" / SERVE_SCRIPT, model_dir, predict_file, output_data)
+        rows = score_predict_data(model_dir / "code" / SERVE_SCRIPT, model_dir, predict_file, output_data, static)
         # The job's summary (output.tar.gz) says where they are; the model's own copy is about the model.
         summary["predictions"] = {"file": PREDICTIONS_FILE, "rows": rows}
         text = json.dumps(summary, indent=2, default=str)

@@ -100,7 +100,10 @@ class TrainingService:
 
         :param predict_data: data to score with the fitted predictor inside the same job (a
             DataFrame, a local file or an ``s3://`` CSV URI); the job writes it to its output in
-            the batch transform's format (see :meth:`result`'s ``predictions``).
+            the batch transform's format (see :meth:`result`'s ``predictions``). For a time
+            series: the whole series to forecast the next ``prediction_length`` steps of (often the
+            training data itself); the forecast is written as JSON lines of ``item_id``,
+            ``timestamp``, ``mean`` and one column per quantile.
         :param timeseries_columns: a time series' ``id_column`` and ``timestamp_column`` (default
             ``item_id`` and ``timestamp``).
         :param static_features: a time series' static features, one row per item (a DataFrame, a
@@ -127,7 +130,8 @@ class TrainingService:
         )
         kind.check_fit_args(ag_args["predictor_fit_args"])
         required = kind.required_columns(kind.label_of(ag_args["predictor_init_args"]), ag_args)
-        kind.check_predict_data(predict_data)
+        kind.check_predict_data(predict_data, ag_args)
+        interpreter = kind.local_python()
         _check_remote_predict_data(predict_data)
         if static_features is not None and not kind.accepts_static_features:
             kind.check_static_features(static_features, [], ag_args)  # refuses, naming the kind
@@ -140,7 +144,8 @@ class TrainingService:
                 tuning = self.staging.prepare_data(tuning_data, "tuning_data", required)
                 self._check_whole_data(kind, tuning, ag_args)
             if predict_data is not None:
-                scoring = self.staging.prepare_data(predict_data, "predict_data", [])
+                scoring = self.staging.prepare_data(predict_data, "predict_data", kind.predict_data_columns(required))
+                self._check_whole_data(kind, scoring, ag_args)
             if static_features is not None:
                 static = self.staging.prepare_data(static_features, "static_features", [])
                 if static.local_path is not None and items is not None:
@@ -189,6 +194,7 @@ class TrainingService:
             role_arn=role,
             tags={PROVIDER_TAG: "training", **(tags or {})},
             environment=dict(environment or {}),
+            interpreter=interpreter,
         )
         self.log.info("Creating training job %s on the %s backend", name, self.backend.name)
         self.backend.create_training_job(spec)

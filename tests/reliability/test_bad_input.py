@@ -205,8 +205,12 @@ INVALID = [
     # train and score in one job (issue 14)
     ("fit: download without predict data", lambda: _fit(download_predictions=True), "download_predictions"),
     (
-        "fit: predict data for a time series",
-        lambda: _fit(predictor_type="timeseries", predict_data=FRAME),
+        "fit: predict data for a time series with known covariates",
+        lambda: _fit(
+            predictor_type="timeseries",
+            predictor_init_args={"target": "churned", "known_covariates_names": ["tenure"]},
+            predict_data=FRAME,
+        ),
         "predict_data",
     ),
     ("fit: remote predict data not CSV", lambda: _fit(predict_data="s3://bucket/new.parquet"), "predict_data"),

@@ -195,3 +195,48 @@ def test_backtest_scores_both_models_on_the_same_windows(hook, champion, challen
         assert all(value is not None and value >= 0 for value in metrics.values())
     # The seasonal, promotion-aware ensemble beats repeating the last value on the same windows.
     assert result["metrics"]["champion"]["WQL"] < result["metrics"]["challenger"]["WQL"]
+
+
+def test_fit_and_forecast_in_one_job_equals_predict(hook, demand, tmp_path):
+    """``predict_data`` for a time series: the job forecasts the horizon after each series' end,
+    and the result says where the forecast is; it equals ``predict`` on the fitted model."""
+    from autogluon.timeseries import TimeSeriesDataFrame
+
+    history = demand[0].drop(columns="promo")  # no known covariates: a training job has no future values
+    named = {key: value for key, value in NAMED.items() if key != "known_covariates_names"}
+    submission = hook.start_training(
+        job_name="ag-af-test-ts-fit-forecast",
+        train_data=history,
+        predictor_type="timeseries",
+        predictor_fit_args={"hyperparameters": {"Naive": {}, "SeasonalNaive": {}}, "verbosity": 1},
+        named_init_args=named,
+        timeseries_columns=COLUMNS,
+        predict_data=history,
+        max_runtime=900,
+    )
+    hook.wait_for_job("training", submission.job_name, check_interval=1, max_check_interval=3)
+    result = hook.training_result(submission.job_name)
+    assert result["predictions"]["member"] == "predictions.jsonl"
+    assert result["predictions"]["rows"] == 20 * HORIZON
+    assert result["predictions"]["uri"].endswith("output.tar.gz")
+    got = hook.read_predict_results(submission.job_name)
+    predictor = hook.to_local_predictor(result["model_artifact_uri"], tmp_path / "predictor")
+    expected = pd.DataFrame(predictor.predict(TimeSeriesDataFrame.from_data_frame(history, **COLUMNS))).reset_index()
+    expected.columns = [str(c) for c in expected.columns]
+    same_forecast(got, expected)
+
+
+def test_fit_and_forecast_is_refused_with_known_covariates_before_any_job(hook, demand):
+    history, _, _ = demand
+    with pytest.raises(InvalidParameterError, match="known covariates") as err:
+        hook.start_training(
+            job_name="ag-af-test-ts-fit-forecast-cov",
+            train_data=history,
+            predictor_type="timeseries",
+            predictor_fit_args={"hyperparameters": {"Naive": {}}},
+            named_init_args=NAMED,
+            timeseries_columns=COLUMNS,
+            predict_data=history,
+        )
+    assert err.value.parameter == "predict_data"
+    assert "ag-af-test-ts-fit-forecast-cov" not in {j.name for j in hook.backend.list_training_jobs()}
