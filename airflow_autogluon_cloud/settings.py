@@ -49,6 +49,28 @@ def _config(key: str) -> str | None:
     return value or None
 
 
+def resolve_local_python(key: str) -> str:
+    """The interpreter the local backend runs a kind's entry scripts with: ``[autogluon_cloud] <key>``
+    (the kind gives the key, e.g. ``local_python_timeseries``), else this one.
+
+    :raises InvalidParameterError: the setting names no executable file (checked before any job).
+    """
+    import sys
+
+    value = _config(key)
+    if value is None:
+        return sys.executable
+    path = Path(value).expanduser()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise InvalidParameterError(
+            key,
+            value,
+            f"set [autogluon_cloud] {key} (or AIRFLOW__AUTOGLUON_CLOUD__{key.upper()}) to an existing, executable "
+            "Python interpreter with AutoGluon installed, e.g. /opt/ts-env/bin/python, or remove it to use Airflow's.",
+        )
+    return str(path)
+
+
 def default_deferrable() -> bool:
     """``[operators] default_deferrable``: whether tasks wait in the triggerer unless told otherwise."""
     return bool(airflow_conf().getboolean("operators", "default_deferrable", fallback=False))

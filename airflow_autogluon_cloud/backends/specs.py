@@ -71,6 +71,8 @@ class TrainingJobSpec:
     role_arn: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    #: The Python the local backend runs the entry script with (``None``: Airflow's); not sent to SageMaker.
+    interpreter: str | None = None
     #: The script the job runs from the code channel (script mode's ``sagemaker_program``).
     entry_point: str = TRAIN_SCRIPT
 
@@ -116,6 +118,8 @@ class TransformJobSpec:
     max_runtime: int = 3600
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    #: The Python the local backend scores with (``None``: Airflow's); not sent to SageMaker.
+    interpreter: str | None = None
 
 
 @dataclass
@@ -128,6 +132,8 @@ class ModelSpec:
     role_arn: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    #: The Python the local backend's endpoint serves with (``None``: Airflow's); not sent to SageMaker.
+    interpreter: str | None = None
 
 
 @dataclass

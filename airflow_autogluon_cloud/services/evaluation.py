@@ -192,6 +192,7 @@ class EvaluationService:
         slice_columns = self.check_statistics(baseline, slices, n_resamples, seed)
         kind = get_kind(first.get("predictor_type"))
         kind_args = kind.evaluation_args(first, backtest_windows)
+        interpreter = kind.local_python()
         if static_features is not None and not kind.accepts_static_features:
             kind.check_static_features(static_features, [], first)  # refuses, naming the kind
         prepared = self.staging.prepare_data(data, "data", [label, *slice_columns])
@@ -248,6 +249,7 @@ class EvaluationService:
             image_uri=image.image_uri,
             role_arn=role,
             tags={PROVIDER_TAG: "evaluation", **(tags or {})},
+            interpreter=interpreter,
         )
         self.log.info("Creating evaluation job %s for %s on %s", found, ", ".join(uris), data_uri)
         self.backend.create_evaluation_job(spec)

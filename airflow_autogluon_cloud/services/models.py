@@ -101,9 +101,11 @@ class ModelService:
                     "model_name", model_name, f"a model with that name already serves {existing.model_data_uri}."
                 )
             return False
+        summary = summary if summary is not None else self.summary(model_uri)
+        interpreter = ModelSummary.from_dict(summary).kind.local_python()
         version = framework_version
         if version is None and custom_image_uri is None:
-            version = (summary if summary is not None else self.summary(model_uri)).get("autogluon_version")
+            version = summary.get("autogluon_version")
         image = self.backend.resolve_image(
             "inference", framework_version=version, custom_image_uri=custom_image_uri, instance_type=instance_type
         )
@@ -114,6 +116,7 @@ class ModelService:
                 image_uri=image.image_uri,
                 role_arn=self.execution_role(),
                 tags={PROVIDER_TAG: "model", **(tags or {})},
+                interpreter=interpreter,
             )
         )
         return True

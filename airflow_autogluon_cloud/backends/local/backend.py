@@ -207,7 +207,10 @@ class LocalBackend(Backend):
         except AlreadyExistsError:
             raise AutoGluonCloudError(f"{kind.label} {name!r} already exists on the local backend.") from None
         workdir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "airflow_autogluon_cloud.backends.local.runner", str(self.root), kind, name]
+        # A transform scores in its runner: it runs with the kind's interpreter (which then needs this
+        # package too); the other runners start the entry script with it (runner.py).
+        python = (getattr(spec, "interpreter", None) if isinstance(spec, TransformJobSpec) else None) or sys.executable
+        argv = [python, "-m", "airflow_autogluon_cloud.backends.local.runner", str(self.root), kind, name]
         try:
             pid, start = processes.spawn_detached(
                 argv, cwd=workdir, env=self._job_env(uris), log_path=workdir / _LOG_FILE

@@ -53,11 +53,19 @@ def server_argv(
     serverless: dict[str, Any],
     workers: int = 1,
     log_file: str | None = None,
+    interpreter: str | None = None,
 ) -> list[str]:
     """The command of one endpoint server: ``workers`` processes behind one port; a serverless
     server (always one process) bounds concurrency and stops when idle. Its log (``log_file``)
     is rotated when full."""
-    argv = [sys.executable, str(SERVER_SCRIPT), "--model-dir", str(Path(workdir) / "model"), "--name", name]
+    argv = [
+        interpreter or sys.executable,
+        str(SERVER_SCRIPT),
+        "--model-dir",
+        str(Path(workdir) / "model"),
+        "--name",
+        name,
+    ]
     argv += ["--ready-file", ready_file, "--host", host, "--port", str(port)]
     if log_file:
         argv += ["--log-file", log_file]

@@ -355,7 +355,9 @@ class LocalEndpoints:
         workers = 1 if serverless or config is None else int(config.data.get("instance_count") or 1)
         dirs = (pending["dir"], pending["ready_file"])
         log_file = str(self.log_path(name))
-        return endpoint_http.server_argv(name, *dirs, self.host, port, serverless, workers, log_file)
+        model = self.store.get(MODEL, config.data["model_name"]) if config is not None else None
+        python = (model.data.get("interpreter") if model is not None else None) or None
+        return endpoint_http.server_argv(name, *dirs, self.host, port, serverless, workers, log_file, python)
 
     def _claim_respawn(self, name: str, pending: dict[str, Any]) -> bool:
         return self.store.update(

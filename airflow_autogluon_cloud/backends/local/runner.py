@@ -188,7 +188,7 @@ class Runner:
         for channel in spec["channels"]:
             env[f"SM_CHANNEL_{channel.upper()}"] = str(input_data / channel)
         # Script mode: hyperparameters become ``--key value`` arguments, as the toolkit passes them.
-        argv = [sys.executable, str(code_dir / script)]
+        argv = [spec.get("interpreter") or sys.executable, str(code_dir / script)]
         for key, value in sorted(hyperparameters.items()):
             if not key.startswith("sagemaker_"):
                 argv += [f"--{key}", value]
