@@ -35,6 +35,8 @@ def render(results: dict[str, Any]) -> str:
         out += _batch(s["batch"])
     if "staging" in s:
         out += _staging(s["staging"])
+    if "timeseries" in s:
+        out += _timeseries(s["timeseries"])
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -45,6 +47,7 @@ TITLES = {
     "endpoint": "4. Real-time endpoint",
     "batch": "5. Batch scoring",
     "staging": "6. Staging",
+    "timeseries": "7. Time-series forecasts",
 }
 
 
@@ -245,3 +248,37 @@ def _staging(p: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _timeseries(p: dict[str, Any]) -> list[str]:
+    lines = _header("7. Time-series forecasts", p)
+    if "batch_series_per_s" not in p:
+        return [*lines, f"Not measured: {p.get('error', 'no figures')}", ""]
+    b = p["batch_series_per_s"]
+    rt = p["realtime"]
+    lines += [
+        f"{p['series']:,} series x {p['weeks']} weeks, {', '.join(p['models'])}, {p['horizon']}-step horizon; "
+        f"load average {p['load_average_before'][0]} before, {p['load_average_after'][0]} after; output identical "
+        f"to in-process predict: {p['output_identical']}.",
+        "",
+        "| batch (series/s) | scoring | end to end |",
+        "|---|---:|---:|",
+        f"| in-process predict | {_triple(b['in_process'])} | |",
+        f"| in-process predict, sequential (reference) | {_triple(b.get('in_process_sequential', ['-']))} | |",
+        f"| local job, 1 worker | {_triple(b['job_1'])} | {_triple(b['job_1_e2e'])} |",
+        f"| local job, 2 workers | {_triple(b['job_2'])} | {_triple(b['job_2_e2e'])} |",
+        "",
+        f"Scoring rate to in-process: {_triple(p['batch_ratio_1_worker'])} (1 worker), "
+        f"{_triple(p['batch_ratio_2_workers'])} (2 workers); 1 worker to the sequential in-process reference: "
+        f"{_triple(p.get('batch_ratio_1_worker_to_sequential', ['-']))}. Real time, one series, "
+        f"{rt['requests']} sequential requests: endpoint p50 {rt['endpoint_p50_ms']} ms "
+        f"(p95 {rt['endpoint_p95_ms']}), in-process p50 "
+        f"{rt['in_process_p50_ms']} ms (p95 {rt['in_process_p95_ms']}): ratio {rt['p50_ratio']}.",
+        "",
+    ]
+    return lines
+
+
+def _triple(x: Any) -> str:
+    """``median (min–max)`` of a ``[median, min, max]`` triple."""
+    return _range(x[0], x[1:])

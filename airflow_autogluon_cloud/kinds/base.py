@@ -153,6 +153,10 @@ class PredictorKind:
                 "predict_data", "(given)", f"scoring in the training job is not available for {self.name} predictors."
             )
 
+    def answer_rows(self, data: Any, summary: dict[str, Any]) -> int:
+        """The rows a prediction of ``data`` answers: one per input row (default)."""
+        return len(data)
+
     def predict_data_columns(self, required: list[str]) -> list[str]:
         """The columns ``predict_data`` needs, given those of the training data (default: none: a
         row needs only what the model has features for)."""

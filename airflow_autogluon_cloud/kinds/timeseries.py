@@ -58,6 +58,12 @@ class TimeSeriesKind(PredictorKind):
                 "job does not have: forecast with AGBatchPredictOperator(known_covariates=...) after the fit.",
             )
 
+    def answer_rows(self, data: Any, summary: dict[str, Any]) -> int:
+        """A forecast answers ``prediction_length`` rows per item."""
+        layout = summary.get("timeseries") or {}
+        items = data[str(layout.get("id_column") or DEFAULT_ID_COLUMN)].nunique()
+        return int(items) * int(layout.get("prediction_length") or 1)
+
     def predict_data_columns(self, required: list[str]) -> list[str]:
         return required  # whole series: the target, id and timestamp, as the training data
 

@@ -13,13 +13,18 @@ if TYPE_CHECKING:
 
 
 class AGPredictOperator(AutoGluonCloudBaseOperator):
-    """Send ``data`` to an endpoint and fail unless every row gets an answer.
+    """Send ``data`` to an endpoint and fail unless it answers every row the served model's kind owes:
+    one per input row, or for a forecast ``prediction_length`` rows per item (the endpoint's
+    model summary says which).
 
     XCom: ``endpoint_name``, ``rows``, and ``predictions`` (the first ``max_rows_in_xcom`` answers;
-    with ``predict_proba``, one dict of class probabilities per row).
+    with ``predict_proba``, one dict of class probabilities per row; for a forecast, ``item_id``,
+    ``timestamp``, ``mean`` and the quantiles).
 
     :param endpoint_name: the endpoint, or the deploy task's XCom dict. (templated)
-    :param data: a CSV path (or a DataFrame). (templated)
+    :param data: a CSV path (or a DataFrame); for a forecast, the whole history of each item. (templated)
+    :param known_covariates: a forecast's known covariates for the horizon (a DataFrame). (templated)
+    :param static_features: a forecast's static features, one row per item (a DataFrame). (templated)
     :param predict_proba: ask for class probabilities.
     :param predict_kwargs: prediction options: ``decision_threshold`` (binary models), ``model`` (a
         name from the leaderboard), ``as_multiclass``; sent in SageMaker's CustomAttributes header.
@@ -27,7 +32,14 @@ class AGPredictOperator(AutoGluonCloudBaseOperator):
     :param max_rows_in_xcom: answers kept in XCom (keep it small).
     """
 
-    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "data", "predict_kwargs")
+    template_fields: Sequence[str] = (
+        *CONNECTION_TEMPLATE_FIELDS,
+        "endpoint_name",
+        "data",
+        "predict_kwargs",
+        "known_covariates",
+        "static_features",
+    )
 
     def __init__(
         self,
@@ -37,6 +49,8 @@ class AGPredictOperator(AutoGluonCloudBaseOperator):
         predict_proba: bool = False,
         predict_kwargs: dict[str, Any] | str | None = None,
         max_rows_in_xcom: int = 10,
+        known_covariates: Any = None,
+        static_features: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -45,18 +59,33 @@ class AGPredictOperator(AutoGluonCloudBaseOperator):
         self.predict_proba = predict_proba
         self.predict_kwargs = predict_kwargs
         self.max_rows_in_xcom = max_rows_in_xcom
+        self.known_covariates = known_covariates
+        self.static_features = static_features
 
     def execute(self, context: Context) -> dict[str, Any]:
         name = str(
             self.endpoint_name.get("endpoint_name") if isinstance(self.endpoint_name, dict) else self.endpoint_name
         )
-        predict = self.hook.predict_proba_real_time if self.predict_proba else self.hook.predict_real_time
-        answers = predict(name, self.data, predict_kwargs=self.predict_kwargs)
+        summary = self.hook.endpoints.served_summary(name)  # the kind decides how many rows are due
+        answers, expected = self.hook.realtime.answers(
+            name,
+            self.data,
+            summary,
+            predict_proba=self.predict_proba,
+            predict_kwargs=self.predict_kwargs,
+            known_covariates=self.known_covariates,
+            static_features=self.static_features,
+        )
         rows = len(answers)
-        expected = len(self.data) if hasattr(self.data, "__len__") and not isinstance(self.data, str) else None
-        if rows == 0 or (expected is not None and rows != expected):
-            raise EndpointError(name, f"answered {rows} rows for {expected} sent")
+        if rows == 0 or rows != expected:
+            raise EndpointError(name, f"answered {rows} rows where {expected} were due")
         head = answers.head(self.max_rows_in_xcom)
-        predictions = head.round(4).to_dict(orient="records") if hasattr(head, "columns") else head.tolist()
+        if hasattr(head, "columns"):  # small JSON: timestamps as text
+            predictions = head.round(4).astype(
+                {c: str for c in head.columns if str(head[c].dtype).startswith("datetime")}
+            )
+            predictions = predictions.to_dict(orient="records")
+        else:
+            predictions = head.tolist()
         self.log.info("Endpoint %s answered %d rows; first: %s", name, rows, predictions[:3])
         return {"endpoint_name": name, "rows": rows, "predictions": predictions}

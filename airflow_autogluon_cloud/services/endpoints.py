@@ -23,6 +23,7 @@ from airflow_autogluon_cloud.exceptions import (
     JobTimeoutError,
     ResourceNotFoundError,
 )
+from airflow_autogluon_cloud.kinds import ModelSummary
 from airflow_autogluon_cloud.services import TaskLog
 from airflow_autogluon_cloud.services.models import ModelService
 from airflow_autogluon_cloud.settings import ProviderSettings
@@ -80,6 +81,13 @@ class EndpointService:
     models: ModelService
     settings: ProviderSettings
     log: TaskLog
+
+    def served_summary(self, endpoint_name: str) -> ModelSummary:
+        """The summary of the model ``endpoint_name`` serves (its kind decides how answers are counted)."""
+        endpoint = self.backend.describe_endpoint(endpoint_name)
+        config = self.backend.describe_endpoint_config(str(endpoint.config_name))
+        model = self.backend.describe_model(config.model_names[0])
+        return ModelSummary.from_dict(self.models.summary(str(model.model_data_uri)))
 
     def describe(self, endpoint_name: str) -> EndpointDescription:
         return self.backend.describe_endpoint(endpoint_name)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_autogluon_cloud import predict_options
 from airflow_autogluon_cloud.backends.base import Backend
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
+from airflow_autogluon_cloud.kinds import SERIES, ModelSummary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,6 +126,39 @@ class RealtimeService:
             )
         raw = self.invoke(endpoint_name, body, "application/json", "application/x-parquet", options)
         return pd.read_parquet(io.BytesIO(raw))
+
+    def answers(
+        self,
+        endpoint_name: str,
+        data: Any,
+        summary: ModelSummary,
+        *,
+        predict_proba: bool = False,
+        predict_kwargs: dict[str, Any] | None = None,
+        known_covariates: Any = None,
+        static_features: Any = None,
+    ) -> tuple[Any, int]:
+        """The endpoint's answers to ``data`` as the served model's kind gives them, and how many
+        answer rows that kind owes for ``data`` (one per row; a forecast's horizon per item).
+
+        :param summary: the served model's summary (its kind and, for a forecast, its layout).
+        """
+        import pandas as pd
+
+        kind = summary.kind
+        if kind.batch_split != SERIES:
+            predict = self.predict_proba if predict_proba else self.predict
+            answers = predict(endpoint_name, data, predict_kwargs)
+            frame = data if hasattr(data, "__len__") and not isinstance(data, (str, os.PathLike)) else None
+            return answers, (kind.answer_rows(frame, summary.to_dict()) if frame is not None else len(answers))
+        if predict_proba:
+            raise InvalidParameterError("predict_proba", True, f"{kind.name} models answer forecasts, not classes.")
+        if isinstance(data, (str, os.PathLike)):
+            if not Path(data).is_file():
+                raise InvalidParameterError("data", str(data), "no such CSV file; pass a DataFrame or a CSV path.")
+            data = pd.read_csv(data)
+        answers = self.forecast(endpoint_name, data, known_covariates, static_features, predict_kwargs)
+        return answers, kind.answer_rows(data, summary.to_dict())
 
     def predict(self, endpoint_name: str, data: Any, predict_kwargs: dict[str, Any] | None = None) -> pd.Series:
         """Predictions for ``data`` as a Series named after the label."""

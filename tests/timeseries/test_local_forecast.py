@@ -169,6 +169,29 @@ def test_real_time_forecast_equals_predict(hook, endpoint, predictor, demand):
     assert len(single) == HORIZON
 
 
+def test_predict_operator_counts_a_forecasts_rows_per_item(endpoint, demand):
+    """AGPredictOperator against a forecasting endpoint: the kind says a forecast owes
+    ``prediction_length`` rows per item, not one per history row."""
+    from airflow_autogluon_cloud.operators.predict import AGPredictOperator
+
+    history, future, static = demand
+    few = ["item_0001", "item_0002", "item_0005"]
+    operator = AGPredictOperator(
+        task_id="forecast_smoke",
+        aws_conn_id=None,
+        endpoint_name=endpoint,
+        data=history[history["store_item"].isin(few)],
+        known_covariates=future[future["store_item"].isin(few)],
+        static_features=static[static["store_item"].isin(few)],
+        max_rows_in_xcom=4,
+    )
+    result = operator.execute({})
+    assert result["rows"] == len(few) * HORIZON
+    assert len(result["predictions"]) == 4
+    assert set(result["predictions"][0]) == {"item_id", "timestamp", "mean", *[str(q) for q in QUANTILES]}
+    assert isinstance(result["predictions"][0]["timestamp"], str)
+
+
 @pytest.fixture(scope="module")
 def challenger(hook, demand) -> dict:
     history, _, static = demand
