@@ -259,8 +259,7 @@ def _timeseries(p: dict[str, Any]) -> list[str]:
     lines += [
         f"{p['series']:,} series x {p['weeks']} weeks, {', '.join(p['models'])}, {p['horizon']}-step horizon; "
         f"load average {p['load_average_before'][0]} before, {p['load_average_after'][0]} after; output identical "
-        f"to in-process predict: {p['output_identical']}."
-        + (f" Note: {p['note']}." if p.get("note") else ""),
+        f"to in-process predict: {p['output_identical']}." + (f" Note: {p['note']}." if p.get("note") else ""),
         "",
         "| batch (series/s) | scoring | end to end |",
         "|---|---:|---:|",
