@@ -134,7 +134,7 @@ class RealtimeService:
         summary: ModelSummary,
         *,
         predict_proba: bool = False,
-        predict_kwargs: dict[str, Any] | None = None,
+        predict_kwargs: dict[str, Any] | str | None = None,
         known_covariates: Any = None,
         static_features: Any = None,
     ) -> tuple[Any, int]:
@@ -146,9 +146,10 @@ class RealtimeService:
         import pandas as pd
 
         kind = summary.kind
+        options = predict_options.validate(predict_kwargs)  # a dict or a JSON object string; its shape
         if kind.batch_split != SERIES:
             predict = self.predict_proba if predict_proba else self.predict
-            answers = predict(endpoint_name, data, predict_kwargs)
+            answers = predict(endpoint_name, data, options)
             frame = data if hasattr(data, "__len__") and not isinstance(data, (str, os.PathLike)) else None
             return answers, (kind.answer_rows(frame, summary.to_dict()) if frame is not None else len(answers))
         if predict_proba:
@@ -157,7 +158,7 @@ class RealtimeService:
             if not Path(data).is_file():
                 raise InvalidParameterError("data", str(data), "no such CSV file; pass a DataFrame or a CSV path.")
             data = pd.read_csv(data)
-        answers = self.forecast(endpoint_name, data, known_covariates, static_features, predict_kwargs)
+        answers = self.forecast(endpoint_name, data, known_covariates, static_features, options)
         return answers, kind.answer_rows(data, summary.to_dict())
 
     def predict(self, endpoint_name: str, data: Any, predict_kwargs: dict[str, Any] | None = None) -> pd.Series:
