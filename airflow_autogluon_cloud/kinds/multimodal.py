@@ -1,10 +1,72 @@
-"""The multimodal kind: ``MultiModalPredictor``, saved standalone; rows are independent, like tabular."""
+"""The multimodal kind: ``MultiModalPredictor`` (text, image and tabular+text), saved standalone; rows
+are independent, like tabular, and answers look the same (``[label, <class>_proba...]``).
+
+The columns' types come from ``predictor_fit_args["column_types"]`` (AutoGluon's own argument,
+e.g. ``{"review": "text"}``); columns declared text are checked to hold strings before any job.
+Evaluation scores the model on the holdout with the tabular metrics, so the registry and the gate
+take multimodal models unchanged.
+"""
 
 from __future__ import annotations
 
-from airflow_autogluon_cloud.kinds.base import ROWS, PredictorKind, TransformShape
+from dataclasses import dataclass
+from typing import Any
 
-MULTIMODAL = PredictorKind(
+from airflow_autogluon_cloud.exceptions import InvalidParameterError
+from airflow_autogluon_cloud.kinds.base import ROWS, PredictorKind, TransformShape
+from airflow_autogluon_cloud.kinds.tabular import DEFAULT_METRICS, METRICS_BY_PROBLEM_TYPE
+
+#: ``column_types`` values AutoGluon reads as text.
+TEXT_TYPES = ("text",)
+
+
+@dataclass(frozen=True)
+class MultiModalKind(PredictorKind):
+    """Multimodal predictors: declared column types are checked, metrics are tabular's."""
+
+    def column_types(self, ag_args: dict[str, Any]) -> dict[str, str]:
+        declared = (ag_args.get("predictor_fit_args") or {}).get("column_types") or {}
+        if not isinstance(declared, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in declared.items()):
+            raise InvalidParameterError(
+                "predictor_fit_args['column_types']", declared, 'give a dict of column name -> type, e.g. {"review": "text"}.'
+            )
+        return dict(declared)
+
+    def check_fit_args(self, fit_args: dict[str, Any]) -> None:
+        self.column_types({"predictor_fit_args": fit_args})
+
+    def required_columns(self, label: str | None, ag_args: dict[str, Any]) -> list[str]:
+        declared = [c for c in self.column_types(ag_args) if c != label]
+        return [*([label] if label else []), *declared]
+
+    def check_training_data(self, frame: Any, parameter: str, ag_args: dict[str, Any]) -> None:
+        import pandas as pd
+
+        label = self.label_of(ag_args.get("predictor_init_args") or {})
+        if label is not None and frame[label].isna().all():
+            raise InvalidParameterError(parameter, label, f"the label column {label!r} has no values.")
+        for column, kind in self.column_types(ag_args).items():
+            if kind not in TEXT_TYPES:
+                continue
+            values = frame[column].dropna()
+            not_text = values[~values.map(lambda v: isinstance(v, str))]
+            if len(values) == 0 or len(not_text) or not pd.api.types.is_object_dtype(frame[column].dtype):
+                shown = not_text.iloc[0] if len(not_text) else "(no values)"
+                raise InvalidParameterError(
+                    parameter,
+                    f"{column}={shown!r}",
+                    f"column {column!r} is declared text (column_types) but holds {frame[column].dtype} values: "
+                    "give it strings, or declare its real type.",
+                )
+
+    def metric_names(self, problem_type: str | None) -> frozenset[str]:
+        return METRICS_BY_PROBLEM_TYPE.get(str(problem_type), frozenset())
+
+    def default_metrics(self, problem_type: str | None) -> list[str]:
+        return list(DEFAULT_METRICS.get(str(problem_type), []))
+
+
+MULTIMODAL = MultiModalKind(
     name="multimodal",
     package="autogluon.multimodal",
     class_name="MultiModalPredictor",
@@ -12,9 +74,11 @@ MULTIMODAL = PredictorKind(
     batch_split=ROWS,
     transform=TransformShape("Line", "MultiRecord", "text/csv", "application/jsonl", "Line"),
     answer_columns=("<label>", "<class>_proba..."),
-    evaluable=False,
+    evaluable=True,
     scores_in_training_job=True,
     summary_fields=("class_labels",),
+    # Text columns are checked on the whole data before a job.
+    checks_whole_data=True,
     # MultiModalPredictor.load takes no require_version_match.
     load_accepts_version_check=False,
 )
