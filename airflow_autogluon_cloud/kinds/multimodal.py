@@ -59,6 +59,10 @@ class MultiModalKind(PredictorKind):
                     "give it strings, or declare its real type.",
                 )
 
+    def evaluation_args(self, summary: dict[str, Any], windows: int) -> dict[str, Any]:
+        super().evaluation_args(summary, windows)  # refuses backtest windows
+        return {"predictor_type": self.name}
+
     def metric_names(self, problem_type: str | None) -> frozenset[str]:
         return METRICS_BY_PROBLEM_TYPE.get(str(problem_type), frozenset())
 
@@ -79,6 +83,7 @@ MULTIMODAL = MultiModalKind(
     summary_fields=("class_labels",),
     # Text columns are checked on the whole data before a job.
     checks_whole_data=True,
-    # MultiModalPredictor.load takes no require_version_match.
+    # MultiModalPredictor.load takes neither version check.
     load_accepts_version_check=False,
+    load_accepts_py_version_check=False,
 )
