@@ -2,7 +2,9 @@
 are independent, like tabular, and answers look the same (``[label, <class>_proba...]``).
 
 The columns' types come from ``predictor_fit_args["column_types"]`` (AutoGluon's own argument,
-e.g. ``{"review": "text"}``); columns declared text are checked to hold strings before any job.
+e.g. ``{"review": "text", "photo": "image_path"}``); columns declared text are checked to hold
+strings, and image columns to name readable images under one folder, before any job. The images
+are staged as their own channels (``kinds/images.py``).
 Evaluation scores the model on the holdout with the tabular metrics, so the registry and the gate
 take multimodal models unchanged.
 """
@@ -18,6 +20,8 @@ from airflow_autogluon_cloud.kinds.tabular import DEFAULT_METRICS, METRICS_BY_PR
 
 #: ``column_types`` values AutoGluon reads as text.
 TEXT_TYPES = ("text",)
+#: The channel each input's images are staged as (AutoGluon Cloud's names).
+IMAGE_CHANNELS = {"train_data": "train_images", "tuning_data": "tune_images"}
 
 
 @dataclass(frozen=True)
@@ -26,9 +30,13 @@ class MultiModalKind(PredictorKind):
 
     def column_types(self, ag_args: dict[str, Any]) -> dict[str, str]:
         declared = (ag_args.get("predictor_fit_args") or {}).get("column_types") or {}
-        if not isinstance(declared, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in declared.items()):
+        if not isinstance(declared, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in declared.items()
+        ):
             raise InvalidParameterError(
-                "predictor_fit_args['column_types']", declared, 'give a dict of column name -> type, e.g. {"review": "text"}.'
+                "predictor_fit_args['column_types']",
+                declared,
+                'give a dict of column -> type, e.g. {"review": "text"}.',
             )
         return dict(declared)
 
@@ -45,6 +53,11 @@ class MultiModalKind(PredictorKind):
         label = self.label_of(ag_args.get("predictor_init_args") or {})
         if label is not None and frame[label].isna().all():
             raise InvalidParameterError(parameter, label, f"the label column {label!r} has no values.")
+        from airflow_autogluon_cloud.kinds.images import common_folder, image_paths
+
+        columns = self.image_columns(ag_args)
+        if columns:
+            common_folder(image_paths(frame, columns, parameter), parameter)
         for column, kind in self.column_types(ag_args).items():
             if kind not in TEXT_TYPES:
                 continue
@@ -62,6 +75,28 @@ class MultiModalKind(PredictorKind):
     def evaluation_args(self, summary: dict[str, Any], windows: int) -> dict[str, Any]:
         super().evaluation_args(summary, windows)  # refuses backtest windows
         return {"predictor_type": self.name}
+
+    def image_columns(self, ag_args: dict[str, Any]) -> list[str]:
+        from airflow_autogluon_cloud.kinds.images import IMAGE_TYPES
+
+        return [c for c, kind in self.column_types(ag_args).items() if kind in IMAGE_TYPES]
+
+    def side_inputs(
+        self, frame: Any, parameter: str, ag_args: dict[str, Any], workdir: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """The images of the image columns, zipped under their common folder, as ``train_images`` /
+        ``tune_images``; the data's image columns then hold paths relative to that folder."""
+        from pathlib import Path
+
+        from airflow_autogluon_cloud.kinds.images import pack_images
+
+        columns = self.image_columns(ag_args)
+        if not columns:
+            return None, {}
+        if parameter not in IMAGE_CHANNELS:
+            raise InvalidParameterError(parameter, columns, "image columns apply to training and tuning data only.")
+        archive = Path(workdir) / f"{IMAGE_CHANNELS[parameter]}.zip"
+        return pack_images(frame, columns, parameter, archive), {IMAGE_CHANNELS[parameter]: archive}
 
     def metric_names(self, problem_type: str | None) -> frozenset[str]:
         return METRICS_BY_PROBLEM_TYPE.get(str(problem_type), frozenset())

@@ -27,7 +27,7 @@ def _define_missing_schemas() -> None:
     missing = []
     for name in _SCHEMAS:
         try:
-            getattr(torch.ops.torchvision, name).default
+            _ = getattr(torch.ops.torchvision, name).default
         except (AttributeError, RuntimeError):
             missing.append(name)
     if missing:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from airflow_autogluon_cloud.example_data import make_reviews
+
+__all__ = ["MULTIMODAL", "build_tiny_bert", "make_reviews", "text_fit_args"]
 
 #: Backbones come from local directories or a pre-filled cache: never from the hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -28,32 +31,6 @@ MULTIMODAL = [
         reason="autogluon.multimodal is not installed: run in .venv-multimodal (bash scripts/setup-multimodal-env.sh)",
     ),
 ]
-
-_GOOD = ["great", "lovely", "excellent", "superb", "delightful", "wonderful", "fine", "pleasant"]
-_BAD = ["awful", "terrible", "broken", "poor", "dreadful", "horrible", "useless", "nasty"]
-_FILLER = ["the", "product", "was", "really", "quite", "service", "delivery", "and", "item", "very"]
-
-
-def make_reviews(rows: int, seed: int) -> Any:
-    """Short texts whose sentiment words decide the label, with a score that follows it (for regression)."""
-    import pandas as pd
-
-    rng = random.Random(seed)
-    records = []
-    for i in range(rows):
-        positive = i % 2 == 0
-        words = rng.sample(_FILLER, 4) + rng.sample(_GOOD if positive else _BAD, 2)
-        rng.shuffle(words)
-        records.append(
-            {
-                "review": " ".join(words),
-                "stars": rng.choice([4, 5]) if positive else rng.choice([1, 2]),
-                "shop": rng.choice(["north", "south"]),
-                "price": round(rng.uniform(5, 50), 2),
-                "sentiment": "pos" if positive else "neg",
-            }
-        )
-    return pd.DataFrame.from_records(records)
 
 
 def build_tiny_bert(directory: Path, texts: list[str]) -> Path:

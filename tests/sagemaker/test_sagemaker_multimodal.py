@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import zipfile
 
 import boto3
 import pandas as pd
@@ -137,3 +138,87 @@ def test_batch_request_of_text_rows_is_cut_at_lines(hook, record, reviews):
     assert model["PrimaryContainer"]["ModelDataUrl"] == MODEL_URI
     staged = pd.read_csv(io.BytesIO(_read(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])))
     assert staged["review"].tolist() == reviews["review"].tolist()
+
+
+def _pngs(folder, names: list[str]) -> list[str]:
+    from PIL import Image
+
+    paths = []
+    for i, name in enumerate(names):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (i * 20 % 256, 0, 0)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+IMAGE_FIT_ARGS = {"column_types": {"photo": "image_path"}, "hyperparameters": {"model.names": ["timm_image"]}}
+
+
+def test_images_are_staged_as_channels_once_and_the_column_made_relative(hook, record, tmp_path):
+    train = pd.DataFrame(
+        {"photo": _pngs(tmp_path / "photos", ["cats/1.png", "dogs/2.png", "dogs/3.png"] * 2), "label": ["c", "d"] * 3}
+    )
+    tuning = pd.DataFrame({"photo": _pngs(tmp_path / "held", ["x/4.png", "y/5.png"]), "label": ["c", "d"]})
+    recorder = record(hook.backend.client("sagemaker"), "CreateTrainingJob")
+    for name in ("ag-af-mm-img-1", "ag-af-mm-img-2"):
+        hook.start_training(
+            job_name=name,
+            train_data=train,
+            tuning_data=tuning,
+            predictor_type="multimodal",
+            predictor_init_args={"label": "label"},
+            predictor_fit_args=IMAGE_FIT_ARGS,
+            framework_version="1.5",
+        )
+    first, second = (
+        {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+        for request in recorder.calls["CreateTrainingJob"]
+    )
+    assert set(first) == {"ag_args", "code", "train_data", "tuning_data", "train_images", "tune_images"}
+    # Unchanged images: the same archive, under the same content-addressed key, uploaded once.
+    assert first["train_images"] == second["train_images"]
+    assert first["train_images"].endswith("/train_images.zip")
+    with zipfile.ZipFile(io.BytesIO(_read(first["train_images"]))) as zipped:
+        assert sorted(zipped.namelist()) == ["cats/1.png", "dogs/2.png", "dogs/3.png"]
+    with zipfile.ZipFile(io.BytesIO(_read(first["tune_images"]))) as zipped:
+        assert sorted(zipped.namelist()) == ["x/4.png", "y/5.png"]
+    staged = pd.read_csv(io.BytesIO(_read(first["train_data"])))
+    assert staged["photo"].tolist() == ["cats/1.png", "dogs/2.png", "dogs/3.png"] * 2
+    assert pd.read_csv(io.BytesIO(_read(first["tuning_data"])))["photo"].tolist() == ["x/4.png", "y/5.png"]
+
+
+@pytest.fixture
+def elsewhere():
+    """A folder that shares only the file system's root with pytest's tmp_path (under /tmp)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_bad_image_paths_are_refused_before_any_request(hook, record, tmp_path, elsewhere):
+    good = _pngs(tmp_path / "photos", ["a.png", "b.png"])
+    far = _pngs(elsewhere, ["far.png"])[0]
+    text = tmp_path / "photos" / "c.png"
+    text.write_text("not an image")
+    recorder = record(hook.backend.client("sagemaker"), "CreateTrainingJob")
+    for paths, message in (
+        ([good[0], str(tmp_path / "gone.png")], "no such image file"),
+        ([good[0], str(text)], "not a readable image"),
+        ([good[0], far], "one folder"),
+    ):
+        with pytest.raises(InvalidParameterError, match=message) as err:
+            hook.start_training(
+                job_name="ag-af-mm-img-bad",
+                train_data=pd.DataFrame({"photo": paths, "label": ["c", "d"]}),
+                predictor_type="multimodal",
+                predictor_init_args={"label": "label"},
+                predictor_fit_args=IMAGE_FIT_ARGS,
+                framework_version="1.5",
+            )
+        assert err.value.parameter == "train_data"
+    assert recorder.calls["CreateTrainingJob"] == []
