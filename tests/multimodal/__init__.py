@@ -14,7 +14,15 @@ import pytest
 
 from airflow_autogluon_cloud.example_data import make_reviews
 
-__all__ = ["MULTIMODAL", "build_tiny_bert", "make_reviews", "text_fit_args"]
+__all__ = [
+    "IMAGE_FIT_ARGS",
+    "MULTIMODAL",
+    "build_tiny_bert",
+    "fill_hub_cache",
+    "make_reviews",
+    "text_fit_args",
+    "write_pngs",
+]
 
 #: Backbones come from local directories or a pre-filled cache: never from the hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -79,3 +87,62 @@ def text_fit_args(checkpoint: Path, names: list[str] | None = None, column_types
     if column_types:
         args["column_types"] = column_types
     return args
+
+
+#: A timm backbone small enough to fit in seconds on the CPU (13 MB of weights).
+IMAGE_BACKBONE = "mobilenetv3_small_050"
+IMAGE_FIT_ARGS = {
+    "column_types": {"photo": "image_path"},
+    "hyperparameters": {
+        "model.names": ["timm_image"],
+        "model.timm_image.checkpoint_name": IMAGE_BACKBONE,
+        "model.timm_image.image_size": 64,
+        "env.num_gpus": 0,
+        "env.num_workers": 0,
+        "env.num_workers_inference": 0,
+        "env.per_gpu_batch_size": 8,
+        "env.batch_size": 8,
+        "optim.max_epochs": 1,
+    },
+    "time_limit": 300,
+}
+
+
+def fill_hub_cache(home: Path) -> Path:
+    """Random weights for the backbone's hub id in a Hugging Face cache under ``home`` (``HF_HOME``),
+    laid out as a download would leave them. In AutoGluon 1.6.3 ``pretrained=False`` is ignored, so
+    timm asks the hub; with ``HF_HUB_OFFLINE=1`` it finds these."""
+    import json
+
+    import timm
+    from safetensors.torch import save_file
+
+    model = timm.create_model(IMAGE_BACKBONE, pretrained=False)
+    repo = home / "hub" / ("models--" + model.pretrained_cfg["hf_hub_id"].replace("/", "--"))
+    revision = "0" * 40
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snapshot / "model.safetensors"))
+    (snapshot / "config.json").write_text(json.dumps({"architecture": IMAGE_BACKBONE, "num_classes": 1000}))
+    return home
+
+
+def write_pngs(folder: Path, count: int, seed: int) -> Any:
+    """32x32 PNGs, dark or light (the label ``shade``), in two subfolders of ``folder``."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(count):
+        light = i % 2 == 1
+        sub = folder / ("b" if i % 3 else "a")
+        sub.mkdir(parents=True, exist_ok=True)
+        pixels = (rng.random((32, 32, 3)) * 80 + (160 if light else 0)).astype("uint8")
+        path = sub / f"img{i:03d}.png"
+        Image.fromarray(pixels).save(path)
+        rows.append({"photo": str(path), "shade": "light" if light else "dark"})
+    return pd.DataFrame(rows)

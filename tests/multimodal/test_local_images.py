@@ -10,49 +10,18 @@ import json
 import os
 import shutil
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
-from tests.multimodal import MULTIMODAL
+from tests.multimodal import IMAGE_FIT_ARGS, MULTIMODAL, fill_hub_cache, write_pngs
 
 pytestmark = MULTIMODAL
-BACKBONE = "mobilenetv3_small_050"
-COLUMN_TYPES = {"photo": "image_path"}
-FIT_ARGS = {
-    "column_types": COLUMN_TYPES,
-    "hyperparameters": {
-        "model.names": ["timm_image"],
-        "model.timm_image.checkpoint_name": BACKBONE,
-        "model.timm_image.image_size": 64,
-        "env.num_gpus": 0,
-        "env.num_workers": 0,
-        "env.num_workers_inference": 0,
-        "env.per_gpu_batch_size": 8,
-        "env.batch_size": 8,
-        "optim.max_epochs": 1,
-    },
-    "time_limit": 300,
-}
 
 
 @pytest.fixture(scope="module")
 def hub_cache(tmp_path_factory):
     """A Hugging Face cache holding random weights for the backbone's hub id, as if downloaded."""
-    import timm
-    from safetensors.torch import save_file
-
-    home = tmp_path_factory.mktemp("hf-home")
-    model = timm.create_model(BACKBONE, pretrained=False)
-    repo = home / "hub" / ("models--" + model.pretrained_cfg["hf_hub_id"].replace("/", "--"))
-    revision = "0" * 40
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snapshot / "model.safetensors"))
-    (snapshot / "config.json").write_text(json.dumps({"architecture": BACKBONE, "num_classes": 1000}))
+    home = fill_hub_cache(tmp_path_factory.mktemp("hf-home"))
     previous = os.environ.get("HF_HOME")
     os.environ["HF_HOME"] = str(home)  # the local jobs inherit it
     yield home
@@ -60,23 +29,6 @@ def hub_cache(tmp_path_factory):
         os.environ.pop("HF_HOME", None)
     else:
         os.environ["HF_HOME"] = previous
-
-
-def write_pngs(folder, count: int, seed: int) -> pd.DataFrame:
-    """32x32 PNGs, dark or light, in two subfolders of ``folder``."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(count):
-        light = i % 2 == 1
-        sub = folder / ("b" if i % 3 else "a")
-        sub.mkdir(parents=True, exist_ok=True)
-        pixels = (rng.random((32, 32, 3)) * 80 + (160 if light else 0)).astype("uint8")
-        path = sub / f"img{i:03d}.png"
-        Image.fromarray(pixels).save(path)
-        rows.append({"photo": str(path), "shade": "light" if light else "dark"})
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +52,7 @@ def image_job(hook, hub_cache, images) -> dict:
         train_data=train,
         predictor_type="multimodal",
         predictor_init_args={"label": "shade"},
-        predictor_fit_args=FIT_ARGS,
+        predictor_fit_args=IMAGE_FIT_ARGS,
         max_runtime=900,
     )
     hook.wait_for_job("training", submission.job_name, check_interval=1, max_check_interval=3)
@@ -144,7 +96,7 @@ def test_bad_images_are_refused_before_any_job(hook, images, tmp_path):
                 train_data=frame,
                 predictor_type="multimodal",
                 predictor_init_args={"label": "shade"},
-                predictor_fit_args=FIT_ARGS,
+                predictor_fit_args=IMAGE_FIT_ARGS,
             )
         assert err.value.parameter == "train_data"
     shutil.rmtree(elsewhere, ignore_errors=True)
