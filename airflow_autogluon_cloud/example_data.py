@@ -93,3 +93,37 @@ def make_weekly_demand(
         pd.concat(futures, ignore_index=True),
         pd.DataFrame(statics),
     )
+
+
+_GOOD = ("great", "lovely", "excellent", "superb", "delightful", "wonderful", "fine", "pleasant")
+_BAD = ("awful", "terrible", "broken", "poor", "dreadful", "horrible", "useless", "nasty")
+_FILLER = ("the", "product", "was", "really", "quite", "service", "delivery", "and", "item", "very")
+
+
+def make_reviews(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Short product reviews for the multimodal (text) examples and tests.
+
+    Columns: ``review`` (text whose sentiment words decide the label), ``stars`` (1-5, following the
+    sentiment: a regression target), ``shop`` (a category), ``price`` (a number) and ``sentiment``
+    (``pos`` / ``neg``, alternating row by row).
+    """
+    import random
+
+    import pandas as pd
+
+    rng = random.Random(seed)
+    records = []
+    for i in range(rows):
+        positive = i % 2 == 0
+        words = rng.sample(_FILLER, 4) + rng.sample(_GOOD if positive else _BAD, 2)
+        rng.shuffle(words)
+        records.append(
+            {
+                "review": " ".join(words),
+                "stars": rng.choice([4, 5]) if positive else rng.choice([1, 2]),
+                "shop": rng.choice(["north", "south"]),
+                "price": round(rng.uniform(5, 50), 2),
+                "sentiment": "pos" if positive else "neg",
+            }
+        )
+    return pd.DataFrame.from_records(records)

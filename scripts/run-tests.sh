@@ -53,6 +53,10 @@ timeseries_stage() {
   ( export PATH="$ROOT/.venv-extras/bin:$PATH"; pytest_stage "timeseries" -m timeseries "$@" )
 }
 
+multimodal_stage() {
+  ( export PATH="$ROOT/.venv-multimodal/bin:$PATH"; pytest_stage "multimodal" -m multimodal "$@" )
+}
+
 slug() { echo "$1" | tr -cs 'A-Za-z0-9.' '-' | sed 's/-$//'; }
 
 background() {
@@ -96,16 +100,22 @@ if [ "$INSTALL_CHECKS" = 1 ]; then
   background "install: oldest Airflow and Amazon provider (.venv-oldest)" bash scripts/compat-oldest.sh --install-only
 fi
 background "install: time-series extra with CPU torch (.venv-extras)" bash scripts/setup-extras-env.sh
+background "install: multimodal extra with CPU torch (.venv-multimodal)" bash scripts/setup-multimodal-env.sh
 
 stage "ruff" bash -c 'ruff check . && ruff format --check .'
 stage "mypy" mypy
 stage "pytest: fault injection (kills processes on purpose)" pytest_stage "faults" -m faults "$@"
-stage "pytest: main suite" pytest_stage "main" -m "not faults and not deployment and not timeseries" "$@"
+stage "pytest: main suite" pytest_stage "main" -m "not faults and not deployment and not timeseries and not multimodal" "$@"
 stage "pytest: deployment (scheduler, triggerer, api-server, dag-processor)" pytest_stage "deployment" -m deployment "$@"
 if finish_background "install: time-series extra with CPU torch (.venv-extras)"; then
   stage "pytest: time series (.venv-extras)" timeseries_stage "$@"
 else
   record "pytest: time series (not run: install failed)" 1 0
+fi
+if finish_background "install: multimodal extra with CPU torch (.venv-multimodal)"; then
+  stage "pytest: multimodal (.venv-multimodal)" multimodal_stage "$@"
+else
+  record "pytest: multimodal (not run: install failed)" 1 0
 fi
 
 if [ "$INSTALL_CHECKS" = 1 ]; then

@@ -151,8 +151,8 @@ class Kind:
         label = self.label(args)
         return [("label", label)] if label else []
 
-    def training_data(self, frame: Any, args: dict[str, Any], static: Any = None) -> Any:
-        """The frame as the predictor's ``fit`` takes it."""
+    def training_data(self, frame: Any, args: dict[str, Any], static: Any = None, channel: str = "train_data") -> Any:
+        """The frame as the predictor's ``fit`` takes it (``channel``: ``train_data`` or ``tuning_data``)."""
         return frame
 
     def check_fit(self, args: dict[str, Any], log: Any) -> None:

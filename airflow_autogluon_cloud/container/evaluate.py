@@ -169,7 +169,8 @@ def evaluate(args: dict[str, Any], frame: Any, model_dirs: dict[str, Path]) -> d
         predictor = load_predictor(path, kind)
         summary = read_summary(path)
         kind.check_evaluated(key, predictor, args)
-        evidence[key] = {"class_labels": list(getattr(predictor, "class_labels", None) or [])}
+        labels = getattr(predictor, "class_labels", None)  # a list, or an array (multimodal)
+        evidence[key] = {"class_labels": list(labels) if labels is not None else []}
         scores = kind.evaluate(predictor, frame, args, metrics, evidence[key])
         log.info("Model %s on %d rows: %s", key, len(frame), json.dumps(scores))
         report["models"][key] = {

@@ -86,7 +86,7 @@ class TimeSeriesKind(Kind):
         columns += [("known covariate", str(c)) for c in init_args.get("known_covariates_names") or []]
         return columns
 
-    def training_data(self, frame: Any, args: dict[str, Any], static: Any = None) -> Any:
+    def training_data(self, frame: Any, args: dict[str, Any], static: Any = None, channel: str = "train_data") -> Any:
         return to_series(frame, options(args), static)
 
     def check_fit(self, args: dict[str, Any], log: Any) -> None:

@@ -206,8 +206,8 @@ def fit(args: dict[str, Any], train: Any, tuning: Any, model_dir: Path, static: 
     init_args["path"] = str(model_dir)
     predictor_cls = kind.import_predictor()
     kind.check_fit(args, log)
-    train = kind.training_data(train, args, static)
-    tuning = kind.training_data(tuning, args, static) if tuning is not None else None
+    train = kind.training_data(train, args, static, channel="train_data")
+    tuning = kind.training_data(tuning, args, static, channel="tuning_data") if tuning is not None else None
 
     log.info(
         "Fitting %s with init args %s and fit args %s",

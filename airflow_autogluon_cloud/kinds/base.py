@@ -144,6 +144,16 @@ class PredictorKind:
     def check_fit_args(self, fit_args: dict[str, Any]) -> None:
         """Refuse fit arguments that cannot work where the job runs (default: none)."""
 
+    def side_inputs(
+        self, frame: Any, parameter: str, ag_args: dict[str, Any], workdir: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """Files a job reads beside ``parameter``'s data (none for most kinds).
+
+        :returns: the data to stage in place of ``frame`` (``None``: unchanged) and channel name ->
+            local file to stage as that channel.
+        """
+        return None, {}
+
     def check_static_features(self, static: Any, items: Any, ag_args: dict[str, Any]) -> None:
         raise InvalidParameterError("static_features", "(given)", f"{self.name} predictors take no static features.")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,13 +137,18 @@ class TrainingService:
         if static_features is not None and not kind.accepts_static_features:
             kind.check_static_features(static_features, [], ag_args)  # refuses, naming the kind
         train = tuning = scoring = static = None
+        side: dict[str, Path] = {}
+        workdir = Path(tempfile.mkdtemp(prefix="agc-side-inputs-"))
         try:
             # Inside the try: a later input that fails its checks still removes the earlier ones' temp files.
             train = self.staging.prepare_data(train_data, "train_data", required)
             items = self._check_whole_data(kind, train, ag_args)
+            train, side = self._side_inputs(kind, train, ag_args, workdir)
             if tuning_data is not None:
                 tuning = self.staging.prepare_data(tuning_data, "tuning_data", required)
                 self._check_whole_data(kind, tuning, ag_args)
+                tuning, tuning_side = self._side_inputs(kind, tuning, ag_args, workdir)
+                side.update(tuning_side)
             if predict_data is not None:
                 scoring = self.staging.prepare_data(predict_data, "predict_data", kind.predict_data_columns(required))
                 self._check_whole_data(kind, scoring, ag_args)
@@ -177,10 +183,14 @@ class TrainingService:
                 channels[CHANNEL_PREDICT] = self.staging.stage_scoring_input(scoring, []).uri
             if static is not None:
                 channels[CHANNEL_STATIC] = self.staging.stage_prepared(static).uri
+            for channel, path in sorted(side.items()):
+                # Content-addressed: images already staged by an earlier job are not uploaded again.
+                channels[channel] = self.staging.stage_file(path).uri
         finally:
             for prepared in (train, tuning, scoring, static):
                 if prepared is not None:
                     prepared.cleanup()
+            shutil.rmtree(workdir, ignore_errors=True)
 
         spec = TrainingJobSpec(
             name=name,
@@ -214,6 +224,21 @@ class TrainingService:
         kind.check_training_data(frame, prepared.parameter, ag_args)
         item_column = kind.item_column(ag_args)
         return frame[item_column].unique().tolist() if item_column else None
+
+    def _side_inputs(
+        self, kind: PredictorKind, prepared: DataInput, ag_args: dict[str, Any], workdir: Path
+    ) -> tuple[DataInput, dict[str, Path]]:
+        """The input to stage (rewritten if the kind stages files beside it) and those files by channel."""
+        if not kind.checks_whole_data or prepared.local_path is None:
+            return prepared, {}
+        frame, files = kind.side_inputs(_read_local(prepared), prepared.parameter, ag_args, workdir)
+        if frame is None:
+            return prepared, dict(files)
+        path = workdir / f"{prepared.parameter}.csv"
+        frame.to_csv(path, index=False)
+        prepared.cleanup()
+        columns = [str(c) for c in frame.columns]
+        return DataInput(prepared.parameter, local_path=path, columns=columns, temporary=False), dict(files)
 
     # results ---------------------------------------------------------------------------------
 

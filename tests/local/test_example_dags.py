@@ -23,6 +23,7 @@ EXAMPLE_DAGS = {
     "ag_reattach_external_job",
     "ag_ops_teardown",
     "ag_weekly_forecast",
+    "ag_review_sentiment",
 }
 
 _PARSE_PROBE = """
