@@ -90,6 +90,8 @@ class EndpointService:
 
     def serving(self, endpoint: EndpointDescription) -> dict[str, Any]:
         """What ``endpoint`` serves (read-only): the model's URI, the instance count or serverless."""
+        if not endpoint.config_name:  # a listing (SageMaker's ListEndpoints) leaves the config out
+            endpoint = self.describe(endpoint.name)
         if not endpoint.config_name:
             return {"model_uri": None, "instance_count": None, "serverless": False}
         config = self.backend.describe_endpoint_config(endpoint.config_name)

@@ -49,12 +49,18 @@ def _number(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value or "")
 
 
-def create_app() -> FastAPI:
+def template_environment() -> Environment:
+    """jinja2 with autoescaping on for every template: registry text is shown as text."""
     environment = Environment(
         loader=FileSystemLoader(str(_TEMPLATES)),
-        autoescape=select_autoescape(["html", "svg"], default=True),
+        autoescape=select_autoescape(["html", "svg"], default_for_string=True, default=True),
     )
     environment.filters.update(when=_when, duration=_duration, number=_number, urlpart=lambda v: quote(str(v), safe=""))
+    return environment
+
+
+def create_app() -> FastAPI:
+    environment = template_environment()
     app = FastAPI(title="AutoGluon", docs_url=None, redoc_url=None, openapi_url=None)
 
     def render(request: Request, template: str, user: Any, **values: Any) -> HTMLResponse:

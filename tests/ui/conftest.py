@@ -90,6 +90,8 @@ def start_api_server(home: Path) -> tuple[subprocess.Popen[bytes], ApiServer]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API_AUTH__JWT_SECRET": "agc-ui-tests-secret-0123456789abcdef",
+        # Airflow 3.1's token issuer is None by default, which the pinned PyJWT refuses when signing.
+        "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-autogluon-cloud-tests",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": "1",

@@ -114,3 +114,17 @@ def test_local_job_runner_and_batch_workers_start_without_airflow():
     local = "airflow_autogluon_cloud.backends.local"
     loaded = _modules_loaded_by([f"{local}.runner", f"{local}.transform", f"{local}.batch_worker"], ("airflow.",))
     assert loaded == []
+
+
+def test_the_ui_plugin_loads_neither_fastapi_app_nor_hook_at_start():
+    """Airflow imports the plugin in every component; the page's app is built on its first request."""
+    probe = (
+        "import sys, airflow_autogluon_cloud.ui.plugin as p; "
+        "print('LOADED:' + ','.join(m for m in ('airflow_autogluon_cloud.ui.app', "
+        "'airflow_autogluon_cloud.hooks.autogluon_cloud', 'airflow.api_fastapi.core_api.security') if m in sys.modules)); "
+        "print('APPS:' + ','.join(a['url_prefix'] for a in p.AutoGluonCloudPlugin.fastapi_apps))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    lines = {line.split(":", 1)[0]: line.split(":", 1)[1] for line in out.stdout.splitlines() if ":" in line}
+    assert lines["LOADED"] == ""
+    assert lines["APPS"] == "/autogluon"
