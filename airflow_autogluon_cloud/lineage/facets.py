@@ -164,7 +164,9 @@ def evaluate(operator: Any, task_instance: Any) -> Any:
 def register(operator: Any, task_instance: Any) -> Any:
     """The model artifact (and the data its metrics were measured on) in; the registry version out."""
     version = xcom_result(operator)
-    inputs = [_input(storage_dataset(version.get("model_uri"))), _input(storage_dataset(version.get("dataset")))]
+    # the register operator records "<data URI> (<evaluation job>)" as the version's dataset
+    measured_on = str(version.get("dataset") or "").split(" (", 1)[0]
+    inputs = [_input(storage_dataset(version.get("model_uri"))), _input(storage_dataset(measured_on))]
     outputs = [_output(registry_dataset(version))]
     kind = operator.model_uri.get("predictor_type") if isinstance(operator.model_uri, dict) else None
     return _lineage(inputs, outputs, _version_model(version, predictorType=kind) if version else None)

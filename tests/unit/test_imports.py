@@ -128,3 +128,20 @@ def test_the_ui_plugin_loads_neither_fastapi_app_nor_hook_at_start():
     lines = {line.split(":", 1)[0]: line.split(":", 1)[1] for line in out.stdout.splitlines() if ":" in line}
     assert lines["LOADED"] == ""
     assert lines["APPS"] == "/autogluon"
+
+
+def test_operators_load_no_openlineage_at_parse():
+    """With the OpenLineage provider installed, importing the operators loads none of OpenLineage's
+    client, its extractors or the provider's facet builders: those load inside
+    ``get_openlineage_facets_on_complete``. (The wheel's smoke test runs without the provider.)"""
+    probe = (
+        "import sys\n"
+        "import airflow_autogluon_cloud.operators.fit, airflow_autogluon_cloud.operators.evaluate\n"
+        "import airflow_autogluon_cloud.operators.registry, airflow_autogluon_cloud.operators.deploy\n"
+        "import airflow_autogluon_cloud.operators.batch_predict, airflow_autogluon_cloud.operators.cleanup\n"
+        "watched = ('openlineage', 'airflow.providers.openlineage.extractors', 'airflow_autogluon_cloud.lineage.facets')\n"
+        "print('LOADED:' + ','.join(sorted(m for m in sys.modules if m.startswith(watched))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    [loaded] = [line[len("LOADED:") :] for line in out.stdout.splitlines() if line.startswith("LOADED:")]
+    assert loaded == ""
