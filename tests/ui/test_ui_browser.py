@@ -33,9 +33,9 @@ BROWSER_GROUP = "ui-browser"
 def screenshots(request) -> Path:
     folder = Path(os.environ.get("AGC_SCREENSHOTS_DIR") or REPO / ".ci-logs" / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"UI screenshots: {folder}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown even under pytest's output capture
+        print(f"\nUI screenshots: {folder}")
     return folder
 
 
