@@ -52,6 +52,9 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_autogluon_cloud.triggers.autogluon_cloud"],
             }
         ],
+        "plugins": [
+            {"name": "autogluon_cloud", "plugin-class": "airflow_autogluon_cloud.ui.plugin.AutoGluonCloudPlugin"}
+        ],
         "extra-links": [
             "airflow_autogluon_cloud.links.autogluon_cloud.AGTrainingJobLink",
             "airflow_autogluon_cloud.links.autogluon_cloud.AGTransformJobLink",

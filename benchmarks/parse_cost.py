@@ -24,6 +24,8 @@ CANDIDATES = {
         "airflow_autogluon_cloud.operators.cleanup",
         "airflow_autogluon_cloud.sensors.autogluon_cloud",
     ],
+    # what every Airflow component imports at start when it loads plugins (the page's app is built later)
+    "airflow_autogluon_cloud UI plugin": ["airflow_autogluon_cloud.ui.plugin"],
     "Amazon provider SageMaker operators": ["airflow.providers.amazon.aws.operators.sagemaker"],
     "Amazon provider SageMaker operators and sensors": [
         "airflow.providers.amazon.aws.operators.sagemaker",

@@ -101,16 +101,23 @@ if [ "$INSTALL_CHECKS" = 1 ]; then
 fi
 background "install: time-series extra with CPU torch (.venv-extras)" bash scripts/setup-extras-env.sh
 background "install: multimodal extra with CPU torch (.venv-multimodal)" bash scripts/setup-multimodal-env.sh
+background "install: browser for the UI tests (chromium, playwright)" bash scripts/setup-browser.sh
 
 stage "ruff" bash -c 'ruff check . && ruff format --check .'
 stage "mypy" mypy
 stage "pytest: fault injection (kills processes on purpose)" pytest_stage "faults" -m faults "$@"
-stage "pytest: main suite" pytest_stage "main" -m "not faults and not deployment and not timeseries and not multimodal" "$@"
+stage "pytest: main suite" pytest_stage "main" -m "not faults and not deployment and not timeseries and not multimodal and not ui" "$@"
 stage "pytest: deployment (scheduler, triggerer, api-server, dag-processor)" pytest_stage "deployment" -m deployment "$@"
 if finish_background "install: time-series extra with CPU torch (.venv-extras)"; then
   stage "pytest: time series (.venv-extras)" timeseries_stage "$@"
 else
   record "pytest: time series (not run: install failed)" 1 0
+fi
+if finish_background "install: browser for the UI tests (chromium, playwright)"; then
+  export AGC_SCREENSHOTS_DIR="$LOGS/screenshots"
+  stage "pytest: UI in a real browser (chromium, Playwright)" pytest_stage "ui" -m ui "$@"
+else
+  record "pytest: UI in a real browser (not run: install failed)" 1 0
 fi
 if finish_background "install: multimodal extra with CPU torch (.venv-multimodal)"; then
   stage "pytest: multimodal (.venv-multimodal)" multimodal_stage "$@"

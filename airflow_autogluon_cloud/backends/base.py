@@ -83,6 +83,8 @@ class ModelRegistry(Protocol):
 
     def versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]: ...
 
+    def groups(self) -> list[str]: ...
+
     def update_approval(
         self,
         group: str,
@@ -236,6 +238,10 @@ class Backend(abc.ABC):
     def list_model_versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
         """The group's versions, oldest first (``[]`` for a group that does not exist)."""
         return self.registry.versions(group, approval_status)
+
+    def list_model_groups(self) -> list[str]:
+        """The registry's group names, sorted."""
+        return self.registry.groups()
 
     def update_model_approval(
         self,

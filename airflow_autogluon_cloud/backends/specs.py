@@ -195,6 +195,9 @@ class EndpointConfigDescription:
     name: str
     model_names: list[str]
     created_at: float | None = None
+    #: The variant's instances (``None`` when serverless).
+    instance_count: int | None = None
+    serverless: bool = False
 
 
 @dataclass
@@ -285,6 +288,9 @@ class ModelVersion:
     arn: str | None = None
     #: The promotion gate's record of the decision (rules, scores, intervals), when a gate set it.
     status_audit: dict[str, Any] | None = None
+    #: The free text given at registration, and who registered it (kept when the status changes).
+    description: str | None = None
+    registered_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

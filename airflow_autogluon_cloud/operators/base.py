@@ -7,6 +7,7 @@ task runs, and hands a wait to the triggerer. Operators add waiting on a job in 
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import timedelta
 from functools import cached_property
@@ -74,6 +75,19 @@ def raise_for_event(event: dict[str, Any] | None, kind: str, name: str | None) -
 
 
 # Built by Airflow's operator metaclass, so default_args fill the mixin's parameters too.
+def _keeping_result(method: Any) -> Any:
+    """``method`` that also keeps what it returns on the operator (see ``lineage_result``)."""
+
+    @functools.wraps(method)
+    def keeping(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        self.lineage_result = result
+        return result
+
+    keeping._keeps_lineage_result = True  # type: ignore[attr-defined]
+    return keeping
+
+
 class AutoGluonCloudMixin(metaclass=type(BaseOperator)):  # type: ignore[metaclass]
     """Connection parameters, the hook, and deferring a wait: shared by operators and sensors.
 
@@ -92,6 +106,18 @@ class AutoGluonCloudMixin(metaclass=type(BaseOperator)):  # type: ignore[metacla
         log: Any
 
         def defer(self, **kwargs: Any) -> NoReturn: ...
+
+    #: What the task returned (its XCom), kept for ``get_openlineage_facets_on_complete``: OpenLineage's
+    #: listener runs in a fork of the task process, where reading the XCom back would use the
+    #: supervisor's channel from a second process.
+    lineage_result: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("execute", "execute_complete"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_keeps_lineage_result", False):
+                setattr(cls, name, _keeping_result(method))
 
     def __init__(
         self,

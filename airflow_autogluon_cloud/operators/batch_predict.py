@@ -186,3 +186,9 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
     def on_kill(self) -> None:
         if self._started_job:
             self.hook.stop_job(JobKind.TRANSFORM, self._started_job)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage, when its provider is installed: the registry version, model and data in; scores out."""
+        from airflow_autogluon_cloud.lineage import facets
+
+        return facets.batch_predict(self, task_instance)

@@ -76,6 +76,12 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
             return {"endpoint_name": name, "deleted": False, "dry_run": True}
         return self.hook.delete_endpoint(name)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage, when its provider is installed: the endpoints deleted."""
+        from airflow_autogluon_cloud.lineage import facets
+
+        return facets.cleanup(self, task_instance)
+
 
 def _seconds(value: Any) -> float | None:
     if value is None or value == "":

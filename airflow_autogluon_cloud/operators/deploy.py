@@ -174,3 +174,9 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
                 f"Endpoint {waited.name!r}: the trigger reported {waited.status!r}: {waited.message}"
             )
         return with_model_version(result, model_version)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage, when its provider is installed: the registry version and the model in; the endpoint out."""
+        from airflow_autogluon_cloud.lineage import facets
+
+        return facets.deploy(self, task_instance)

@@ -212,3 +212,9 @@ class AGEvaluateOperator(AutoGluonCloudBaseOperator):
     def on_kill(self) -> None:
         if self._started_job:
             self.hook.stop_job(JobKind.EVALUATION, self._started_job)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage, when its provider is installed: the holdout and models in; the report out."""
+        from airflow_autogluon_cloud.lineage import facets
+
+        return facets.evaluate(self, task_instance)

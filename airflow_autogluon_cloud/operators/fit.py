@@ -250,3 +250,9 @@ class AGFitOperator(AutoGluonCloudBaseOperator):
     def on_kill(self) -> None:
         if self._started_job:
             self.hook.stop_job(JobKind.TRAINING, self._started_job)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage, when its provider is installed: the training and tuning data in; the model artifact out."""
+        from airflow_autogluon_cloud.lineage import facets
+
+        return facets.fit(self, task_instance)

@@ -112,6 +112,12 @@ class AGRegisterModelOperator(AutoGluonCloudMixin, BaseOperator):
         self.log.info("%s version %d: %s (%s)", version.group, version.version, uri, version.approval_status)
         return version.to_dict()
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage, when its provider is installed: the model artifact in; the registry version out."""
+        from airflow_autogluon_cloud.lineage import facets
+
+        return facets.register(self, task_instance)
+
 
 class AGPromoteModelOperator(AutoGluonCloudMixin, BaseOperator):
     """The promotion gate: approve the challenger only if it beats the champion beyond the noise.
@@ -257,3 +263,9 @@ class AGPromoteModelOperator(AutoGluonCloudMixin, BaseOperator):
             decision["reason"],
         )
         return decision
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage, when its provider is installed: the version and the gate's rules in; the version out."""
+        from airflow_autogluon_cloud.lineage import facets
+
+        return facets.promote(self, task_instance)

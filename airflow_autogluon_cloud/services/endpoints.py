@@ -96,6 +96,21 @@ class EndpointService:
         """Every endpoint this provider created (found by its tag)."""
         return self.backend.list_endpoints()
 
+    def serving(self, endpoint: EndpointDescription) -> dict[str, Any]:
+        """What ``endpoint`` serves (read-only): the model's URI, the instance count or serverless."""
+        if not endpoint.config_name:  # a listing (SageMaker's ListEndpoints) leaves the config out
+            endpoint = self.describe(endpoint.name)
+        if not endpoint.config_name:
+            return {"model_uri": None, "instance_count": None, "serverless": False}
+        config = self.backend.describe_endpoint_config(endpoint.config_name)
+        model_uri = None
+        if config.model_names:
+            try:
+                model_uri = self.backend.describe_model(config.model_names[0]).model_data_uri
+            except ResourceNotFoundError:
+                pass  # deleted meanwhile
+        return {"model_uri": model_uri, "instance_count": config.instance_count, "serverless": config.serverless}
+
     def start_deploy(
         self,
         *,

@@ -189,6 +189,10 @@ class RegistryService:
         self.log.info("Registered %s as version %d of %s (%s)", model_uri, created.version, group, approval_status)
         return created
 
+    def groups(self) -> list[str]:
+        """The registry's group names, sorted."""
+        return self.backend.list_model_groups()
+
     def get(self, group: str, version: int) -> ModelVersion:
         return self.backend.describe_model_version(group, int(version))
 

@@ -180,6 +180,7 @@ def test_register_creates_group_and_package_once_and_approval_is_recorded(hook, 
             "ag:framework_version": "1.5.0",
             "ag:dataset": "s3://agc-test-bucket/holdout.csv",
             "ag:status_set_by": "airflow:dag/run/register",
+            "ag:registered_by": "airflow:dag/run/register",
             "ag:metric:accuracy": "0.85",
             "ag:metric:roc_auc": "0.91",
         },
@@ -205,6 +206,7 @@ def test_register_creates_group_and_package_once_and_approval_is_recorded(hook, 
     assert latest is not None
     assert latest.version == 1
     assert latest.metrics["roc_auc"] == 0.91
+    assert latest.registered_by == "airflow:dag/run/register"  # kept when the status changes
     assert {
         "ModelPackageGroupName": "churn",
         "ModelPackageType": "Versioned",

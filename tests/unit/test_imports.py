@@ -23,7 +23,7 @@ for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
     if ".container" in mod.name:
         continue  # entry scripts run in the training/inference process, never at parse time
     importlib.import_module(mod.name)
-print(",".join(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(",")))))
+print("HEAVY:" + ",".join(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(",")))))
 """
 
 
@@ -31,7 +31,8 @@ def test_importing_every_module_loads_nothing_heavy():
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, ",".join(HEAVY)], capture_output=True, text=True, check=True, cwd=REPO
     )
-    loaded = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    # the UI's modules import Airflow's API server, whose warnings may reach stdout: read the marked line
+    [loaded] = [line[len("HEAVY:") :] for line in out.stdout.splitlines() if line.startswith("HEAVY:")]
     assert loaded == "", f"importing the package loaded heavy modules: {loaded}"
 
 
@@ -113,3 +114,34 @@ def test_local_job_runner_and_batch_workers_start_without_airflow():
     local = "airflow_autogluon_cloud.backends.local"
     loaded = _modules_loaded_by([f"{local}.runner", f"{local}.transform", f"{local}.batch_worker"], ("airflow.",))
     assert loaded == []
+
+
+def test_the_ui_plugin_loads_neither_fastapi_app_nor_hook_at_start():
+    """Airflow imports the plugin in every component; the page's app is built on its first request."""
+    probe = (
+        "import sys, airflow_autogluon_cloud.ui.plugin as p; "
+        "print('LOADED:' + ','.join(m for m in ('airflow_autogluon_cloud.ui.app', "
+        "'airflow_autogluon_cloud.hooks.autogluon_cloud', 'airflow.api_fastapi.core_api.security') if m in sys.modules)); "
+        "print('APPS:' + ','.join(a['url_prefix'] for a in p.AutoGluonCloudPlugin.fastapi_apps))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    lines = {line.split(":", 1)[0]: line.split(":", 1)[1] for line in out.stdout.splitlines() if ":" in line}
+    assert lines["LOADED"] == ""
+    assert lines["APPS"] == "/autogluon"
+
+
+def test_operators_load_no_openlineage_at_parse():
+    """With the OpenLineage provider installed, importing the operators loads none of OpenLineage's
+    client, its extractors or the provider's facet builders: those load inside
+    ``get_openlineage_facets_on_complete``. (The wheel's smoke test runs without the provider.)"""
+    probe = (
+        "import sys\n"
+        "import airflow_autogluon_cloud.operators.fit, airflow_autogluon_cloud.operators.evaluate\n"
+        "import airflow_autogluon_cloud.operators.registry, airflow_autogluon_cloud.operators.deploy\n"
+        "import airflow_autogluon_cloud.operators.batch_predict, airflow_autogluon_cloud.operators.cleanup\n"
+        "watched = ('openlineage', 'airflow.providers.openlineage.extractors', 'airflow_autogluon_cloud.lineage.facets')\n"
+        "print('LOADED:' + ','.join(sorted(m for m in sys.modules if m.startswith(watched))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    [loaded] = [line[len("LOADED:") :] for line in out.stdout.splitlines() if line.startswith("LOADED:")]
+    assert loaded == ""

@@ -344,8 +344,13 @@ class LocalBackend(Backend):
         record = self.store.get(ENDPOINT_CONFIG, name)
         if record is None:
             raise ResourceNotFoundError("Endpoint configuration", name, self.name)
+        serverless = bool(record.data.get("serverless"))
         return EndpointConfigDescription(
-            name=name, model_names=[record.data["model_name"]], created_at=record.created_at
+            name=name,
+            model_names=[record.data["model_name"]],
+            created_at=record.created_at,
+            instance_count=None if serverless else record.data.get("instance_count"),
+            serverless=serverless,
         )
 
     def delete_endpoint_config(self, name: str) -> None:

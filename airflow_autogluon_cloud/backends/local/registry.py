@@ -42,6 +42,8 @@ def _version_of(record: Record) -> ModelVersion:
         created_at=record.created_at,
         arn=f"local:{record.name}",
         status_audit=data.get("status_audit"),
+        description=data.get("description"),
+        registered_by=data.get("registered_by"),
     )
 
 
@@ -75,6 +77,7 @@ class LocalRegistry:
             "description": spec.description,
             "image_uri": spec.image_uri,
             "status_set_by": spec.registered_by,
+            "registered_by": spec.registered_by,
             "status_reason": "registered",
         }
         for _ in range(_MAX_INSERT_RACES):
@@ -95,6 +98,9 @@ class LocalRegistry:
 
     def versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
         return [_version_of(r) for r in self._records(group) if approval_status is None or r.status == approval_status]
+
+    def groups(self) -> list[str]:
+        return sorted(r.name for r in self.store.list(GROUP))
 
     def update_approval(
         self,

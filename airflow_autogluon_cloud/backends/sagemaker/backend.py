@@ -388,10 +388,14 @@ class SageMakerBackend(Backend):
 
     def describe_endpoint_config(self, name: str) -> EndpointConfigDescription:
         desc = self.api.describe("describe_endpoint_config", "Endpoint configuration", name, EndpointConfigName=name)
+        variants = desc.get("ProductionVariants", [])
+        serverless = any("ServerlessConfig" in v for v in variants)
         return EndpointConfigDescription(
             name=name,
-            model_names=[v["ModelName"] for v in desc.get("ProductionVariants", [])],
+            model_names=[v["ModelName"] for v in variants],
             created_at=epoch(desc.get("CreationTime")),
+            instance_count=None if serverless else sum(int(v.get("InitialInstanceCount") or 0) for v in variants),
+            serverless=serverless,
         )
 
     def delete_endpoint_config(self, name: str) -> None:

@@ -33,6 +33,7 @@ META_TRAINING_JOB = "ag:training_job"
 META_FRAMEWORK_VERSION = "ag:framework_version"
 META_DATASET = "ag:dataset"
 META_SET_BY = "ag:status_set_by"
+META_REGISTERED_BY = "ag:registered_by"
 META_REASON = "ag:status_reason"
 META_METRIC_PREFIX = "ag:metric:"
 #: The gate's audit, one entry per rule (``ag:gate:<rule>``), each a short "key=value ..." line.
@@ -109,7 +110,7 @@ class SageMakerRegistry:
         if spec.dataset:
             metadata[META_DATASET] = _metadata(spec.dataset)
         if spec.registered_by:
-            metadata[META_SET_BY] = _metadata(spec.registered_by)
+            metadata[META_SET_BY] = metadata[META_REGISTERED_BY] = _metadata(spec.registered_by)
         for metric, value in sorted(spec.metrics.items()):
             metadata[f"{META_METRIC_PREFIX}{metric}"] = repr(float(value))
         request: dict[str, Any] = {
@@ -160,6 +161,8 @@ class SageMakerRegistry:
                 key[len(META_GATE_PREFIX) :]: value for key, value in meta.items() if key.startswith(META_GATE_PREFIX)
             }
             or None,
+            description=desc.get("ModelPackageDescription"),
+            registered_by=meta.get(META_REGISTERED_BY),
         )
 
     def _summaries(self, group: str, approval_status: str | None) -> list[dict[str, Any]]:
@@ -186,6 +189,17 @@ class SageMakerRegistry:
             summaries.extend(page.get("ModelPackageSummaryList", []))
             if not page.get("NextToken"):
                 return sorted(summaries, key=lambda s: int(s.get("ModelPackageVersion") or 0))
+            params["NextToken"] = page["NextToken"]
+
+    def groups(self) -> list[str]:
+        """Every model package group (``ListModelPackageGroups``, every page)."""
+        params: dict[str, Any] = {"MaxResults": 100}
+        names: list[str] = []
+        while True:
+            page = self.api.call("list_model_package_groups", **params)
+            names.extend(g["ModelPackageGroupName"] for g in page.get("ModelPackageGroupSummaryList", []))
+            if not page.get("NextToken"):
+                return sorted(names)
             params["NextToken"] = page["NextToken"]
 
     def versions(self, group: str, approval_status: str | None = None) -> list[ModelVersion]:
