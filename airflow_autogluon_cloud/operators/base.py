@@ -74,7 +74,6 @@ def raise_for_event(event: dict[str, Any] | None, kind: str, name: str | None) -
     raise TriggerEventError(f"{label} {parsed.name!r}: the trigger reported {parsed.status!r}: {message}")
 
 
-# Built by Airflow's operator metaclass, so default_args fill the mixin's parameters too.
 def _keeping_result(method: Any) -> Any:
     """``method`` that also keeps what it returns on the operator (see ``lineage_result``)."""
 
@@ -88,6 +87,7 @@ def _keeping_result(method: Any) -> Any:
     return keeping
 
 
+# Built by Airflow's operator metaclass, so default_args fill the mixin's parameters too.
 class AutoGluonCloudMixin(metaclass=type(BaseOperator)):  # type: ignore[metaclass]
     """Connection parameters, the hook, and deferring a wait: shared by operators and sensors.
 
