@@ -35,6 +35,8 @@ CONTAINER_SUPPORT_MODULES = (
     "kind_timeseries.py",
     "kind_multimodal.py",
     "fast_csv.py",
+    "data_profile.py",
+    "data_checks.py",
 )
 #: The modules ``evaluate.py`` imports for its paired statistics; shipped beside it in every code archive.
 PAIRED_STATS_MODULES = ("paired_stats.py", "paired_tests.py")
