@@ -41,6 +41,9 @@ CONTAINER_SUPPORT_MODULES = (
 #: The modules ``evaluate.py`` imports for its paired statistics; shipped beside it in every code archive.
 PAIRED_STATS_MODULES = ("paired_stats.py", "paired_tests.py")
 EVALUATION_CODE = (EVALUATE_SCRIPT, *PAIRED_STATS_MODULES)
+#: A batch transform's environment: the prefix where the serving script writes one data profile per
+#: request (``container/data_profile.py``); set when the job checks its data.
+DATA_PROFILE_ENV = "AG_DATA_PROFILE_URI"
 #: Channels of an evaluation job: the labelled data, its arguments, and one ``model_<key>`` per model.
 CHANNEL_EVAL_DATA = "eval_data"
 CHANNEL_EVAL_ARGS = "eval_args"

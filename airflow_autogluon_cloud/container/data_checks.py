@@ -87,7 +87,7 @@ def _shares(counts: list[float]) -> list[float]:
 def psi(expected: list[float], actual: list[float]) -> float:
     """Population Stability Index of two binned distributions (shares; empty bins count as 1e-4)."""
     total = 0.0
-    for e, a in zip(expected, actual):
+    for e, a in zip(expected, actual, strict=False):
         e, a = max(e, _EPSILON), max(a, _EPSILON)
         total += (a - e) * math.log(a / e)
     return total
@@ -96,7 +96,7 @@ def psi(expected: list[float], actual: list[float]) -> float:
 def js_distance(p: list[float], q: list[float]) -> float:
     """Jensen-Shannon distance (natural log): the square root of the divergence, in [0, sqrt(ln 2)]."""
     divergence = 0.0
-    for a, b in zip(p, q):
+    for a, b in zip(p, q, strict=False):
         m = (a + b) / 2
         if a > 0:
             divergence += a * math.log(a / m) / 2
@@ -114,7 +114,7 @@ def ks_binned(a: list[int], b: list[int]) -> tuple[float, float]:
     if not n or not m:
         return 0.0, 1.0
     d = cum_a = cum_b = 0.0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         cum_a += x / n
         cum_b += y / m
         d = max(d, abs(cum_a - cum_b))
@@ -130,7 +130,7 @@ def chi2_two_sample(a: list[float], b: list[float]) -> tuple[float, float]:
     """Chi-squared test of homogeneity on a 2 x k table of counts: (statistic, p-value)."""
     from scipy.special import gammaincc
 
-    cells = [(x, y) for x, y in zip(a, b) if x + y > 0]
+    cells = [(x, y) for x, y in zip(a, b, strict=False) if x + y > 0]
     n, m = sum(x for x, _ in cells), sum(y for _, y in cells)
     if len(cells) < 2 or not n or not m:
         return 0.0, 1.0
@@ -250,7 +250,8 @@ def compare(
     for name in drifted:
         r = columns[name]
         measure = (
-            f"{r['method']} p-value {r['p_value']:.3g} < {r['adjusted_threshold']:.3g} (Holm-corrected {r['threshold']})"
+            f"{r['method']} p-value {r['p_value']:.3g} < {r['adjusted_threshold']:.3g} "
+            f"(Holm-corrected {r['threshold']})"
             if "p_value" in r
             else f"Jensen-Shannon distance {r['js_distance']:.3f}, PSI {r['psi']:.3f} "
             f"(thresholds {_for(opts, name)['js_threshold']}, {_for(opts, name)['psi_threshold']})"
@@ -268,8 +269,14 @@ def compare(
     return {"violations": violations}, report
 
 
-def _schema_checks(name: str, base: dict[str, Any], batch: dict[str, Any], completeness: float | None,
-                   own: dict[str, Any], violate: Any) -> None:
+def _schema_checks(
+    name: str,
+    base: dict[str, Any],
+    batch: dict[str, Any],
+    completeness: float | None,
+    own: dict[str, Any],
+    violate: Any,
+) -> None:
     present = batch["count"] - batch["missing"]
     if present and (base["type"] in NUMERIC) != (batch["type"] in NUMERIC):
         violate(

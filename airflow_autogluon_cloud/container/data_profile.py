@@ -79,7 +79,9 @@ def _numeric_sketch(series: pd.Series, kind: str, edges: list[float] | None, bas
         "hist": hist.tolist(),
     }
     if baseline and len(present):  # exact only where all rows are at hand
-        sketch["quantiles"] = {str(q): float(v) for q, v in zip(REPORTED_QUANTILES, np.quantile(present, REPORTED_QUANTILES))}
+        sketch["quantiles"] = {
+            str(q): float(v) for q, v in zip(REPORTED_QUANTILES, np.quantile(present, REPORTED_QUANTILES), strict=False)
+        }
         sketch["distinct"] = int(len(np.unique(present)))
     return sketch
 
@@ -88,7 +90,7 @@ def _categorical_sketch(series: pd.Series, kind: str) -> dict[str, Any]:
     counts = series.value_counts(dropna=True, sort=True)
     kept = counts.iloc[:MAX_CATEGORIES]
     values: dict[str, int] = {}
-    for key, count in zip(kept.index, kept.to_numpy()):
+    for key, count in zip(kept.index, kept.to_numpy(), strict=False):
         name = str(key)
         values[name] = values.get(name, 0) + int(count)
     present = int(counts.sum())
@@ -102,8 +104,14 @@ def _categorical_sketch(series: pd.Series, kind: str) -> dict[str, Any]:
     }
 
 
-def sketch_column(series: pd.Series, reference: dict[str, Any] | None = None, *, unit: bool = False,
-                  categorical: bool = False, baseline: bool = False) -> dict[str, Any]:
+def sketch_column(
+    series: pd.Series,
+    reference: dict[str, Any] | None = None,
+    *,
+    unit: bool = False,
+    categorical: bool = False,
+    baseline: bool = False,
+) -> dict[str, Any]:
     """One column's sketch; numeric columns are binned on the reference's edges when it has them.
 
     :param unit: probabilities: binned on fixed edges in [0, 1].
@@ -118,8 +126,12 @@ def sketch_column(series: pd.Series, reference: dict[str, Any] | None = None, *,
     return _categorical_sketch(series, kind if not categorical else "String")
 
 
-def sketch_frame(frame: pd.DataFrame, reference: dict[str, Any] | None = None,
-                 categorical: tuple[str, ...] = (), baseline: bool = False) -> dict[str, dict[str, Any]]:
+def sketch_frame(
+    frame: pd.DataFrame,
+    reference: dict[str, Any] | None = None,
+    categorical: tuple[str, ...] = (),
+    baseline: bool = False,
+) -> dict[str, dict[str, Any]]:
     """Sketches of every column; ``reference``: the baseline's sketches by column (their bin edges)."""
     reference = reference or {}
     return {
@@ -134,8 +146,13 @@ def sketch_frame(frame: pd.DataFrame, reference: dict[str, Any] | None = None,
     }
 
 
-def sketch(features: pd.DataFrame, predictions: pd.DataFrame | None = None, reference: dict[str, Any] | None = None,
-           categorical_predictions: tuple[str, ...] = (), baseline: bool = False) -> dict[str, Any]:
+def sketch(
+    features: pd.DataFrame,
+    predictions: pd.DataFrame | None = None,
+    reference: dict[str, Any] | None = None,
+    categorical_predictions: tuple[str, ...] = (),
+    baseline: bool = False,
+) -> dict[str, Any]:
     """The sketch of some rows: their features and the model's answers for them."""
     reference = reference or {}
     return {
@@ -165,7 +182,7 @@ def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             sum_sq=a["sum_sq"] + b["sum_sq"],
             min=min((v for v in (a["min"], b["min"]) if v is not None), default=None),
             max=max((v for v in (a["max"], b["max"]) if v is not None), default=None),
-            hist=[x + y for x, y in zip(a["hist"], b["hist"])],
+            hist=[x + y for x, y in zip(a["hist"], b["hist"], strict=False)],
         )
         merged.pop("quantiles", None)
         merged.pop("distinct", None)
@@ -216,7 +233,10 @@ def _feature_statistics(name: str, column: dict[str, Any]) -> dict[str, Any]:
         edges = column["edges"]
         lows = [column["min"], *edges]
         highs = [*edges, column["max"]]
-        buckets = [{"lower_bound": lo, "upper_bound": hi, "count": c} for lo, hi, c in zip(lows, highs, column["hist"])]
+        buckets = [
+            {"lower_bound": lo, "upper_bound": hi, "count": c}
+            for lo, hi, c in zip(lows, highs, column["hist"], strict=True)
+        ]
         stats: dict[str, Any] = {
             "common": common,
             "mean": mean,
@@ -303,7 +323,9 @@ def constraints(total: dict[str, Any], monitoring_config: dict[str, Any]) -> dic
         entry: dict[str, Any] = {
             "name": name,
             "inferred_type": column["type"],
-            "completeness": round((column["count"] - column["missing"]) / column["count"], 6) if column["count"] else 1.0,
+            "completeness": round((column["count"] - column["missing"]) / column["count"], 6)
+            if column["count"]
+            else 1.0,
         }
         if "hist" in column:
             entry["num_constraints"] = {"is_non_negative": column["min"] is not None and column["min"] >= 0}
@@ -364,8 +386,9 @@ MONITORING_CONFIG = {
 }
 
 
-def baseline_files(features: pd.DataFrame, answers: pd.DataFrame | None, categorical: tuple[str, ...],
-                   answers_source: str) -> dict[str, str]:
+def baseline_files(
+    features: pd.DataFrame, answers: pd.DataFrame | None, categorical: tuple[str, ...], answers_source: str
+) -> dict[str, str]:
     """``statistics.json`` and ``constraints.json`` of the training rows and the model's answers."""
     total = sketch(features, answers, categorical_predictions=categorical, baseline=True)
     stats = statistics(total)
@@ -402,8 +425,13 @@ def batch_profiler(model_dir: str | Path, kind: Any) -> BatchProfiler | None:
     return BatchProfiler(destination, model_dir)
 
 
-def write_baseline_files(features: pd.DataFrame, answers: pd.DataFrame | None, categorical: tuple[str, ...],
-                         from_tuning: bool, directories: tuple[Path, ...]) -> float | None:
+def write_baseline_files(
+    features: pd.DataFrame,
+    answers: pd.DataFrame | None,
+    categorical: tuple[str, ...],
+    from_tuning: bool,
+    directories: tuple[Path, ...],
+) -> float | None:
     """train.py's: write the baseline into each directory; the seconds it took (``None``: it failed,
     and the fitted model is kept all the same, without a baseline)."""
     import time
@@ -419,6 +447,9 @@ def write_baseline_files(features: pd.DataFrame, answers: pd.DataFrame | None, c
         print(f"Could not profile the training data ({type(err).__name__}: {err}); no baseline", flush=True)
         return None
     seconds = time.monotonic() - started
-    print(f"Profiled {len(features)} training rows and {0 if answers is None else len(answers)} answers "
-          f"({source}) in {seconds:.2f}s: {STATISTICS_FILE}, {CONSTRAINTS_FILE}", flush=True)
+    print(
+        f"Profiled {len(features)} training rows and {0 if answers is None else len(answers)} answers "
+        f"({source}) in {seconds:.2f}s: {STATISTICS_FILE}, {CONSTRAINTS_FILE}",
+        flush=True,
+    )
     return round(seconds, 3)

@@ -5,8 +5,7 @@ imports (``ag_kinds.py``, ``kind_*.py``, ``fast_csv.py``, ``data_profile.py``). 
 container and this provider's local endpoints and batch jobs all load it the same way:
 ``model_fn(model_dir)`` once, then ``transform_fn(model, body, content_type, accept)`` per request.
 Self-contained: the standard library, those modules, pandas (pyarrow for Parquet) and AutoGluon.
-In a batch transform with ``AG_DATA_PROFILE_URI`` set, each request's rows and answers are
-profiled as they are scored (``data_profile.py``), one sketch per request under that prefix.
+With ``AG_DATA_PROFILE_URI`` set (a batch job) each request is profiled as scored (``data_profile.py``).
 
 Requests (``Content-Type``): ``text/csv`` (header line optional), ``application/json`` (records,
 ``{"instances": [...]}``, pandas ``split``/``columns``), ``application/jsonl``, ``application/x-parquet``.
@@ -19,8 +18,8 @@ Prediction options (``decision_threshold``, ``model``, ``as_multiclass``: a JSON
 ``AG_PREDICT_KWARGS`` (a batch job's ``Environment``) and per request from the CustomAttributes
 header (``ag_predict_kwargs={...}``), which reaches ``transform_fn`` through ``context``.
 
-Bad requests raise :class:`BadRequestError` with ``status_code`` 400 (bad input or options), 406
-(unsupported ``Accept``) or 415 (unsupported ``Content-Type``); they never surface as a 500.
+Bad requests raise :class:`BadRequestError`: 400 (bad input or options), 406 (``Accept``) or 415
+(``Content-Type``); never a 500.
 """
 
 from __future__ import annotations
@@ -93,6 +92,7 @@ class LoadedModel:
         #: Options for every request (a batch transform's environment); a request's own add to them.
         self.default_options = check_options(self, _json_env(OPTIONS_ENV), OPTIONS_ENV)
         self._scoring_model: str | None | bool = False  # not decided yet
+        self.profiler: Any = None  # a batch transform's (data_profile.batch_profiler), set by model_fn
 
     @property
     def scoring_model(self) -> str | None:
@@ -495,6 +495,6 @@ def transform_fn(
     options = request_options(model, context)
     frame, kind = prepare(model, request_body, content_type, accept)
     answers = predict(model, frame, options)
-    if getattr(model, "profiler", None):
+    if model.profiler is not None:
         model.profiler.add(model, frame, answers)
     return encode(answers, kind), kind

@@ -18,25 +18,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_autogluon_cloud.backends.specs import DATA_PROFILE_ENV
 from airflow_autogluon_cloud.exceptions import InvalidParameterError
 from airflow_autogluon_cloud.services import TaskLog
 from airflow_autogluon_cloud.storage import StorageLocator, join_uri
 
 #: The environment variable that makes the serving script profile a batch (data_profile.PROFILE_ENV).
-PROFILE_ENV = "AG_DATA_PROFILE_URI"
+PROFILE_ENV = DATA_PROFILE_ENV
 PROFILE_DIR = "data_profile"
 STATISTICS_FILE = "statistics.json"
 CONSTRAINTS_FILE = "constraints.json"
 VIOLATIONS_FILE = "constraint_violations.json"
 DRIFT_FILE = "drift.json"
-DATA_CHECK_MODES = ("warn", "fail", "off")
-
-
-def check_mode(value: Any) -> str:
-    """``data_checks`` validated: ``"warn"``, ``"fail"`` or ``"off"``."""
-    if value not in DATA_CHECK_MODES:
-        raise InvalidParameterError("data_checks", value, f"use one of: {', '.join(DATA_CHECK_MODES)}.")
-    return str(value)
 
 
 def check_options(value: Any) -> dict[str, Any]:
