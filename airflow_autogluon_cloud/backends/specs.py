@@ -169,6 +169,9 @@ class JobDescription:
     secondary_uri: str | None = None
     hyperparameters: dict[str, str] = field(default_factory=dict)
     model_name: str | None = None  # transform jobs
+    #: what the job used: ``instance_type``, ``instance_count``, ``billable_seconds`` (SageMaker),
+    #: ``cpu_seconds`` and ``wall_seconds`` (local); see ``services/cost.py``.
+    usage: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -22,6 +22,7 @@ from airflow_autogluon_cloud.datasets import is_dataframe
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedError, ResourceNotFoundError
 from airflow_autogluon_cloud.kinds import SERIES, JobKind, ModelSummary, PredictorKind
 from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.cost import usage as job_usage
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.models import ModelService
 from airflow_autogluon_cloud.services.monitoring import PROFILE_ENV, MonitoringService
@@ -184,6 +185,7 @@ class BatchService:
             "input_uri": desc.secondary_uri,
             "output_uri": output_uri,
             "model_name": desc.model_name,
+            "usage": job_usage(desc, self.settings.instance_prices),
         }
 
     @cached_property

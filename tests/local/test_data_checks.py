@@ -56,6 +56,7 @@ def _check(baseline, rows, answers, parts=1):
 
 
 def test_every_model_carries_a_baseline_in_model_monitor_shape(baseline, trained_job):
+    assert trained_job["usage"]["cpu_seconds"] > 0  # the fit's own usage, in its XCom
     stats, constraints = baseline["statistics"], baseline["constraints"]
     features = {f["name"]: f for f in stats["features"]}
     assert set(features) == {"tenure_months", "monthly_charges", "plan", "region", "support_tickets", "autopay"}
@@ -181,6 +182,11 @@ def test_fail_mode_fails_the_task_after_the_output_is_written(airflow_db, hook, 
     # Nothing is lost: every row was scored and written, and the reports sit next to the output.
     result = hook.batch_result("ag-af-test-data-checks-fail")
     assert result["status"] == "Completed"
+    # What the job used: this machine bills nothing, and says how much CPU and time the job took.
+    assert result["usage"]["billable_seconds"] is None
+    assert result["usage"]["cpu_seconds"] > 0
+    assert result["usage"]["wall_seconds"] > 0
+    assert result["usage"]["instance_type"] == "ml.m5.2xlarge"
     assert len(hook.read_predict_results("ag-af-test-data-checks-fail")) == len(data)
     output = Path(result["output_uri"]).parent
     violations = json.loads((output / "constraint_violations.json").read_text())

@@ -90,6 +90,12 @@ def test_transform_profiles_written_by_serve_under_the_toolkit_are_checked(hook,
     assert sum("/parts/" in k for k in keys) == 3
     assert any(k.endswith("baseline/statistics.json") for k in keys)
 
+    # moto starts and ends a transform at once: zero billable seconds, on the requested instances
+    assert hook.batch_result(sub.job_name)["usage"] == {
+        "instance_type": "ml.m5.2xlarge",
+        "instance_count": 1,
+        "billable_seconds": 0.0,
+    }
     report = hook.batch.data_report(sub.job_name)  # moto's transform job is Completed at once
     assert report["status"] == "checked"
     assert report["rows"] == len(data)

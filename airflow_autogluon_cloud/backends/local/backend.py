@@ -157,6 +157,13 @@ class LocalBackend(Backend):
             secondary_uri=spec.get("input_uri") if transform else record.data.get("secondary_uri"),
             hyperparameters=spec.get("hyperparameters", {}),
             model_name=spec.get("model_name"),
+            # This machine bills nothing: what the job used is its CPU and wall seconds.
+            usage={
+                "instance_type": spec.get("instance_type"),
+                "instance_count": int(spec.get("instance_count") or 1),
+                "billable_seconds": None,
+                **(record.data.get("usage") or {}),
+            },
         )
 
     def list_jobs(self, kind: str, name_contains: str | None = None) -> list[JobDescription]:

@@ -40,6 +40,7 @@ from airflow_autogluon_cloud.backends.sagemaker.api import (
 from airflow_autogluon_cloud.backends.sagemaker.autoscaling import EndpointAutoscaling
 from airflow_autogluon_cloud.backends.sagemaker.console import log_stream_url
 from airflow_autogluon_cloud.backends.sagemaker.registry import SageMakerRegistry
+from airflow_autogluon_cloud.backends.sagemaker.usage import training_usage, transform_usage
 from airflow_autogluon_cloud.exceptions import (
     AutoGluonCloudError,
     EndpointInvocationError,
@@ -190,6 +191,7 @@ class SageMakerBackend(Backend):
             or f"{output}/{name}/output/model.tar.gz",
             secondary_uri=f"{output}/{name}/output/output.tar.gz",
             hyperparameters={k: decode_hyperparameter(v) for k, v in (desc.get("HyperParameters") or {}).items()},
+            usage=training_usage(desc),
         )
 
     def list_training_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
@@ -298,6 +300,7 @@ class SageMakerBackend(Backend):
             artifact_uri=desc.get("TransformOutput", {}).get("S3OutputPath"),
             secondary_uri=desc.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri"),
             model_name=desc.get("ModelName"),
+            usage=transform_usage(desc),
         )
 
     def stop_transform_job(self, name: str) -> None:

@@ -1,0 +1,35 @@
+"""What a SageMaker job used, from its description: the instances and the billable seconds.
+
+Training (and evaluation, a training job): ``BillableTimeInSeconds`` is one instance's wall-clock
+billable time, so the job's is that times ``ResourceConfig.InstanceCount`` (DescribeTrainingJob's
+documentation). Transform: DescribeTransformJob has no billable time; the instances run from
+``TransformStartTime`` to ``TransformEndTime``, so ``(end - start) x InstanceCount``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_autogluon_cloud.backends.sagemaker.api import epoch
+
+
+def training_usage(desc: dict[str, Any]) -> dict[str, Any]:
+    resources = desc.get("ResourceConfig") or {}
+    count = int(resources.get("InstanceCount") or 1)
+    billable = desc.get("BillableTimeInSeconds")
+    return {
+        "instance_type": resources.get("InstanceType"),
+        "instance_count": count,
+        "billable_seconds": None if billable is None else float(billable) * count,
+    }
+
+
+def transform_usage(desc: dict[str, Any]) -> dict[str, Any]:
+    resources = desc.get("TransformResources") or {}
+    count = int(resources.get("InstanceCount") or 1)
+    start, end = epoch(desc.get("TransformStartTime")), epoch(desc.get("TransformEndTime"))
+    return {
+        "instance_type": resources.get("InstanceType"),
+        "instance_count": count,
+        "billable_seconds": None if start is None or end is None else round(max(end - start, 0.0) * count, 3),
+    }
