@@ -22,7 +22,7 @@ def test_training_bills_billable_time_times_instances():
 
 
 def test_transform_bills_its_run_times_instances():
-    start = datetime.datetime(2026, 12, 1, 10, 0, 0, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2026, 12, 1, 10, 0, 0, tzinfo=datetime.UTC)
     desc = {
         "TransformStartTime": start,
         "TransformEndTime": start + datetime.timedelta(seconds=90),
