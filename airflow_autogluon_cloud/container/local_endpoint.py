@@ -61,6 +61,8 @@ __all__ = ["EndpointServer", "MicroBatcher", "import_predictor_package", "load_h
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 #: SageMaker's real-time payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+#: ``GET <path>?since=<epoch seconds>``: the requests answered since then (the local idle sweep's counter).
+INVOCATIONS_PATH = "/_agc/invocations"
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 #: Answers up to this size go out with their headers in one write.
 SINGLE_WRITE_BYTES = 256 * 1024
@@ -94,6 +96,7 @@ class EndpointServer(ThreadingHTTPServer):
         self.max_concurrency = max_concurrency
         self.in_flight = 0
         self.last_activity = time.monotonic()
+        self.invocations: dict[int, int] = {}  # requests per minute (epoch // 60), for the idle sweep
         self._admission = threading.Lock()
         self.endpoint_name = name
         self.module = module
@@ -161,8 +164,10 @@ class EndpointServer(ThreadingHTTPServer):
 
     def touch(self) -> None:
         """A request arrived: the server is not idle, though it holds no slot yet."""
+        minute = int(time.time() // 60)
         with self._admission:
             self.last_activity = time.monotonic()
+            self.invocations[minute] = self.invocations.get(minute, 0) + 1
 
     def leave(self) -> None:
         with self._admission:
@@ -330,6 +335,10 @@ class Handler(BaseHTTPRequestHandler):
         self._discard_body()
         if self.path == "/ping":
             self._send(200, b"", "text/plain")
+        elif self.path.startswith(INVOCATIONS_PATH + "?since=") and self.path[len(INVOCATIONS_PATH) + 7 :].isdigit():
+            since = int(self.path[len(INVOCATIONS_PATH) + 7 :]) // 60  # whole minutes: errs on keeping
+            count = sum(n for minute, n in list(self.server.invocations.items()) if minute >= since)
+            self._send(200, json.dumps({"invocations": count}).encode(), "application/json")
         else:
             self._send(404, b'{"message": "not found"}', "application/json")
 

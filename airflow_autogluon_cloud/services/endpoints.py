@@ -343,11 +343,19 @@ class EndpointService:
         return {"endpoint_name": endpoint_name, "deleted": True, "config_name": desc.config_name}
 
     def sweep(
-        self, *, max_age_seconds: float | None = None, keep: list[str] | None = None, dry_run: bool = True
+        self,
+        *,
+        max_age_seconds: float | None = None,
+        keep: list[str] | None = None,
+        dry_run: bool = True,
+        idle_for: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Delete endpoints created by this provider (by tag) older than ``max_age_seconds`` or not in ``keep``.
+        """Delete endpoints created by this provider (by tag) older than ``max_age_seconds``, not in
+        ``keep``, or (``idle_for`` seconds) up at least that long with no invocation in that time.
 
         :param dry_run: only report what would be deleted.
+        :param idle_for: SageMaker counts invocations with CloudWatch's ``Invocations`` metric; the
+            local backend asks the endpoint's own counter. An endpoint whose count is unknown is kept.
         :return: one entry per matching endpoint: name, age, reason, and whether it was deleted.
         """
         keep_set = set(keep or [])
@@ -362,6 +370,12 @@ class EndpointService:
                 reasons.append("not in the allow-list")
             if max_age_seconds is not None and age > max_age_seconds:
                 reasons.append(f"older than {max_age_seconds:.0f}s")
+            if (
+                idle_for is not None
+                and age > idle_for
+                and self.backend.endpoint_invocations(endpoint.name, now - idle_for) == 0
+            ):
+                reasons.append(f"no invocations in {idle_for:.0f}s")
             if not reasons:
                 continue
             entry = {"endpoint_name": endpoint.name, "age_seconds": round(age, 1), "reason": " and ".join(reasons)}

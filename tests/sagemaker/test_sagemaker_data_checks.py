@@ -106,3 +106,46 @@ def test_transform_profiles_written_by_serve_under_the_toolkit_are_checked(hook,
     drift = json.loads(s3.get_object(Bucket=BUCKET, Key="agc/batch_transform/ag-af-bt-dq/drift.json")["Body"].read())
     assert drift["item_count"] == len(data)
     assert f"prediction:{LABEL}" in drift["columns"]
+
+
+def test_idle_sweep_asks_cloudwatch_exactly_and_keeps_the_endpoint_that_was_invoked(hook, record):
+    import datetime
+
+    from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _put_model
+
+    _put_model()
+    for name in ("ag-af-ep-busy", "ag-af-ep-idle"):
+        hook.finish_deploy(hook.start_deploy(endpoint_name=name, model_uri=MODEL_URI))
+    # What SageMaker publishes for an endpoint that answered 3 requests (in the provider's account).
+    hook.backend.client("cloudwatch").put_metric_data(
+        Namespace="AWS/SageMaker",
+        MetricData=[
+            {
+                "MetricName": "Invocations",
+                "Dimensions": [
+                    {"Name": "EndpointName", "Value": "ag-af-ep-busy"},
+                    {"Name": "VariantName", "Value": "AllTraffic"},
+                ],
+                "Timestamp": datetime.datetime.now(datetime.UTC),
+                "Value": 3,
+            }
+        ],
+    )
+    recorder = record(hook.backend.client("cloudwatch"), "GetMetricStatistics")
+    report = hook.sweep_endpoints(idle_for=0.001, dry_run=False)  # moto's endpoints are a moment old
+    assert [(r["endpoint_name"], r["deleted"]) for r in report] == [("ag-af-ep-idle", True)]
+    assert report[0]["reason"] == "no invocations in 0s"
+    assert [e.name for e in hook.backend.list_endpoints()] == ["ag-af-ep-busy"]
+    calls = recorder.calls["GetMetricStatistics"]
+    assert [c["Dimensions"][0]["Value"] for c in calls] == ["ag-af-ep-busy", "ag-af-ep-idle"]
+    for call, name in zip(calls, ("ag-af-ep-busy", "ag-af-ep-idle"), strict=True):
+        start, end = (datetime.datetime.fromisoformat(str(call.pop(key))) for key in ("StartTime", "EndTime"))
+        assert end - start == datetime.timedelta(seconds=60)  # whole minutes, to the end of the current one
+        assert end.second == 0 and end.microsecond == 0
+        assert call == {
+            "Namespace": "AWS/SageMaker",
+            "MetricName": "Invocations",
+            "Dimensions": [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "AllTraffic"}],
+            "Period": 60,
+            "Statistics": ["Sum"],
+        }

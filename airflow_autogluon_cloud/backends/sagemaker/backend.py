@@ -40,7 +40,7 @@ from airflow_autogluon_cloud.backends.sagemaker.api import (
 from airflow_autogluon_cloud.backends.sagemaker.autoscaling import EndpointAutoscaling
 from airflow_autogluon_cloud.backends.sagemaker.console import log_stream_url
 from airflow_autogluon_cloud.backends.sagemaker.registry import SageMakerRegistry
-from airflow_autogluon_cloud.backends.sagemaker.usage import training_usage, transform_usage
+from airflow_autogluon_cloud.backends.sagemaker.usage import invocations_since, training_usage, transform_usage
 from airflow_autogluon_cloud.exceptions import (
     AutoGluonCloudError,
     EndpointInvocationError,
@@ -102,6 +102,9 @@ class SageMakerBackend(Backend):
 
     def client(self, service: str = "sagemaker") -> Any:
         return self.api.client(service)
+
+    def endpoint_invocations(self, name: str, since: float) -> int | None:
+        return invocations_since(self.client("cloudwatch"), name, since)
 
     # what differs ----------------------------------------------------------------------------
 

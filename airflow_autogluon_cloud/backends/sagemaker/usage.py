@@ -8,6 +8,9 @@ documentation). Transform: DescribeTransformJob has no billable time; the instan
 
 from __future__ import annotations
 
+import datetime
+import math
+import time
 from typing import Any
 
 from airflow_autogluon_cloud.backends.sagemaker.api import epoch
@@ -33,3 +36,21 @@ def transform_usage(desc: dict[str, Any]) -> dict[str, Any]:
         "instance_count": count,
         "billable_seconds": None if start is None or end is None else round(max(end - start, 0.0) * count, 3),
     }
+
+
+def invocations_since(cloudwatch: Any, endpoint_name: str, since: float) -> int:
+    """The endpoint's ``Invocations`` (CloudWatch, ``AWS/SageMaker``, its ``AllTraffic`` variant) since
+    ``since``: one datapoint over whole minutes (CloudWatch's granularity), from the minute of
+    ``since`` to the end of the current one, so the count errs on keeping an endpoint."""
+    now = math.ceil(time.time() / 60) * 60
+    period = max(60, math.ceil((now - since) / 60) * 60)
+    answer = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName="Invocations",
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        StartTime=datetime.datetime.fromtimestamp(now - period, tz=datetime.UTC),
+        EndTime=datetime.datetime.fromtimestamp(now, tz=datetime.UTC),
+        Period=period,
+        Statistics=["Sum"],
+    )
+    return int(sum(point.get("Sum", 0) for point in answer.get("Datapoints", [])))
