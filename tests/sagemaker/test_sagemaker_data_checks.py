@@ -141,7 +141,7 @@ def test_idle_sweep_asks_cloudwatch_exactly_and_keeps_the_endpoint_that_was_invo
     for call, name in zip(calls, ("ag-af-ep-busy", "ag-af-ep-idle"), strict=True):
         start, end = (datetime.datetime.fromisoformat(str(call.pop(key))) for key in ("StartTime", "EndTime"))
         assert end - start == datetime.timedelta(seconds=60)  # whole minutes, to the end of the current one
-        assert end.second == 0 and end.microsecond == 0
+        assert (end.second, end.microsecond) == (0, 0)
         assert call == {
             "Namespace": "AWS/SageMaker",
             "MetricName": "Invocations",
