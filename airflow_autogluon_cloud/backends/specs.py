@@ -150,6 +150,8 @@ class EndpointConfigSpec:
     volume_size: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     serverless: dict[str, int] | None = None
+    #: ``sampling_percentage`` and ``destination`` (``endpoint_options.data_capture``), or ``None``.
+    data_capture: dict[str, Any] | None = None
 
 
 @dataclass

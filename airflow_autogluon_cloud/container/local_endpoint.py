@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 if __package__:  # imported as part of the package (the batch worker, tests)
+    from . import endpoint_capture
     from . import endpoint_limits as limits
     from .endpoint_model import (
         MicroBatcher,
@@ -44,6 +45,7 @@ if __package__:  # imported as part of the package (the batch worker, tests)
     )
     from .endpoint_process import stop_when_idle, supervise, write_ready_file
 else:  # run as a script (how endpoints start): its directory is on sys.path
+    import endpoint_capture  # type: ignore[no-redef]
     import endpoint_limits as limits  # type: ignore[no-redef]
     from endpoint_model import (  # type: ignore[no-redef]
         MicroBatcher,
@@ -101,6 +103,7 @@ class EndpointServer(ThreadingHTTPServer):
         self.endpoint_name = name
         self.module = module
         self.model = model
+        self.capture: Any = None  # endpoint_capture.Capture when data capture is on
         self.max_body = max_body
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
         self.batcher = batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
@@ -429,6 +432,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         out, out_type = result if isinstance(result, tuple) else (result, accept)
         data = out.encode() if isinstance(out, str) else bytes(out)
+        if self.server.capture is not None:
+            self.server.capture.record(body, content_type, data, out_type)
         self._send(200, data, out_type)
 
 
@@ -472,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         server = EndpointServer(
             (args.host, 0), args.name, module, model, args.max_body_bytes, args.max_concurrency, args.log_file
         )
-    port = server.server_address[1]
+    port, server.capture = server.server_address[1], endpoint_capture.from_workdir(args.model_dir, args.name)
     if args.idle_seconds:
         threading.Thread(
             target=stop_when_idle, args=(server, args.idle_seconds, args.idle_file), name="idle-stop", daemon=True

@@ -190,7 +190,7 @@ class BatchService:
 
     @cached_property
     def monitoring(self) -> MonitoringService:
-        return MonitoringService(storage=self.storage, log=self.log)
+        return MonitoringService(storage=self.storage, log=self.log, models=self.models)
 
     def data_report(self, job_name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """A finished transform job's data checks (:meth:`MonitoringService.batch_report`): merged

@@ -101,6 +101,7 @@ class EndpointService:
         tags: dict[str, str] | None = None,
         serverless_config: dict[str, Any] | str | None = None,
         autoscaling: dict[str, Any] | str | None = None,
+        data_capture: dict[str, Any] | str | None = None,
     ) -> DeployPlan:
         """Create the endpoint, or move an existing one to ``model_uri`` without downtime.
 
@@ -116,12 +117,15 @@ class EndpointService:
             defaults to its ``min_capacity``. It is registered once the endpoint is in service, and
             removed before an update and registered again after it. Backends that do not scale
             endpoints (local) keep the initial count.
+        :param data_capture: ``{"sampling_percentage": 20, "destination": ...}``: a sample of requests
+            and answers kept in SageMaker's capture format (``hook.monitoring.check_capture`` checks them).
         """
         if not naming.is_valid_name(endpoint_name):
             raise InvalidParameterError(
                 "endpoint_name", endpoint_name, "use 1-63 letters, digits and hyphens (SageMaker's rule)."
             )
         serverless = endpoint_options.serverless(serverless_config)
+        capture = endpoint_options.data_capture(data_capture, requires_s3=self.backend.requires_s3_uris)
         if serverless and (instance_type is not None or instance_count is not None or volume_size is not None):
             raise InvalidParameterError(
                 "serverless_config",
@@ -153,6 +157,8 @@ class EndpointService:
             digest = naming.short_hash(*parts, length=8)
         else:  # the digest an instance-based deploy always had: an existing endpoint is reattached
             digest = naming.short_hash(model_uri, instance_type, instance_count, framework_version, custom_image_uri, 8)
+        if capture:  # its own configuration; without capture the digest stays what it always was
+            digest = naming.short_hash(digest, sorted(capture.items()), length=8)
         plan = DeployPlan(
             endpoint_name=endpoint_name,
             config_name=naming.derived_name(endpoint_name, f"c-{digest}"),
@@ -191,6 +197,7 @@ class EndpointService:
                         volume_size=volume_size,
                         tags=all_tags,
                         serverless=serverless,
+                        data_capture=capture,
                     )
                 )
                 plan.created.append(plan.config_name)

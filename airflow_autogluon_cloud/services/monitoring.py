@@ -57,6 +57,8 @@ class MonitoringService:
 
     storage: StorageLocator
     log: TaskLog
+    #: reads a model's baseline (for :meth:`check_capture`).
+    models: Any = None
 
     def _read_json(self, uri: str) -> dict[str, Any] | None:
         storage = self.storage(uri)
@@ -117,3 +119,94 @@ class MonitoringService:
     def read_report(self, output_path: str) -> dict[str, Any] | None:
         """A checked batch's ``constraint_violations.json`` (``None`` if it was not checked)."""
         return self._read_json(join_uri(output_path, VIOLATIONS_FILE))
+
+    def check_capture(
+        self,
+        endpoint_name: str,
+        *,
+        model_uri: str,
+        destination: str,
+        since: float | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run the batch checks on an endpoint's captured requests and answers (its data capture).
+
+        :param model_uri: the model the endpoint serves (its baseline is the reference).
+        :param destination: the capture's ``destination`` given at deploy.
+        :param since: only captures at or after this time (epoch seconds; default all).
+        :return: the summary (``status``, ``rows``, ``requests``, ``violations``, ``checks``,
+            ``drifted_columns``) with the full ``constraint_violations`` and ``drift`` reports.
+        """
+        import pandas as pd
+
+        from airflow_autogluon_cloud.container import data_checks, data_profile
+
+        baseline = self.models.baseline(model_uri) if self.models is not None else None
+        if baseline is None:
+            return {"status": "no_baseline", "rows": 0, "requests": 0, "violations": 0, "checks": {}}
+        reference = data_profile.sketch_from_statistics(baseline["statistics"])
+        features = list(reference["features"])
+        root = join_uri(destination, endpoint_name, "AllTraffic")
+        rows, answers, requests = [], [], 0
+        for uri in sorted(u for u in self.storage(root).list(root) if u.endswith(".jsonl")):
+            for line in self.storage(uri).read_bytes(uri).decode("utf-8").splitlines():
+                event = json.loads(line) if line.strip() else None
+                if event is None or (since is not None and _event_time(event) < since):
+                    continue
+                data = event["captureData"]
+                rows.append(_captured_frame(data["endpointInput"], features))
+                answers.append(_captured_frame(data["endpointOutput"], []))
+                requests += 1
+        if not rows:
+            return {"status": "no_captures", "rows": 0, "requests": 0, "violations": 0, "checks": {}}
+        frame, answered = pd.concat(rows, ignore_index=True), pd.concat(answers, ignore_index=True)
+        categorical = tuple(n for n, c in reference["predictions"].items() if "values" in c)
+        total = data_profile.sketch(frame, answered, reference, categorical)
+        violations, drift = data_checks.compare(reference, baseline["constraints"], total, options)
+        found = data_checks.summary(violations)
+        return {
+            "status": "checked",
+            "rows": total["item_count"],
+            "requests": requests,
+            "violations": found["count"],
+            "checks": found["checks"],
+            "drifted_columns": drift["drifted_columns"],
+            "constraint_violations": violations,
+            "drift": drift,
+        }
+
+
+def _event_time(event: dict[str, Any]) -> float:
+    import calendar
+    import time
+
+    stamp = event.get("eventMetadata", {}).get("inferenceTime", "")
+    return float(calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))) if stamp else 0.0
+
+
+def _captured_frame(captured: dict[str, Any], features: list[str]) -> Any:
+    """One captured body (``CSV``/``JSON`` text or ``BASE64``) as rows; a CSV without a header gets
+    the model's features in training order, as the serving script reads it."""
+    import base64
+    import io
+
+    import pandas as pd
+
+    data = captured.get("data", "")
+    kind = str(captured.get("observedContentType", "")).split(";", 1)[0].strip().lower()
+    if captured.get("encoding") == "BASE64":
+        raw = base64.b64decode(data)
+        if "parquet" in kind:
+            return pd.read_parquet(io.BytesIO(raw))
+        data = raw.decode("utf-8")
+    if kind == "text/csv":
+        first = data.lstrip().split("\n", 1)[0].split(",")
+        if features and not any(value.strip() in features for value in first):
+            return pd.read_csv(io.StringIO(data), header=None, names=features)
+        return pd.read_csv(io.StringIO(data))
+    if kind in ("application/jsonl", "application/jsonlines"):
+        return pd.read_json(io.StringIO(data), lines=True)
+    payload = json.loads(data)
+    if isinstance(payload, dict) and "instances" in payload:
+        payload = payload["instances"]
+    return pd.DataFrame(payload if isinstance(payload, list) else [payload])

@@ -149,3 +149,31 @@ def test_idle_sweep_asks_cloudwatch_exactly_and_keeps_the_endpoint_that_was_invo
             "Period": 60,
             "Statistics": ["Sum"],
         }
+
+
+def test_data_capture_is_the_exact_data_capture_config(hook, record):
+    from tests.sagemaker.test_sagemaker_serving import MODEL_URI, _put_model
+
+    _put_model()
+    recorder = record(hook.backend.client("sagemaker"), "CreateEndpointConfig")
+    capture = {"sampling_percentage": 20, "destination": f"s3://{BUCKET}/capture"}
+    hook.finish_deploy(hook.start_deploy(endpoint_name="ag-af-ep-capture", model_uri=MODEL_URI, data_capture=capture))
+    [request] = recorder.calls["CreateEndpointConfig"]
+    assert request["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 20,
+        "DestinationS3Uri": f"s3://{BUCKET}/capture",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "CsvContentTypes": ["text/csv"],
+            "JsonContentTypes": ["application/json", "application/jsonl"],
+        },
+    }
+    from airflow_autogluon_cloud.exceptions import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="s3://"):
+        hook.start_deploy(
+            endpoint_name="ag-af-ep-capture-2",
+            model_uri=MODEL_URI,
+            data_capture={"sampling_percentage": 20, "destination": "/tmp/x"},
+        )

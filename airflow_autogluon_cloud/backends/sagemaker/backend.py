@@ -29,6 +29,7 @@ from airflow_autogluon_cloud.backends.base import (
     TrainingJobSpec,
     TransformJobSpec,
 )
+from airflow_autogluon_cloud.backends.sagemaker import usage as sm_usage
 from airflow_autogluon_cloud.backends.sagemaker.api import (
     SageMakerApi,
     decode_hyperparameter,
@@ -40,7 +41,6 @@ from airflow_autogluon_cloud.backends.sagemaker.api import (
 from airflow_autogluon_cloud.backends.sagemaker.autoscaling import EndpointAutoscaling
 from airflow_autogluon_cloud.backends.sagemaker.console import log_stream_url
 from airflow_autogluon_cloud.backends.sagemaker.registry import SageMakerRegistry
-from airflow_autogluon_cloud.backends.sagemaker.usage import invocations_since, training_usage, transform_usage
 from airflow_autogluon_cloud.exceptions import (
     AutoGluonCloudError,
     EndpointInvocationError,
@@ -104,7 +104,7 @@ class SageMakerBackend(Backend):
         return self.api.client(service)
 
     def endpoint_invocations(self, name: str, since: float) -> int | None:
-        return invocations_since(self.client("cloudwatch"), name, since)
+        return sm_usage.invocations_since(self.client("cloudwatch"), name, since)
 
     # what differs ----------------------------------------------------------------------------
 
@@ -194,7 +194,7 @@ class SageMakerBackend(Backend):
             or f"{output}/{name}/output/model.tar.gz",
             secondary_uri=f"{output}/{name}/output/output.tar.gz",
             hyperparameters={k: decode_hyperparameter(v) for k, v in (desc.get("HyperParameters") or {}).items()},
-            usage=training_usage(desc),
+            usage=sm_usage.training_usage(desc),
         )
 
     def list_training_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
@@ -303,7 +303,7 @@ class SageMakerBackend(Backend):
             artifact_uri=desc.get("TransformOutput", {}).get("S3OutputPath"),
             secondary_uri=desc.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri"),
             model_name=desc.get("ModelName"),
-            usage=transform_usage(desc),
+            usage=sm_usage.transform_usage(desc),
         )
 
     def stop_transform_job(self, name: str) -> None:
@@ -385,11 +385,15 @@ class SageMakerBackend(Backend):
         # GPU instances (ml.p*, ml.g*) use local NVMe storage and reject a volume size.
         if spec.volume_size and not spec.serverless and not spec.instance_type.startswith(("ml.p", "ml.g")):
             variant["VolumeSizeInGB"] = spec.volume_size
+        capture: dict[str, Any] = (
+            {"DataCaptureConfig": sm_usage.data_capture_config(spec.data_capture)} if spec.data_capture else {}
+        )
         self.api.call(
             "create_endpoint_config",
             EndpointConfigName=spec.name,
             ProductionVariants=[variant],
             Tags=tag_list(spec.tags),
+            **capture,
         )
 
     def describe_endpoint_config(self, name: str) -> EndpointConfigDescription:

@@ -1,4 +1,6 @@
-"""What a SageMaker job used, from its description: the instances and the billable seconds.
+"""What SageMaker jobs and endpoints use: billable seconds, invocations, data capture.
+
+What a job used, from its description: the instances and the billable seconds.
 
 Training (and evaluation, a training job): ``BillableTimeInSeconds`` is one instance's wall-clock
 billable time, so the job's is that times ``ResourceConfig.InstanceCount`` (DescribeTrainingJob's
@@ -54,3 +56,17 @@ def invocations_since(cloudwatch: Any, endpoint_name: str, since: float) -> int:
         Statistics=["Sum"],
     )
     return int(sum(point.get("Sum", 0) for point in answer.get("Datapoints", [])))
+
+
+def data_capture_config(capture: dict[str, Any]) -> dict[str, Any]:
+    """An endpoint configuration's ``DataCaptureConfig``: requests and answers, CSV and JSON kept as text."""
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": capture["sampling_percentage"],
+        "DestinationS3Uri": capture["destination"],
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "CsvContentTypes": ["text/csv"],
+            "JsonContentTypes": ["application/json", "application/jsonl"],
+        },
+    }
