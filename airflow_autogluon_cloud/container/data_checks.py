@@ -161,24 +161,29 @@ def _category_bins(base: dict[str, Any], batch: dict[str, Any], rows: int) -> tu
 def drift(base: dict[str, Any], batch: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any] | None:
     """One column's drift statistics; ``None`` when the two cannot be compared (types differ)."""
     present = batch["count"] - batch["missing"]
-    if present == 0 or (base["count"] - base["missing"]) == 0:
+    # Requests bin at most data_profile.PROFILED_ROWS_PER_REQUEST rows each (counts scaled up to
+    # every row): the tests' sample size is the rows actually binned.
+    profiled = int(batch.get("profiled", present))
+    if present == 0 or profiled == 0 or (base["count"] - base["missing"]) == 0:
         return None
     if "hist" in base and "hist" in batch and base["edges"] == batch["edges"]:
         a, b = base["hist"], batch["hist"]
         small_test = "ks"
     elif "values" in base and "values" in batch:
-        a, b = _category_bins(base, batch, present)
+        a, b = _category_bins(base, batch, profiled)
         small_test = "chi2"
     else:
         return None
     p, q = _shares(a), _shares(b)
+    b = [x * profiled / sum(b) for x in b] if sum(b) else b  # counts of the binned rows
     result: dict[str, Any] = {
-        "rows": present,
+        "rows": profiled,
+        "present_rows": present,
         "baseline_rows": base["count"] - base["missing"],
         "psi": round(psi(p, q), 6),
         "js_distance": round(js_distance(p, q), 6),
     }
-    if present < opts["small_sample_rows"]:
+    if profiled < opts["small_sample_rows"]:
         statistic, p_value = ks_binned(a, b) if small_test == "ks" else chi2_two_sample(a, b)
         result.update(method=small_test, statistic=round(statistic, 6), p_value=p_value, threshold=opts["p_value"])
     else:

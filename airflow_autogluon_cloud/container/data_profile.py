@@ -37,6 +37,11 @@ REPORTED_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 UNIT_EDGES = tuple(i / 10 for i in range(1, 10))
 #: Categories counted per column; rarer ones are summed as ``other`` (the domain is then open).
 MAX_CATEGORIES = 1000
+#: A batch request bins (and counts categories of) at most this many evenly spaced rows; its
+#: counts are scaled by present rows / profiled rows, so every row of the batch weighs the same
+#: in the merge, and the tests take the profiled rows as their sample size. Counts of rows,
+#: missing values, sums and extremes are over every row. The baseline profiles every row.
+PROFILED_ROWS_PER_REQUEST = 2000
 NUMERIC_TYPES = ("Integral", "Fractional")
 #: Environment of a batch transform: where serve.py writes its per-request sketches (path or s3://).
 PROFILE_ENV = "AG_DATA_PROFILE_URI"
@@ -61,12 +66,18 @@ def inferred_type(series: pd.Series) -> str:
     return "String"
 
 
+def _stride(present: int, baseline: bool) -> int:
+    return 1 if baseline or present <= PROFILED_ROWS_PER_REQUEST else -(-present // PROFILED_ROWS_PER_REQUEST)
+
+
 def _numeric_sketch(series: pd.Series, kind: str, edges: list[float] | None, baseline: bool) -> dict[str, Any]:
     values = series.to_numpy(dtype="float64", na_value=np.nan)
     present = values[~np.isnan(values)]
     if edges is None:  # the baseline: deciles of the data itself
         edges = np.unique(np.quantile(present, QUANTILE_EDGES)).tolist() if len(present) else []
-    hist = np.bincount(np.searchsorted(np.asarray(edges), present, side="right"), minlength=len(edges) + 1)
+    profiled = present[:: _stride(len(present), baseline)]
+    hist = np.bincount(np.searchsorted(np.asarray(edges), profiled, side="right"), minlength=len(edges) + 1)
+    scale = len(present) / len(profiled) if len(profiled) else 1.0
     sketch: dict[str, Any] = {
         "type": kind,
         "count": int(len(values)),
@@ -76,7 +87,8 @@ def _numeric_sketch(series: pd.Series, kind: str, edges: list[float] | None, bas
         "min": float(present.min()) if len(present) else None,
         "max": float(present.max()) if len(present) else None,
         "edges": [float(e) for e in edges],
-        "hist": hist.tolist(),
+        "hist": hist.tolist() if scale == 1.0 else (hist * scale).round(3).tolist(),
+        "profiled": int(len(profiled)),
     }
     if baseline and len(present):  # exact only where all rows are at hand
         sketch["quantiles"] = {
@@ -86,21 +98,25 @@ def _numeric_sketch(series: pd.Series, kind: str, edges: list[float] | None, bas
     return sketch
 
 
-def _categorical_sketch(series: pd.Series, kind: str) -> dict[str, Any]:
-    counts = series.value_counts(dropna=True, sort=True)
+def _categorical_sketch(series: pd.Series, kind: str, baseline: bool) -> dict[str, Any]:
+    present = int(len(series) - series.isna().sum())
+    stride = _stride(present, baseline)
+    counts = (series if stride == 1 else series.iloc[::stride]).value_counts(dropna=True, sort=True)
+    profiled = int(counts.sum())
+    scale = present / profiled if profiled and stride > 1 else 1.0
     kept = counts.iloc[:MAX_CATEGORIES]
-    values: dict[str, int] = {}
+    values: dict[str, float] = {}
     for key, count in zip(kept.index, kept.to_numpy(), strict=False):
         name = str(key)
-        values[name] = values.get(name, 0) + int(count)
-    present = int(counts.sum())
+        values[name] = values.get(name, 0) + (int(count) if scale == 1.0 else round(float(count) * scale, 3))
     return {
         "type": kind,
         "count": int(len(series)),
         "missing": int(len(series) - present),
         "values": values,
-        "other": present - int(kept.sum()),
+        "other": (present - sum(values.values())) if counts.iloc[MAX_CATEGORIES:].size else 0,
         "distinct": int(len(counts)),
+        "profiled": profiled,
     }
 
 
@@ -123,7 +139,7 @@ def sketch_column(
         if edges is None and not baseline:
             edges = []  # no baseline edges: one bin, so that every request's sketch merges
         return _numeric_sketch(series, kind, edges, baseline)
-    return _categorical_sketch(series, kind if not categorical else "String")
+    return _categorical_sketch(series, kind if not categorical else "String", baseline)
 
 
 def sketch_frame(
@@ -174,6 +190,7 @@ def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         # A column that changed type between requests: the text wins (it is what failed to parse).
         return a if a["type"] == "String" else b
     merged = {**a, "count": a["count"] + b["count"], "missing": a["missing"] + b["missing"]}
+    merged["profiled"] = _profiled(a) + _profiled(b)
     if "hist" in a:
         if a["edges"] != b["edges"]:
             raise ValueError("sketches binned on different edges cannot be merged")
@@ -198,6 +215,11 @@ def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         distinct=max(len(values), a["distinct"], b["distinct"]),  # a lower bound once truncated
     )
     return merged
+
+
+def _profiled(column: dict[str, Any]) -> int:
+    """The rows a column's histogram or categories were counted on (all present rows if not said)."""
+    return int(column.get("profiled", column["count"] - column["missing"]))
 
 
 def merge(sketches: list[dict[str, Any]]) -> dict[str, Any]:
