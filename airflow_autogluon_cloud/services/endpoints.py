@@ -24,6 +24,7 @@ from airflow_autogluon_cloud.exceptions import (
     ResourceNotFoundError,
 )
 from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.cost import endpoint_usage
 from airflow_autogluon_cloud.services.models import ModelService
 from airflow_autogluon_cloud.settings import ProviderSettings
 from airflow_autogluon_cloud.status import EndpointStatus
@@ -56,6 +57,8 @@ class DeployPlan:
     autoscaling: dict[str, Any] | None = None
     #: The policy the endpoint had before the update (removed for it; restored if none is given).
     previous_autoscaling: dict[str, Any] | None = None
+    #: What the endpoint bills by the hour (``services/cost.py``): instances and, with prices, USD/hour.
+    usage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,6 +169,9 @@ class EndpointService:
             model_uri=model_uri,
             backend=self.backend.name,
             autoscaling=policy,
+            usage=endpoint_usage(
+                "serverless" if serverless else instance_type, instance_count, self.settings.instance_prices
+            ),
         )
         if policy and not self.backend.scales_endpoints:
             self.log.info(
@@ -270,6 +276,7 @@ class EndpointService:
             "backend": self.backend.name,
             "action": plan.action,
             "url": desc.url,
+            "usage": plan.usage,
         }
 
     def _rollback(self, plan: DeployPlan) -> None:

@@ -157,7 +157,10 @@ def test_data_capture_is_the_exact_data_capture_config(hook, record):
     _put_model()
     recorder = record(hook.backend.client("sagemaker"), "CreateEndpointConfig")
     capture = {"sampling_percentage": 20, "destination": f"s3://{BUCKET}/capture"}
-    hook.finish_deploy(hook.start_deploy(endpoint_name="ag-af-ep-capture", model_uri=MODEL_URI, data_capture=capture))
+    deployed = hook.finish_deploy(
+        hook.start_deploy(endpoint_name="ag-af-ep-capture", model_uri=MODEL_URI, data_capture=capture)
+    )
+    assert deployed["usage"] == {"instance_type": "ml.m5.2xlarge", "instance_count": 1}  # what it bills by the hour
     [request] = recorder.calls["CreateEndpointConfig"]
     assert request["DataCaptureConfig"] == {
         "EnableCapture": True,
