@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import airflow_autogluon_cloud.backends.sagemaker.usage as sm_usage
 from airflow_autogluon_cloud.backends.base import (
     CHANNEL_CODE,
     PROVIDER_TAG,
@@ -29,7 +30,6 @@ from airflow_autogluon_cloud.backends.base import (
     TrainingJobSpec,
     TransformJobSpec,
 )
-from airflow_autogluon_cloud.backends.sagemaker import usage as sm_usage
 from airflow_autogluon_cloud.backends.sagemaker.api import (
     SageMakerApi,
     decode_hyperparameter,
