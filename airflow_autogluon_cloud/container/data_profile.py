@@ -39,8 +39,9 @@ UNIT_EDGES = tuple(i / 10 for i in range(1, 10))
 MAX_CATEGORIES = 1000
 #: A batch request bins (and counts categories of) at most this many evenly spaced rows; its
 #: counts are scaled by present rows / profiled rows, so every row of the batch weighs the same
-#: in the merge, and the tests take the profiled rows as their sample size. Counts of rows,
-#: missing values, sums and extremes are over every row. The baseline profiles every row.
+#: in the merge, and the tests take the profiled rows as their sample size. Counts of rows, and
+#: of numbers' missing values, sums and extremes are over every row (text columns' missing values
+#: are counted on the binned rows, scaled). The baseline profiles every row.
 PROFILED_ROWS_PER_REQUEST = 2000
 NUMERIC_TYPES = ("Integral", "Fractional")
 #: Environment of a batch transform: where serve.py writes its per-request sketches (path or s3://).
@@ -99,11 +100,14 @@ def _numeric_sketch(series: pd.Series, kind: str, edges: list[float] | None, bas
 
 
 def _categorical_sketch(series: pd.Series, kind: str, baseline: bool) -> dict[str, Any]:
-    present = int(len(series) - series.isna().sum())
-    stride = _stride(present, baseline)
-    counts = (series if stride == 1 else series.iloc[::stride]).value_counts(dropna=True, sort=True)
+    # Text columns count their missing values on the binned rows too (scaled): finding missing
+    # values in a whole column of Python objects costs more than counting the sample's categories.
+    stride = _stride(len(series), baseline)
+    sample = series if stride == 1 else series.iloc[::stride]
+    counts = sample.value_counts(dropna=True, sort=True)
     profiled = int(counts.sum())
-    scale = present / profiled if profiled and stride > 1 else 1.0
+    scale = len(series) / len(sample) if stride > 1 else 1.0
+    present = profiled if stride == 1 else min(len(series), round(profiled * scale))
     kept = counts.iloc[:MAX_CATEGORIES]
     values: dict[str, float] = {}
     for key, count in zip(kept.index, kept.to_numpy(), strict=False):
