@@ -130,6 +130,9 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         self._started_job: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_autogluon_cloud.services.monitoring import check_options
+
+        check_options(self.data_check_options)  # before any job: a bad option fails at once
         uri, version, model_version = resolve_model(self.hook, self.model_uri)
         name = self.job_name or naming.name_from_context("bt", context)
         submission = self.hook.start_batch_predict(

@@ -1,4 +1,4 @@
-"""Billable seconds and estimated cost from job descriptions (SageMaker's shapes) and the price table."""
+"""Billable seconds and estimated cost from job descriptions (SageMaker's shapes) and the price table; data check options checked before any job."""
 
 from __future__ import annotations
 
@@ -51,3 +51,15 @@ def test_a_bad_price_table_names_the_setting(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW__AUTOGLUON_CLOUD__INSTANCE_PRICES", '{"ml.m5.2xlarge": "cheap"}')
     with pytest.raises(InvalidParameterError, match="instance_prices"):
         ProviderSettings("local", tmp_path, None, requires_s3=False).instance_prices  # noqa: B018
+
+
+def test_bad_data_check_options_fail_before_any_job():
+    from airflow_autogluon_cloud.operators.batch_predict import AGBatchPredictOperator
+
+    with pytest.raises(InvalidParameterError, match="data_checks"):
+        AGBatchPredictOperator(task_id="b", model_uri="/m/model.tar.gz", test_data="/x.csv", data_checks="loud")
+    op = AGBatchPredictOperator(
+        task_id="b", model_uri="/nonexistent/model.tar.gz", test_data="/x.csv", data_check_options={"js": 0.2}
+    )
+    with pytest.raises(InvalidParameterError, match="unknown data check option"):
+        op.execute({})
