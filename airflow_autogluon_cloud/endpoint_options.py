@@ -103,3 +103,22 @@ def autoscaling(value: Any, parameter: str = "autoscaling") -> dict[str, int | f
     for key in ("scale_in_cooldown", "scale_out_cooldown"):
         policy[key] = _integer(options, key, parameter, 0) if key in options else DEFAULT_COOLDOWN_SECONDS
     return policy
+
+
+def data_capture(value: Any, *, requires_s3: bool, parameter: str = "data_capture") -> dict[str, Any] | None:
+    """The checked data capture: ``sampling_percentage`` (0-100) of requests and answers kept under
+    ``destination`` (``s3://`` on SageMaker, a local directory on the local backend); ``None``: off."""
+    options = _as_dict(value, parameter)
+    if options is None:
+        return None
+    _check_keys(options, parameter, ("sampling_percentage", "destination"), ())
+    share = options["sampling_percentage"]
+    if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= 100:
+        raise InvalidParameterError(parameter, options, "sampling_percentage is a whole number from 0 to 100.")
+    destination = options["destination"]
+    if not isinstance(destination, str) or not destination.strip():
+        raise InvalidParameterError(parameter, options, "destination is where captures go: a path or s3:// URI.")
+    if requires_s3 != destination.startswith("s3://"):
+        where = "an s3:// URI (SageMaker writes captures to S3)" if requires_s3 else "a local directory"
+        raise InvalidParameterError(parameter, options, f"destination must be {where} on this backend.")
+    return {"sampling_percentage": share, "destination": destination.rstrip("/")}

@@ -131,3 +131,17 @@ class TriggerEventError(AutoGluonCloudError):
 
 class ArtifactError(AutoGluonCloudError):
     """A model or result artifact is missing, unsafe, or incompatible with the installed AutoGluon."""
+
+
+class DataQualityError(AutoGluonCloudError):
+    """A batch's data checks found violations and the task was asked to fail on them (its output is written)."""
+
+    def __init__(self, job_name: str, report: dict[str, object]) -> None:
+        self.job_name = job_name
+        self.report = report
+        checks = report.get("checks") or {}
+        named = "; ".join(f"{check}: {', '.join(map(str, cols))}" for check, cols in checks.items())  # type: ignore[attr-defined]
+        super().__init__(
+            f"Transform job {job_name}: {report.get('violations')} data check violation(s) against the model's "
+            f"baseline ({named}); the output is written ({report.get('violations_uri')})"
+        )

@@ -176,6 +176,13 @@ def iam_policy(account_id: str, cloud_output_bucket: str, role_name: str = "Auto
                 "Condition": {"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
             },
             {
+                # The idle sweep reads endpoints' Invocations; GetMetricStatistics has no resource-level scope.
+                "Sid": "EndpointInvocationMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:GetMetricStatistics",
+                "Resource": "*",
+            },
+            {
                 "Sid": "SageMakerList",
                 "Effect": "Allow",
                 "Action": list(_SAGEMAKER_LIST_ACTIONS),

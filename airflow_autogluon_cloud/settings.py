@@ -7,6 +7,7 @@ default. Switching a DAG from the local backend to SageMaker is therefore config
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -139,6 +140,23 @@ class ProviderSettings:
         self.local_root = local_root
         self.cloud_output_path_arg = cloud_output_path
         self.requires_s3 = requires_s3
+
+    @cached_property
+    def instance_prices(self) -> dict[str, float]:
+        """``[autogluon_cloud] instance_prices``: instance type -> USD per hour, as JSON (none bundled:
+        prices change and differ by region; give yours). With it, job XComs carry an estimated cost."""
+        raw = _config("instance_prices")
+        try:
+            prices = json.loads(raw) if raw else {}
+        except ValueError:
+            prices = None
+        if not isinstance(prices, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in prices.values()
+        ):
+            raise InvalidParameterError(
+                "[autogluon_cloud] instance_prices", raw, 'give a JSON object such as {"ml.m5.2xlarge": 0.461}.'
+            )
+        return {str(k): float(v) for k, v in prices.items()}
 
     @cached_property
     def cloud_output_path(self) -> str:

@@ -173,7 +173,8 @@ def cached_fit(name: str, fit_args: dict[str, Any]) -> dict[str, Any]:
 
     package = REPO / "airflow_autogluon_cloud"
     digest = hashlib.sha256()
-    for source in (package / "container" / "serve.py", package / "archives.py"):
+    container = package / "container"
+    for source in (container / "serve.py", container / "data_profile.py", package / "archives.py"):
         digest.update(source.read_bytes())
     code_hash = digest.hexdigest()[:16]
     marker = WORK / f"{name}.json"

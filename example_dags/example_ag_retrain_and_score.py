@@ -166,6 +166,9 @@ with DAG(
         test_data="{{ " + PERIOD + "['score'] }}",
         instance_count=2,
         check_interval=5,
+        # Checked against the serving model's training baseline while scored: a warning (and the
+        # summary in the XCom) on a violation; "fail" would fail the task once the output is written.
+        data_checks="warn",
     )
 
     @task(outlets=[MODEL_ASSET, SCORES_ASSET])
@@ -226,6 +229,22 @@ with DAG(
         print(f"Decision:         {decision['decision']} ({decision['reason']})")
         print(f"Serving version:  {scored['model_version']['group']} v{scored['model_version']['version']}")
         print(f"Scored output:    {scored['output_uri']} ({len(results)} rows)")
+        checks = scored.get("data_checks") or {}
+        found = "; ".join(f"{check}: {', '.join(cols)}" for check, cols in (checks.get("checks") or {}).items())
+        print(
+            f"Data checks:      {checks.get('violations', 0)} violation(s) on {checks.get('rows')} rows "
+            f"({found or 'none'})"
+        )
+        usage = {"fit": candidate, "evaluation": evaluation, "batch_score": scored}
+        for job, xcom in usage.items():
+            used = xcom.get("usage") or {}
+            billed = used.get("billable_seconds")
+            print(
+                f"Job {job + ':':<13} billable {'-' if billed is None else f'{billed:.0f}'}s on "
+                f"{used.get('instance_count')} x {used.get('instance_type')}; CPU {used.get('cpu_seconds', '-')}s, "
+                f"wall {used.get('wall_seconds', '-')}s"
+                + (f", about ${used['estimated_cost_usd']:.4f}" if "estimated_cost_usd" in used else "")
+            )
         print(f"Still running:    {', '.join(running) if running else 'nothing'}")
         return {
             "job_name": candidate["job_name"],
@@ -242,6 +261,8 @@ with DAG(
             "scored_rows": len(results),
             "predictions_head": results.head(5).round(4).to_dict(orient="records"),
             "still_running": running,
+            "data_checks": checks,
+            "usage": {job: xcom.get("usage") for job, xcom in usage.items()},
         }
 
     period >> fit

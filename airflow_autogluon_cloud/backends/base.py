@@ -296,6 +296,11 @@ class Backend(abc.ABC):
     def list_endpoints(self) -> list[EndpointDescription]:
         """Every endpoint carrying :data:`PROVIDER_TAG`, with its tags."""
 
+    def endpoint_invocations(self, name: str, since: float) -> int | None:
+        """Requests the endpoint answered since ``since`` (epoch seconds); ``None`` when unknown
+        (the idle sweep then keeps it)."""
+        return None
+
     # endpoint autoscaling (a policy as endpoint_options.autoscaling returns it); no-ops unless
     # the backend ``scales_endpoints``
     def describe_autoscaling(self, endpoint_name: str) -> dict[str, Any] | None:

@@ -35,10 +35,15 @@ CONTAINER_SUPPORT_MODULES = (
     "kind_timeseries.py",
     "kind_multimodal.py",
     "fast_csv.py",
+    "data_profile.py",
+    "data_checks.py",
 )
 #: The modules ``evaluate.py`` imports for its paired statistics; shipped beside it in every code archive.
 PAIRED_STATS_MODULES = ("paired_stats.py", "paired_tests.py")
 EVALUATION_CODE = (EVALUATE_SCRIPT, *PAIRED_STATS_MODULES)
+#: A batch transform's environment: the prefix where the serving script writes one data profile per
+#: request (``container/data_profile.py``); set when the job checks its data.
+DATA_PROFILE_ENV = "AG_DATA_PROFILE_URI"
 #: Channels of an evaluation job: the labelled data, its arguments, and one ``model_<key>`` per model.
 CHANNEL_EVAL_DATA = "eval_data"
 CHANNEL_EVAL_ARGS = "eval_args"
@@ -151,6 +156,8 @@ class EndpointConfigSpec:
     volume_size: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     serverless: dict[str, int] | None = None
+    #: ``sampling_percentage`` and ``destination`` (``endpoint_options.data_capture``), or ``None``.
+    data_capture: dict[str, Any] | None = None
 
 
 @dataclass
@@ -170,6 +177,9 @@ class JobDescription:
     secondary_uri: str | None = None
     hyperparameters: dict[str, str] = field(default_factory=dict)
     model_name: str | None = None  # transform jobs
+    #: what the job used: ``instance_type``, ``instance_count``, ``billable_seconds`` (SageMaker),
+    #: ``cpu_seconds`` and ``wall_seconds`` (local); see ``services/cost.py``.
+    usage: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -34,7 +34,15 @@ PREDICTORS = {
 NAMES = tuple(PREDICTORS)
 _MODULES = {"tabular": "kind_tabular", "timeseries": "kind_timeseries", "multimodal": "kind_multimodal"}
 #: The modules that must sit next to the entry scripts wherever they are shipped (this one included).
-CODE_MODULES = ("ag_kinds.py", "kind_tabular.py", "kind_timeseries.py", "kind_multimodal.py", "fast_csv.py")
+CODE_MODULES = (
+    "ag_kinds.py",
+    "kind_tabular.py",
+    "kind_timeseries.py",
+    "kind_multimodal.py",
+    "fast_csv.py",
+    "data_profile.py",
+    "data_checks.py",
+)
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:  # the kind modules sit beside this one, however it was loaded
@@ -118,6 +126,8 @@ class Kind:
     combinable = False
     #: Prediction options a request may give.
     predict_options: tuple[str, ...] = ()
+    #: A batch job profiles its rows and answers against the model's baseline (data_profile.py).
+    profiles_rows = False
     #: Evaluation keeps per-row evidence and compares models pairwise (paired_stats.py).
     paired_statistics = False
     #: ``predict_data`` in a training job is one request (whole series), not mini-batches of rows.
@@ -164,6 +174,11 @@ class Kind:
     def summary_fields(self, predictor: Any, args: dict[str, Any]) -> dict[str, Any]:
         return {"features": [], "class_labels": None}
 
+    def baseline_frames(self, predictor: Any, train: Any, tuning: Any) -> tuple[Any, Any, tuple[str, ...]] | None:
+        """What the model's baseline profiles (data_profile.py): ``(features, answers, categorical
+        answer columns)``; ``None``: this kind's requests are not rows, nothing is profiled."""
+        return None
+
     # serving ----------------------------------------------------------------------------------
 
     def load(self, model_dir: str) -> Any:
@@ -179,6 +194,10 @@ class Kind:
 
     def scoring_model(self, model: Any) -> str | None:
         return None
+
+    def profiled_answers(self, model: Any, answers: Any) -> tuple[Any, tuple[str, ...]]:
+        """A batch request's answers as profiled, and which of their columns are categories."""
+        return answers, ()
 
     def read_request(self, model: Any, body: Any, content_type: str | None, general: Any) -> Any:
         """The request's input; ``general(model, body, content_type)`` is serve.py's row reader."""

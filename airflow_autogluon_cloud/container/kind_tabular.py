@@ -15,12 +15,17 @@ SOLE_MEMBER_MAX_ROWS = 500
 CLASSIFICATION = ("binary", "multiclass")
 
 
+#: Training rows scored for the baseline's answers when there is no tuning data.
+BASELINE_SCORED_ROWS = 5000
+
+
 class TabularKind(Kind):
     name = "tabular"
     fast_csv = True
     combinable = True
     predict_options = ("decision_threshold", "model", "as_multiclass")
     paired_statistics = True
+    profiles_rows = True
 
     def summary_fields(self, predictor: Any, args: dict[str, Any]) -> dict[str, Any]:
         class_labels = attr(predictor, "class_labels")
@@ -29,7 +34,32 @@ class TabularKind(Kind):
             "class_labels": [str(c) for c in class_labels] if class_labels is not None else None,
         }
 
+    def baseline_frames(self, predictor: Any, train: Any, tuning: Any) -> tuple[Any, Any, tuple[str, ...]]:
+        """The training rows' features, and the model's answers on its tuning data, as serve.py gives them.
+
+        Without tuning data the answers are for a sample of the training rows: in-sample
+        probabilities are sharper than any batch's, so they are left out (the predicted class or
+        value is kept).
+        """
+        import pandas as pd
+
+        features = [str(f) for f in predictor.original_features]
+        scored = tuning if tuning is not None else train.sample(n=min(len(train), BASELINE_SCORED_ROWS), random_state=0)
+        rows = scored[features]
+        label = str(predictor.label)
+        if not attr(predictor, "can_predict_proba"):
+            return train[features], pd.DataFrame({label: pd.Series(predictor.predict(rows)).to_numpy()}), ()
+        proba = predictor.predict_proba(rows, as_multiclass=True)
+        answers = pd.DataFrame({label: pd.Series(predictor.predict_from_proba(proba)).to_numpy()})
+        if tuning is not None:
+            for column in proba.columns:
+                answers[f"{column}_proba"] = proba[column].to_numpy()
+        return train[features], answers, (label,)
+
     # serving ----------------------------------------------------------------------------------
+
+    def profiled_answers(self, model: Any, answers: Any) -> tuple[Any, tuple[str, ...]]:
+        return answers, (model.label,) if model.can_predict_proba else ()
 
     def load(self, model_dir: str) -> Any:
         predictor = self.import_predictor().load(str(model_dir), require_py_version_match=False)

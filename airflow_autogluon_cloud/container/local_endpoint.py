@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 if __package__:  # imported as part of the package (the batch worker, tests)
+    from . import endpoint_capture
     from . import endpoint_limits as limits
     from .endpoint_model import (
         MicroBatcher,
@@ -44,6 +45,7 @@ if __package__:  # imported as part of the package (the batch worker, tests)
     )
     from .endpoint_process import stop_when_idle, supervise, write_ready_file
 else:  # run as a script (how endpoints start): its directory is on sys.path
+    import endpoint_capture  # type: ignore[no-redef]
     import endpoint_limits as limits  # type: ignore[no-redef]
     from endpoint_model import (  # type: ignore[no-redef]
         MicroBatcher,
@@ -61,6 +63,8 @@ __all__ = ["EndpointServer", "MicroBatcher", "import_predictor_package", "load_h
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 #: SageMaker's real-time payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+#: ``GET <path>?since=<epoch seconds>``: the requests answered since then (the local idle sweep's counter).
+INVOCATIONS_PATH = "/_agc/invocations"
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 #: Answers up to this size go out with their headers in one write.
 SINGLE_WRITE_BYTES = 256 * 1024
@@ -94,10 +98,12 @@ class EndpointServer(ThreadingHTTPServer):
         self.max_concurrency = max_concurrency
         self.in_flight = 0
         self.last_activity = time.monotonic()
+        self.invocations: dict[int, int] = {}  # requests per minute (epoch // 60), for the idle sweep
         self._admission = threading.Lock()
         self.endpoint_name = name
         self.module = module
         self.model = model
+        self.capture: Any = None  # endpoint_capture.Capture when data capture is on
         self.max_body = max_body
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
         self.batcher = batcher_for(module, model) if os.environ.get("AG_ENDPOINT_MICRO_BATCHING", "1") != "0" else None
@@ -161,8 +167,10 @@ class EndpointServer(ThreadingHTTPServer):
 
     def touch(self) -> None:
         """A request arrived: the server is not idle, though it holds no slot yet."""
+        minute = int(time.time() // 60)
         with self._admission:
             self.last_activity = time.monotonic()
+            self.invocations[minute] = self.invocations.get(minute, 0) + 1
 
     def leave(self) -> None:
         with self._admission:
@@ -330,6 +338,10 @@ class Handler(BaseHTTPRequestHandler):
         self._discard_body()
         if self.path == "/ping":
             self._send(200, b"", "text/plain")
+        elif self.path.startswith(INVOCATIONS_PATH + "?since=") and self.path[len(INVOCATIONS_PATH) + 7 :].isdigit():
+            since = int(self.path[len(INVOCATIONS_PATH) + 7 :]) // 60  # whole minutes: errs on keeping
+            count = sum(n for minute, n in list(self.server.invocations.items()) if minute >= since)
+            self._send(200, json.dumps({"invocations": count}).encode(), "application/json")
         else:
             self._send(404, b'{"message": "not found"}', "application/json")
 
@@ -420,6 +432,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         out, out_type = result if isinstance(result, tuple) else (result, accept)
         data = out.encode() if isinstance(out, str) else bytes(out)
+        if self.server.capture is not None:
+            self.server.capture.record(body, content_type, data, out_type)
         self._send(200, data, out_type)
 
 
@@ -463,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         server = EndpointServer(
             (args.host, 0), args.name, module, model, args.max_body_bytes, args.max_concurrency, args.log_file
         )
-    port = server.server_address[1]
+    port, server.capture = server.server_address[1], endpoint_capture.from_workdir(args.model_dir, args.name)
     if args.idle_seconds:
         threading.Thread(
             target=stop_when_idle, args=(server, args.idle_seconds, args.idle_file), name="idle-stop", daemon=True

@@ -1,30 +1,25 @@
 """AutoGluon serving script (SageMaker inference-toolkit handler contract).
 
 Copied into every model's ``code/`` directory by ``train.py``, with the predictor-kind modules it
-imports (``ag_kinds.py`` and ``kind_*.py``: what differs between tabular, time-series and
-multimodal models) and ``fast_csv.py``. The AWS AutoGluon inference
+imports (``ag_kinds.py``, ``kind_*.py``, ``fast_csv.py``, ``data_profile.py``). The AWS AutoGluon inference
 container and this provider's local endpoints and batch jobs all load it the same way:
 ``model_fn(model_dir)`` once, then ``transform_fn(model, body, content_type, accept)`` per request.
-Self-contained: imports only the standard library, those modules, pandas (pyarrow for Parquet) and
-AutoGluon.
+Self-contained: the standard library, those modules, pandas (pyarrow for Parquet) and AutoGluon.
+With ``AG_DATA_PROFILE_URI`` set (a batch job) each request is profiled as scored (``data_profile.py``).
 
-Requests (``Content-Type``): ``text/csv`` (with or without a header line), ``application/json``
-(an array of records, ``{"instances": [...]}``, or pandas ``split``/``columns`` orient),
-``application/jsonl`` (one record per line) and ``application/x-parquet``.
+Requests (``Content-Type``): ``text/csv`` (header line optional), ``application/json`` (records,
+``{"instances": [...]}``, pandas ``split``/``columns``), ``application/jsonl``, ``application/x-parquet``.
 
-Answers (``Accept``; JSON records when missing or ``*/*``): ``application/json``,
-``application/jsonl``, ``text/csv`` or ``application/x-parquet``, holding the prediction in a
-column named after the label and, for classifiers, one ``<class>_proba`` column per class; a
-time-series model answers its forecast (see ``kind_timeseries.py`` for its requests).
+Answers (``Accept``; JSON records when missing or ``*/*``): the same four formats, holding the
+prediction in a column named after the label and, for classifiers, one ``<class>_proba`` column
+per class; a time-series model answers its forecast (see ``kind_timeseries.py`` for its requests).
 
-Prediction options (``decision_threshold`` for binary models, ``model`` from the leaderboard,
-``as_multiclass``) come as a JSON object, for every request from the ``AG_PREDICT_KWARGS``
-environment variable (a batch transform job's ``Environment``), and per request from SageMaker's
-CustomAttributes header (``X-Amzn-SageMaker-Custom-Attributes: ag_predict_kwargs={...}``), which
-reaches ``transform_fn`` through its ``context`` argument; other custom attributes are ignored.
+Prediction options (``decision_threshold``, ``model``, ``as_multiclass``: a JSON object) come from
+``AG_PREDICT_KWARGS`` (a batch job's ``Environment``) and per request from the CustomAttributes
+header (``ag_predict_kwargs={...}``), which reaches ``transform_fn`` through ``context``.
 
-Bad requests raise :class:`BadRequestError` with ``status_code`` 400 (bad input or options), 406
-(unsupported ``Accept``) or 415 (unsupported ``Content-Type``); they never surface as a 500.
+Bad requests raise :class:`BadRequestError`: 400 (bad input or options), 406 (``Accept``) or 415
+(``Content-Type``); never a 500.
 """
 
 from __future__ import annotations
@@ -42,6 +37,7 @@ import pandas as pd
 if str(Path(__file__).resolve().parent) not in sys.path:  # the kind modules ship beside this script
     sys.path.append(str(Path(__file__).resolve().parent))
 import ag_kinds
+import data_profile
 from ag_kinds import BadRequestError, attr
 from fast_csv import FAST_CSV_MAX_LINES, fast_csv_frame  # noqa: F401 - the serving API
 from kind_tabular import SOLE_MEMBER_MAX_ROWS, sole_member  # noqa: F401 - the serving API
@@ -96,6 +92,7 @@ class LoadedModel:
         #: Options for every request (a batch transform's environment); a request's own add to them.
         self.default_options = check_options(self, _json_env(OPTIONS_ENV), OPTIONS_ENV)
         self._scoring_model: str | None | bool = False  # not decided yet
+        self.profiler: Any = None  # a batch transform's (data_profile.batch_profiler), set by model_fn
 
     @property
     def scoring_model(self) -> str | None:
@@ -135,6 +132,8 @@ def model_fn(model_dir: str) -> LoadedModel:
     kind = ag_kinds.get(summary.get("predictor_type"))
     print(f"Loading {kind.name} predictor from {model_dir}", flush=True)
     model = LoadedModel(kind.load(str(model_dir)), kind.name, summary)
+    # A batch transform asked to profile: each request's rows and answers are sketched as scored.
+    model.profiler = data_profile.batch_profiler(model_dir, kind)
     print(f"Loaded {model!r}", flush=True)
     return model
 
@@ -495,4 +494,7 @@ def transform_fn(
     """
     options = request_options(model, context)
     frame, kind = prepare(model, request_body, content_type, accept)
-    return encode(predict(model, frame, options), kind), kind
+    answers = predict(model, frame, options)
+    if model.profiler is not None:
+        model.profiler.add(model, frame, answers)
+    return encode(answers, kind), kind

@@ -42,6 +42,7 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:  # the kind modules ship beside this script
     sys.path.append(str(Path(__file__).resolve().parent))
 import ag_kinds
+import data_profile
 
 SUPPORTED_VERSION = 1
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".json")
@@ -452,6 +453,10 @@ def run(argv: list[str] | None, model_dir: Path, output_data: Path) -> None:
     output_data.mkdir(parents=True, exist_ok=True)
     predictor, elapsed = fit(args, train, tuning, model_dir, static)
     summary, board = summarise(args, predictor, train, tuning, elapsed)
+    profiled = kind.baseline_frames(predictor, train, tuning)  # the model's baseline (data_profile.py)
+    if profiled is not None:
+        dirs = (output_data, model_dir)
+        summary["baseline_seconds"] = data_profile.write_baseline_files(*profiled, tuning is not None, dirs)
     log.info(
         "Fit finished in %.1fs; best model %s, score_val %s (%s, higher is better)",
         elapsed,

@@ -1,9 +1,7 @@
 """AutoGluonCloudHook: the AWS connection and the settings, in front of one service per concern.
 
-The hook keeps the connection plumbing (connection fields, :meth:`hook_params`, the backend and
-storage) and builds the services in :mod:`airflow_autogluon_cloud.services`, which do the work:
-staging, jobs, training, models, endpoints, real-time and batch prediction. Its public methods
-are thin delegations, so operators, sensors, triggers and notebooks share one API.
+The hook keeps the connection plumbing and builds the services in :mod:`airflow_autogluon_cloud.services`,
+which do the work; its public methods are thin delegations, one API for operators, sensors and notebooks.
 """
 
 from __future__ import annotations
@@ -177,15 +175,16 @@ class AutoGluonCloudHook(BaseHook):
         parts = (self.backend, self.jobs, self.models, self.staging, self.storage_locator, self.settings)
         return BatchService(*parts, log=self.log, training=self.training)
 
-    # the model lifecycle: used as hook.evaluation.start(...) and hook.registry.register(...)
     @cached_property
-    def evaluation(self) -> EvaluationService:
+    def evaluation(self) -> EvaluationService:  # the model lifecycle: hook.evaluation.start(...), hook.registry...
         parts = (self.backend, self.jobs, self.models, self.staging, self.storage_locator, self.settings, self._role)
         return EvaluationService(*parts, log=self.log)
 
     @cached_property
     def registry(self) -> RegistryService:
         return RegistryService(backend=self.backend, models=self.models, log=self.log)
+
+    monitoring = property(lambda self: self.batch.monitoring)  # data checks against the model's baseline
 
     # staging ---------------------------------------------------------------------------------
 

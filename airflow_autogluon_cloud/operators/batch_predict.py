@@ -13,6 +13,7 @@ from airflow_autogluon_cloud.operators.base import (
     AutoGluonCloudBaseOperator,
     raise_for_event,
 )
+from airflow_autogluon_cloud.operators.data_checks import apply_data_checks, check_mode
 from airflow_autogluon_cloud.operators.deploy import resolve_model, with_model_version
 
 if TYPE_CHECKING:
@@ -52,6 +53,13 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
     :param known_covariates: time series: the known covariates' values for the horizon, per item
         (a DataFrame or a local CSV/Parquet file). (templated)
     :param static_features: time series: one row per item of static features. (templated)
+    :param data_checks: check the batch against the model's baseline (schema, completeness, new
+        categories, drift of each column and of the answers; ``docs/data-checks.md``): ``"warn"``
+        (default: a warning, the summary in the XCom's ``data_checks`` and the Asset events'
+        extras), ``"fail"`` (the task fails once the output is written, naming columns and
+        checks) or ``"off"``.
+    :param data_check_options: the checks' thresholds and switches, e.g.
+        ``{"js_threshold": 0.2, "skip_checks": ["extra_column_check"]}``. (templated)
 
     For a time-series model ``test_data`` is the history of every item to forecast; the input is
     partitioned by item (no series is ever split) and the results hold ``item_id``,
@@ -71,6 +79,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         "predict_kwargs",
         "known_covariates",
         "static_features",
+        "data_check_options",
     )
     operator_extra_links = (AGTransformJobLink(),)
 
@@ -94,9 +103,13 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         predict_kwargs: dict[str, Any] | str | None = None,
         known_covariates: Any = None,
         static_features: Any = None,
+        data_checks: str = "warn",
+        data_check_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.data_checks = check_mode(data_checks)
+        self.data_check_options = data_check_options
         self.model_uri = model_uri
         self.test_data = test_data
         self.predict_proba = predict_proba
@@ -117,6 +130,9 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         self._started_job: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_autogluon_cloud.services.monitoring import check_options
+
+        check_options(self.data_check_options)  # before any job: a bad option fails at once
         uri, version, model_version = resolve_model(self.hook, self.model_uri)
         name = self.job_name or naming.name_from_context("bt", context)
         submission = self.hook.start_batch_predict(
@@ -132,6 +148,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
             predict_kwargs=self.predict_kwargs,
             known_covariates=self.known_covariates,
             static_features=self.static_features,
+            data_checks=self.data_checks != "off",
         )
         job = submission.job_name
         self._started_job = job
@@ -148,7 +165,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
                 self.wait_for(JobKind.TRANSFORM, job)
             finally:
                 self._cleanup_model(job)
-        return with_model_version(self._result(job), model_version)
+        return with_model_version(self._checked(context, self._result(job)), model_version)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, model_version: dict[str, Any] | None = None
@@ -159,7 +176,7 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
         finally:
             if job:
                 self._cleanup_model(job)
-        return with_model_version(self._result(event["job_name"]), model_version)
+        return with_model_version(self._checked(context, self._result(event["job_name"])), model_version)
 
     def _raise_for_status(self, job: str) -> None:
         desc = self.hook.describe_job(JobKind.TRANSFORM, job)
@@ -182,6 +199,15 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
             )
         self.log.info("Transform job %s completed: results at %s", job, result["output_uri"])
         return result
+
+    def _checked(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        """The result with the batch's data checks (``data_checks``), which may fail the task."""
+        from airflow_autogluon_cloud.services.monitoring import check_options
+
+        summary = apply_data_checks(
+            self, context, result["job_name"], self.data_checks, check_options(self.data_check_options)
+        )
+        return result if summary is None else {**result, "data_checks": summary}
 
     def on_kill(self) -> None:
         if self._started_job:

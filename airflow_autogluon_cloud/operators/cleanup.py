@@ -20,16 +20,27 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
     (``AGCleanupOperator(...).as_teardown(setups=deploy)``), which runs even when upstream fails.
 
     Sweep mode deletes every endpoint created by this provider (found by its tag) that is older
-    than ``max_age`` or, when ``keep`` is given, not in it. ``dry_run`` only reports.
+    than ``max_age``, that had no invocation in the last ``idle_for`` (CloudWatch's ``Invocations`` on
+    SageMaker, the endpoint's own counter locally) or, when ``keep`` is given, not in it.
+    ``dry_run`` only reports.
 
     :param endpoint_name: the endpoint, or the deploy task's XCom dict. (templated)
     :param sweep: sweep instead of deleting one endpoint.
     :param max_age: sweep endpoints older than this (a timedelta, or seconds). (templated)
+    :param idle_for: sweep endpoints up this long without an invocation in it (a timedelta, or
+        seconds). (templated)
     :param keep: sweep every endpoint not named here (a list, or its JSON/Python literal). (templated)
     :param dry_run: report what would be deleted, delete nothing. (templated, as ``report_only``)
     """
 
-    template_fields: Sequence[str] = (*CONNECTION_TEMPLATE_FIELDS, "endpoint_name", "max_age", "keep", "report_only")
+    template_fields: Sequence[str] = (
+        *CONNECTION_TEMPLATE_FIELDS,
+        "endpoint_name",
+        "max_age",
+        "keep",
+        "report_only",
+        "idle_for",
+    )
 
     def __init__(
         self,
@@ -39,19 +50,21 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
         max_age: timedelta | float | None = None,
         keep: list[str] | None = None,
         dry_run: bool | str = False,
+        idle_for: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not sweep and endpoint_name is None:
             raise InvalidParameterError("endpoint_name", None, "name the endpoint to delete, or set sweep=True.")
-        if sweep and max_age is None and keep is None:
+        if sweep and max_age is None and keep is None and idle_for is None:
             raise InvalidParameterError(
-                "max_age", None, "a sweep needs max_age and/or keep, or it would delete every endpoint."
+                "max_age", None, "a sweep needs max_age, idle_for and/or keep, or it would delete every endpoint."
             )
         self.endpoint_name = endpoint_name
         self.sweep = sweep
         self.max_age = max_age
         self.keep = keep
+        self.idle_for = idle_for
         # ``BaseOperator.dry_run`` is a method, so the flag lives under another attribute.
         self.report_only = dry_run
 
@@ -60,7 +73,10 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
         dry_run = flag if isinstance(flag, bool) else str(flag).strip().lower() in ("true", "1", "yes")
         if self.sweep:
             report = self.hook.sweep_endpoints(
-                max_age_seconds=_seconds(self.max_age), keep=_names(self.keep), dry_run=dry_run
+                max_age_seconds=_seconds(self.max_age),
+                keep=_names(self.keep),
+                dry_run=dry_run,
+                idle_for=_seconds(self.idle_for, "idle_for"),
             )
             self.log.info("Sweep%s: %d endpoint(s) matched.", " (dry run)" if dry_run else "", len(report))
             for entry in report:
@@ -83,7 +99,7 @@ class AGCleanupOperator(AutoGluonCloudBaseOperator):
         return facets.cleanup(self, task_instance)
 
 
-def _seconds(value: Any) -> float | None:
+def _seconds(value: Any, parameter: str = "max_age") -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, timedelta):
@@ -91,7 +107,7 @@ def _seconds(value: Any) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise InvalidParameterError("max_age", value, "give a timedelta or a number of seconds.") from None
+        raise InvalidParameterError(parameter, value, "give a timedelta or a number of seconds.") from None
 
 
 def _names(value: Any) -> list[str] | None:

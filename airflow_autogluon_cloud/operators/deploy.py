@@ -70,6 +70,9 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         ``max_capacity``, ``target_invocations_per_instance`` (per minute), optional
         ``scale_in_cooldown``/``scale_out_cooldown`` (seconds, default 300). ``instance_count``
         defaults to ``min_capacity``. The local backend keeps the initial count. (templated)
+    :param data_capture: keep a sample of requests and answers in SageMaker's capture format:
+        ``{"sampling_percentage": 20, "destination": "s3://..."}`` (SageMaker's ``DataCaptureConfig``;
+        locally a directory the endpoint appends JSON lines to). (templated)
     :param framework_version: AutoGluon inference image version; default the model's. (templated)
     :param custom_image_uri: inference image to use instead of the AutoGluon container. (templated)
     :param volume_size: storage per instance in GB (not for ml.p*/ml.g* instances).
@@ -87,6 +90,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         "tags",
         "serverless_config",
         "autoscaling",
+        "data_capture",
     )
     operator_extra_links = (AGEndpointLink(),)
 
@@ -104,6 +108,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         tags: dict[str, str] | None = None,
         serverless_config: dict[str, Any] | str | None = None,
         autoscaling: dict[str, Any] | str | None = None,
+        data_capture: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -118,6 +123,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
         self.tags = tags
         self.serverless_config = serverless_config
         self.autoscaling = autoscaling
+        self.data_capture = data_capture
 
     def execute(self, context: Context) -> dict[str, Any]:
         uri, version, model_version = resolve_model(self.hook, self.model_uri)
@@ -134,6 +140,7 @@ class AGDeployOperator(AutoGluonCloudBaseOperator):
             tags=self.tags,
             serverless_config=self.serverless_config,
             autoscaling=self.autoscaling,
+            data_capture=self.data_capture,
         )
         AGEndpointLink.persist(context, self.hook.console_url(ENDPOINT, name))
         if not self.wait_for_completion:

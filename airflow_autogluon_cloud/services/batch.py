@@ -12,6 +12,7 @@ import io
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,10 @@ from airflow_autogluon_cloud.datasets import is_dataframe
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedError, ResourceNotFoundError
 from airflow_autogluon_cloud.kinds import SERIES, JobKind, ModelSummary, PredictorKind
 from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.cost import usage as job_usage
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.models import ModelService
+from airflow_autogluon_cloud.services.monitoring import PROFILE_ENV, MonitoringService
 from airflow_autogluon_cloud.services.realtime import split_proba
 from airflow_autogluon_cloud.services.staging import StagingService
 from airflow_autogluon_cloud.services.training import TrainingService
@@ -73,6 +76,7 @@ class BatchService:
         predict_kwargs: dict[str, Any] | None = None,
         known_covariates: Any = None,
         static_features: Any = None,
+        data_checks: bool = True,
     ) -> JobSubmission:
         """Start a batch transform of ``test_data`` with ``model_uri`` (or reattach to an earlier try's).
 
@@ -81,6 +85,8 @@ class BatchService:
             script in the job's environment.
         :param known_covariates: a time series' known covariates for the horizon (a DataFrame).
         :param static_features: a time series' static features, one row per item (a DataFrame).
+        :param data_checks: the serving script profiles each request as it scores it, for
+            :meth:`data_report` (models whose requests are rows; others ignore it).
         """
         if not naming.is_valid_name(job_name):
             raise InvalidParameterError("job_name", job_name, "use 1-63 letters, digits and hyphens.")
@@ -118,6 +124,9 @@ class BatchService:
         finally:
             if prepared is not None:
                 prepared.cleanup()
+        output_path = join_uri(self.settings.cloud_output_path, "batch_transform", name)
+        if data_checks:
+            environment[PROFILE_ENV] = MonitoringService.profile_uri(output_path)
         model_name = naming.derived_name(name, "model")
         self.models.create(
             model_name,
@@ -132,7 +141,7 @@ class BatchService:
             name=name,
             model_name=model_name,
             input_uri=staged.uri,
-            output_path=join_uri(self.settings.cloud_output_path, "batch_transform", name),
+            output_path=output_path,
             instance_type=instance_type,
             instance_count=instance_count,
             content_type=kind.transform.content_type,
@@ -181,7 +190,20 @@ class BatchService:
             "input_uri": desc.secondary_uri,
             "output_uri": output_uri,
             "model_name": desc.model_name,
+            "usage": job_usage(desc, self.settings.instance_prices),
         }
+
+    @cached_property
+    def monitoring(self) -> MonitoringService:
+        return MonitoringService(storage=self.storage, log=self.log, models=self.models)
+
+    def data_report(self, job_name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A finished transform job's data checks (:meth:`MonitoringService.batch_report`): merged
+        from the per-request profiles, written next to the output; the summary for the XCom."""
+        desc = self.jobs.describe(JobKind.TRANSFORM, job_name)
+        if desc.status != JobStatus.COMPLETED or not desc.artifact_uri:
+            return {"status": "not_profiled", "violations": 0, "checks": {}, "drifted_columns": []}
+        return self.monitoring.batch_report(desc.artifact_uri, options)
 
     def cleanup_model(self, job_name: str) -> None:
         """Remove the model a transform job was created with (it exists only for that job)."""

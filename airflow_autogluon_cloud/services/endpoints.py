@@ -25,6 +25,7 @@ from airflow_autogluon_cloud.exceptions import (
 )
 from airflow_autogluon_cloud.kinds import ModelSummary
 from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.cost import endpoint_usage
 from airflow_autogluon_cloud.services.models import ModelService
 from airflow_autogluon_cloud.settings import ProviderSettings
 from airflow_autogluon_cloud.status import EndpointStatus
@@ -57,6 +58,8 @@ class DeployPlan:
     autoscaling: dict[str, Any] | None = None
     #: The policy the endpoint had before the update (removed for it; restored if none is given).
     previous_autoscaling: dict[str, Any] | None = None
+    #: What the endpoint bills by the hour (``services/cost.py``): instances and, with prices, USD/hour.
+    usage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +127,7 @@ class EndpointService:
         tags: dict[str, str] | None = None,
         serverless_config: dict[str, Any] | str | None = None,
         autoscaling: dict[str, Any] | str | None = None,
+        data_capture: dict[str, Any] | str | None = None,
     ) -> DeployPlan:
         """Create the endpoint, or move an existing one to ``model_uri`` without downtime.
 
@@ -139,12 +143,15 @@ class EndpointService:
             defaults to its ``min_capacity``. It is registered once the endpoint is in service, and
             removed before an update and registered again after it. Backends that do not scale
             endpoints (local) keep the initial count.
+        :param data_capture: ``{"sampling_percentage": 20, "destination": ...}``: a sample of requests
+            and answers kept in SageMaker's capture format (``hook.monitoring.check_capture`` checks them).
         """
         if not naming.is_valid_name(endpoint_name):
             raise InvalidParameterError(
                 "endpoint_name", endpoint_name, "use 1-63 letters, digits and hyphens (SageMaker's rule)."
             )
         serverless = endpoint_options.serverless(serverless_config)
+        capture = endpoint_options.data_capture(data_capture, requires_s3=self.backend.requires_s3_uris)
         if serverless and (instance_type is not None or instance_count is not None or volume_size is not None):
             raise InvalidParameterError(
                 "serverless_config",
@@ -176,6 +183,8 @@ class EndpointService:
             digest = naming.short_hash(*parts, length=8)
         else:  # the digest an instance-based deploy always had: an existing endpoint is reattached
             digest = naming.short_hash(model_uri, instance_type, instance_count, framework_version, custom_image_uri, 8)
+        if capture:  # its own configuration; without capture the digest stays what it always was
+            digest = naming.short_hash(digest, sorted(capture.items()), length=8)
         plan = DeployPlan(
             endpoint_name=endpoint_name,
             config_name=naming.derived_name(endpoint_name, f"c-{digest}"),
@@ -183,6 +192,9 @@ class EndpointService:
             model_uri=model_uri,
             backend=self.backend.name,
             autoscaling=policy,
+            usage=endpoint_usage(
+                "serverless" if serverless else instance_type, instance_count, self.settings.instance_prices
+            ),
         )
         if policy and not self.backend.scales_endpoints:
             self.log.info(
@@ -214,6 +226,7 @@ class EndpointService:
                         volume_size=volume_size,
                         tags=all_tags,
                         serverless=serverless,
+                        data_capture=capture,
                     )
                 )
                 plan.created.append(plan.config_name)
@@ -286,6 +299,7 @@ class EndpointService:
             "backend": self.backend.name,
             "action": plan.action,
             "url": desc.url,
+            "usage": plan.usage,
         }
 
     def _rollback(self, plan: DeployPlan) -> None:
@@ -366,11 +380,19 @@ class EndpointService:
         return {"endpoint_name": endpoint_name, "deleted": True, "config_name": desc.config_name}
 
     def sweep(
-        self, *, max_age_seconds: float | None = None, keep: list[str] | None = None, dry_run: bool = True
+        self,
+        *,
+        max_age_seconds: float | None = None,
+        keep: list[str] | None = None,
+        dry_run: bool = True,
+        idle_for: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Delete endpoints created by this provider (by tag) older than ``max_age_seconds`` or not in ``keep``.
+        """Delete endpoints created by this provider (by tag) older than ``max_age_seconds``, not in
+        ``keep``, or (``idle_for`` seconds) up at least that long with no invocation in that time.
 
         :param dry_run: only report what would be deleted.
+        :param idle_for: SageMaker counts invocations with CloudWatch's ``Invocations`` metric; the
+            local backend asks the endpoint's own counter. An endpoint whose count is unknown is kept.
         :return: one entry per matching endpoint: name, age, reason, and whether it was deleted.
         """
         keep_set = set(keep or [])
@@ -385,6 +407,12 @@ class EndpointService:
                 reasons.append("not in the allow-list")
             if max_age_seconds is not None and age > max_age_seconds:
                 reasons.append(f"older than {max_age_seconds:.0f}s")
+            if (
+                idle_for is not None
+                and age > idle_for
+                and self.backend.endpoint_invocations(endpoint.name, now - idle_for) == 0
+            ):
+                reasons.append(f"no invocations in {idle_for:.0f}s")
             if not reasons:
                 continue
             entry = {"endpoint_name": endpoint.name, "age_seconds": round(age, 1), "reason": " and ".join(reasons)}

@@ -31,6 +31,7 @@ from airflow_autogluon_cloud.exceptions import InvalidParameterError
 from airflow_autogluon_cloud.jobconfig import dumps_canonical
 from airflow_autogluon_cloud.kinds import JobKind, get_kind
 from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.cost import usage as job_usage
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.models import ModelService
 from airflow_autogluon_cloud.services.roles import ExecutionRole
@@ -283,6 +284,7 @@ class EvaluationService:
             "data_uri": hps.get("ag_eval_data"),
             "model_uris": json.loads(hps["ag_models"]) if hps.get("ag_models") else {},
             "report_uri": desc.secondary_uri if desc.status == JobStatus.COMPLETED else None,
+            "usage": job_usage(desc, self.settings.instance_prices),
         }
         report = self.report(job_name)
         if report:

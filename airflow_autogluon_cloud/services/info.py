@@ -41,6 +41,7 @@ def info(
             "status": fit["status"],
             "framework_version": fit["framework_version"],
             "artifact_path": fit["model_artifact_uri"],
+            "usage": fit["usage"],
         }
     jobs = sorted(
         batch.jobs.list_jobs(JobKind.TRANSFORM, name_contains=naming.NAME_PREFIX),
@@ -51,7 +52,12 @@ def info(
     recent = transform_job_name or (jobs[0].name if jobs else None)
     if recent:
         result = batch.result(recent)
-        out["recent_transform_job"] = {"name": recent, "status": result["status"], "result_path": result["output_uri"]}
+        out["recent_transform_job"] = {
+            "name": recent,
+            "status": result["status"],
+            "result_path": result["output_uri"],
+            "usage": result["usage"],
+        }
     if endpoint_name:
         try:
             desc = endpoints.describe(endpoint_name)

@@ -71,6 +71,30 @@ class ModelService:
             path = out / "training_summary.json"
             return json.loads(path.read_text()) if path.is_file() else {}
 
+    def baseline(self, model_uri: str) -> dict[str, Any] | None:
+        """The model's data baseline: ``{"statistics": ..., "constraints": ...}`` (SageMaker Model
+        Monitor's ``statistics.json`` and ``constraints.json``, written by the training job beside its
+        summary; the statistics also hold the model's answers under ``predictions``). ``None`` for a
+        model trained before baselines existed."""
+        from airflow_autogluon_cloud.archives import safe_extract
+
+        self.check_uri(model_uri)
+        names = {"statistics": "statistics.json", "constraints": "constraints.json"}
+        # The job's output.tar.gz holds the same files as model.tar.gz, without the models: read it first.
+        for archive in (model_uri.rsplit("/", 1)[0] + "/output.tar.gz", model_uri):
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    self.storage(archive).download_file(archive, Path(tmp) / "archive.tar.gz")
+                    out = safe_extract(Path(tmp) / "archive.tar.gz", Path(tmp) / "out", source=archive)
+                except Exception:
+                    continue
+                if (out / names["statistics"]).is_file():
+                    return {
+                        key: json.loads((out / name).read_text()) if (out / name).is_file() else None
+                        for key, name in names.items()
+                    }
+        return None
+
     def read_summary(self, model_uri: str) -> ModelSummary:
         """The typed :meth:`summary` (its defaults where the file is missing or silent)."""
         return ModelSummary.from_dict(self.summary(model_uri))

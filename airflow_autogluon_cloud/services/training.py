@@ -33,6 +33,7 @@ from airflow_autogluon_cloud.exceptions import InvalidParameterError, JobFailedE
 from airflow_autogluon_cloud.jobconfig import build_ag_args, dumps_canonical
 from airflow_autogluon_cloud.kinds import DEFAULT_KIND, JobKind, PredictorKind, get_kind
 from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.cost import usage as job_usage
 from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.roles import ExecutionRole
 from airflow_autogluon_cloud.services.staging import StagingService
@@ -289,6 +290,7 @@ class TrainingService:
             "model_artifact_uri": desc.artifact_uri if completed else None,
             "leaderboard_uri": desc.secondary_uri if completed else None,
             "cloud_output_path": self.settings.cloud_output_path,
+            "usage": job_usage(desc, self.settings.instance_prices),
         }
         if completed:
             summary = self.summary(desc)  # the same description: the job is described once

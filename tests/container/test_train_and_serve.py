@@ -245,6 +245,7 @@ def test_training_outputs(classification: dict[str, Any]) -> None:
         "num_train_rows",
         "num_tuning_rows",
         "fit_seconds",
+        "baseline_seconds",
         "model_names",
     }
     assert summary["model_names"] == board["model"].tolist()  # what predict_kwargs' "model" may name
@@ -262,6 +263,16 @@ def test_training_outputs(classification: dict[str, Any]) -> None:
     assert summary["num_train_rows"] == 240
     assert summary["num_tuning_rows"] == 60
     assert 0 < summary["fit_seconds"] < classification["seconds"]
+    # The baseline beside the summary, in the model and in the job's output: the training rows'
+    # profile, and the answers on the tuning data (the class and each class's probability).
+    statistics = json.loads((dirs["model"] / "statistics.json").read_text())
+    assert statistics == json.loads((dirs["output_data"] / "statistics.json").read_text())
+    assert [f["name"] for f in statistics["features"]] == FEATURES
+    assert statistics["dataset"]["item_count"] == 240
+    assert [p["name"] for p in statistics["predictions"]] == [LABEL, "no_proba", "yes_proba"]
+    assert statistics["predictions_source"] == "tuning_data"
+    assert (dirs["model"] / "constraints.json").is_file()
+    assert 0 <= summary["baseline_seconds"] < summary["fit_seconds"]
 
 
 def test_regression_outputs(regression: dict[str, Any]) -> None:
@@ -271,6 +282,10 @@ def test_regression_outputs(regression: dict[str, Any]) -> None:
     assert summary["class_labels"] is None
     assert summary["num_train_rows"] == 300
     assert summary["num_tuning_rows"] == 0
+    statistics = json.loads((regression["dirs"]["model"] / "statistics.json").read_text())
+    [answer] = statistics["predictions"]  # the regression output, on its deciles
+    assert answer["name"] == TARGET
+    assert answer["inferred_type"] == "Fractional"
     assert isinstance(summary["score_val"], float)  # higher is better: an error metric is negated
     assert summary["score_val"] < 0
 

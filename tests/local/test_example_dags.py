@@ -95,6 +95,11 @@ def test_retrain_and_score_gates_on_one_holdout_and_runs_when_triggered_by_hand(
     assert report["scored_rows"] == int(period["score_rows"]) == len(pd.read_csv(period["score"]))
     assert [row["model"] for row in report["evaluation"]] == ["challenger"]
     assert report["still_running"] == []
+    # this period's data is drawn like the training data: checked, no violation; every job says what it used
+    assert report["data_checks"]["status"] == "checked"
+    assert report["data_checks"]["violations"] == 0, report["data_checks"]
+    assert report["data_checks"]["rows"] == report["scored_rows"]
+    assert all(used["cpu_seconds"] > 0 for used in report["usage"].values()), report["usage"]
     published = xcom(dag_id, "publish", first.run_id)
     assert published == {
         "model_uri": fit["model_artifact_uri"],

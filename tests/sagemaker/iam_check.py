@@ -50,6 +50,8 @@ def iam_action(signing_name: str, operation: str) -> str:
     """The IAM action a request needs: ``sagemaker-runtime``'s calls sign as ``sagemaker``."""
     if signing_name == "s3":
         operation = _S3_ACTIONS.get(operation, operation)
+    if signing_name == "monitoring":  # CloudWatch signs as "monitoring"; its IAM actions are "cloudwatch:"
+        signing_name = "cloudwatch"
     return f"{signing_name}:{operation}"
 
 

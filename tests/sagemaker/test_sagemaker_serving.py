@@ -127,6 +127,8 @@ def test_transform_request_is_exact_and_model_removed_after(hook, record):
             "AssembleWith": "Line",
         },
         "TransformResources": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3},
+        # serve.py profiles each request there, for the data checks against the model's baseline
+        "Environment": {"AG_DATA_PROFILE_URI": f"s3://{BUCKET}/agc/batch_transform/ag-af-bt-exact/data_profile"},
         "Tags": [{"Key": "airflow-autogluon-cloud", "Value": "transform"}],
     }
     # staged with exactly the model's features, in training order (mini-batches lose the header)

@@ -157,6 +157,13 @@ class LocalBackend(Backend):
             secondary_uri=spec.get("input_uri") if transform else record.data.get("secondary_uri"),
             hyperparameters=spec.get("hyperparameters", {}),
             model_name=spec.get("model_name"),
+            # This machine bills nothing: what the job used is its CPU and wall seconds.
+            usage={
+                "instance_type": spec.get("instance_type"),
+                "instance_count": int(spec.get("instance_count") or 1),
+                "billable_seconds": None,
+                **(record.data.get("usage") or {}),
+            },
         )
 
     def list_jobs(self, kind: str, name_contains: str | None = None) -> list[JobDescription]:
@@ -366,6 +373,23 @@ class LocalBackend(Backend):
 
     def describe_endpoint(self, name: str) -> EndpointDescription:
         return self.endpoints.describe(name)
+
+    def endpoint_invocations(self, name: str, since: float) -> int | None:
+        """The endpoint's own counter (requests per minute since its server started); ``None`` if it
+        does not answer (stopped, or restarting)."""
+        import json
+        import urllib.request
+
+        from airflow_autogluon_cloud.container.local_endpoint import INVOCATIONS_PATH
+
+        url = self.describe_endpoint(name).url
+        if not url:
+            return None
+        try:
+            with urllib.request.urlopen(f"{url}{INVOCATIONS_PATH}?since={int(since)}", timeout=10) as answer:
+                return int(json.loads(answer.read())["invocations"])
+        except (OSError, ValueError, KeyError):
+            return None
 
     def delete_endpoint(self, name: str) -> None:
         self.endpoints.delete(name)

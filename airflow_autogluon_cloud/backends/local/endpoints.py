@@ -326,6 +326,9 @@ class LocalEndpoints:
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
         fetch_model(uri, workdir / "model", self.aws)
+        config = self.store.get(ENDPOINT_CONFIG, config_name)
+        if config is not None and config.data.get("data_capture"):  # read by the server (endpoint_capture.py)
+            (workdir / "data_capture.json").write_text(json.dumps(config.data["data_capture"]))
         return {
             "config_name": config_name,
             "pid": None,

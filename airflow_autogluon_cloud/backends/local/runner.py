@@ -92,6 +92,7 @@ class Runner:
         return 0
 
     def finish(self, status: JobStatus, reason: str | None = None, **data: Any) -> None:
+        data.setdefault("usage", self.usage())
         self.store.update(
             self.kind,
             self.name,
@@ -101,6 +102,15 @@ class Runner:
             ended_at=time.time(),
             data_updates=data or None,
         )
+
+    def usage(self) -> dict[str, float]:
+        """The job's CPU seconds (this runner and the processes it waited for: the entry script, the
+        batch workers) and wall seconds so far."""
+        import resource
+
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        return {"cpu_seconds": round(cpu, 3), "wall_seconds": round(time.time() - self.started_at, 3)}
 
     def check_stop(self) -> None:
         if self.stop_requested:

@@ -34,6 +34,7 @@ from airflow_autogluon_cloud.backends.local import batch_worker
 from airflow_autogluon_cloud.backends.local.jobkit import log, make_storage
 from airflow_autogluon_cloud.backends.local.state import MODEL
 from airflow_autogluon_cloud.backends.local.unpack import unpack_while_importing
+from airflow_autogluon_cloud.backends.specs import DATA_PROFILE_ENV
 from airflow_autogluon_cloud.status import JobStatus
 from airflow_autogluon_cloud.storage import is_s3_uri, join_uri, local_path
 
@@ -126,6 +127,7 @@ def run_transform(runner: JobRun) -> None:
     aws = runner.record.data.get("aws")
     # The job's Environment reaches the serving script as on SageMaker (workers inherit it).
     os.environ.update({str(k): str(v) for k, v in (spec.get("environment") or {}).items()})
+    profile_uri = _local_profile(runner)
     model = runner.store.get(MODEL, spec["model_name"])
     if model is None:
         raise FileNotFoundError(f"Model {spec['model_name']!r} does not exist on the local backend")
@@ -204,6 +206,8 @@ def run_transform(runner: JobRun) -> None:
     elapsed = timings["scored"] - timings["workers_started"]
     log("Scored %d rows in %.1fs (%.0f rows/s)", done_rows, elapsed, done_rows / max(elapsed, 1e-9))
     _publish(partial, output_uri, aws)
+    if profile_uri:
+        _upload_profile(runner.workdir / "data_profile", profile_uri, aws)
     timings["completed"] = time.time()
     log("Phases: %s", ", ".join(f"{k} +{v - timings['runner_started']:.3f}s" for k, v in timings.items()))
     runner.finish(
@@ -273,6 +277,22 @@ def _score_whole_files(
         timings=timings,
     )
     log("Transform job %s completed: %s", runner.name, spec["output_path"])
+
+
+def _local_profile(runner: JobRun) -> str | None:
+    """The serving script writes its per-request profiles where it can: an ``s3://`` prefix is
+    written here (the workers have no AWS settings of their own) and uploaded once scored."""
+    profile_uri = os.environ.get(DATA_PROFILE_ENV, "")
+    if not is_s3_uri(profile_uri):
+        return None
+    os.environ[DATA_PROFILE_ENV] = str(runner.workdir / "data_profile")
+    return profile_uri
+
+
+def _upload_profile(directory: Path, profile_uri: str, aws: dict[str, Any] | None) -> None:
+    storage = make_storage(profile_uri, aws)
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.endswith(".partial")):
+        storage.upload_file(path, join_uri(profile_uri, path.relative_to(directory).as_posix()))
 
 
 def _publish(partial: Path, output_uri: str, aws: dict[str, Any] | None) -> None:

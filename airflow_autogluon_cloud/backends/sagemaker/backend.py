@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import airflow_autogluon_cloud.backends.sagemaker.usage as sm_usage
 from airflow_autogluon_cloud.backends.base import (
     CHANNEL_CODE,
     PROVIDER_TAG,
@@ -102,6 +103,9 @@ class SageMakerBackend(Backend):
     def client(self, service: str = "sagemaker") -> Any:
         return self.api.client(service)
 
+    def endpoint_invocations(self, name: str, since: float) -> int | None:
+        return sm_usage.invocations_since(self.client("cloudwatch"), name, since)
+
     # what differs ----------------------------------------------------------------------------
 
     def resolve_image(
@@ -190,6 +194,7 @@ class SageMakerBackend(Backend):
             or f"{output}/{name}/output/model.tar.gz",
             secondary_uri=f"{output}/{name}/output/output.tar.gz",
             hyperparameters={k: decode_hyperparameter(v) for k, v in (desc.get("HyperParameters") or {}).items()},
+            usage=sm_usage.training_usage(desc),
         )
 
     def list_training_jobs(self, name_contains: str | None = None) -> list[JobDescription]:
@@ -298,6 +303,7 @@ class SageMakerBackend(Backend):
             artifact_uri=desc.get("TransformOutput", {}).get("S3OutputPath"),
             secondary_uri=desc.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri"),
             model_name=desc.get("ModelName"),
+            usage=sm_usage.transform_usage(desc),
         )
 
     def stop_transform_job(self, name: str) -> None:
@@ -379,11 +385,15 @@ class SageMakerBackend(Backend):
         # GPU instances (ml.p*, ml.g*) use local NVMe storage and reject a volume size.
         if spec.volume_size and not spec.serverless and not spec.instance_type.startswith(("ml.p", "ml.g")):
             variant["VolumeSizeInGB"] = spec.volume_size
+        capture: dict[str, Any] = (
+            {"DataCaptureConfig": sm_usage.data_capture_config(spec.data_capture)} if spec.data_capture else {}
+        )
         self.api.call(
             "create_endpoint_config",
             EndpointConfigName=spec.name,
             ProductionVariants=[variant],
             Tags=tag_list(spec.tags),
+            **capture,
         )
 
     def describe_endpoint_config(self, name: str) -> EndpointConfigDescription:
