@@ -18,8 +18,7 @@ Prediction options (``decision_threshold``, ``model``, ``as_multiclass``: a JSON
 ``AG_PREDICT_KWARGS`` (a batch job's ``Environment``) and per request from the CustomAttributes
 header (``ag_predict_kwargs={...}``), which reaches ``transform_fn`` through ``context``.
 
-Bad requests raise :class:`BadRequestError`: 400 (bad input or options), 406 (``Accept``) or 415
-(``Content-Type``); never a 500.
+Bad requests raise :class:`BadRequestError`: 400 (input, options), 406 (Accept), 415 (Content-Type).
 """
 
 from __future__ import annotations

@@ -1,28 +1,24 @@
 """AutoGluon training entry script (SageMaker training contract).
 
-Runs inside the AWS AutoGluon training container, and on this machine under the local backend,
-unchanged. Self-contained: imports only the standard library, the predictor-kind modules shipped
-beside it (``ag_kinds.py``: what differs between kinds), pandas and AutoGluon.
+Runs unchanged in the AWS AutoGluon training container and under the local backend. Imports only the
+standard library, the modules shipped beside it (``ag_kinds.py``...), pandas and AutoGluon.
 
 Inputs (``SM_*`` environment; the defaults are the container layout):
   SM_CHANNEL_TRAIN_DATA   one data file (.csv, .csv.gz, .parquet, .pq, .jsonl, .json)
   SM_CHANNEL_TUNING_DATA  optional: one validation data file
   SM_CHANNEL_AG_ARGS      ag_args.json: predictor type, init and fit arguments
-  SM_CHANNEL_PREDICT_DATA optional: one CSV file (with a header) to score once the fit is done
-  SM_CHANNEL_STATIC_FEATURES optional (time series): one row per item of static features
+  SM_CHANNEL_PREDICT_DATA, SM_CHANNEL_STATIC_FEATURES optional: a CSV (with a header) to score once
+                          the fit is done; static features, one row per item (time series)
 Outputs:
-  SM_MODEL_DIR            the fitted predictor, training_summary.json, and code/serve.py (with
-                          the kind modules it imports) so that model.tar.gz deploys as is
+  SM_MODEL_DIR            the predictor, training_summary.json, the data baseline (statistics.json,
+                          constraints.json) and code/ (serve.py and its modules): it deploys as is
   SM_OUTPUT_DATA_DIR      leaderboard.csv and training_summary.json (output.tar.gz), and with
                           predict data, predictions.jsonl: the batch transform's output format
                           (the prediction, then ``<class>_proba`` columns), scored by serve.py
   SM_OUTPUT_DIR/failure   a one-paragraph reason when the job fails (exit code 1)
 
-ag_args.json::
-
-  {"version": 1, "predictor_type": "tabular" | "multimodal" | "timeseries",
-   "predictor_init_args": {...}, "predictor_fit_args": {...}, "leaderboard": true,
-   "timeseries": {"id_column": "item_id", "timestamp_column": "timestamp"}}
+ag_args.json: {"version": 1, "predictor_type": ..., "predictor_init_args": {...},
+"predictor_fit_args": {...}, "leaderboard": true, "timeseries": {"id_column": ..., "timestamp_column": ...}}
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""The SageMaker backend: the AutoGluon containers, driven through :class:`~.api.SageMakerApi`
-(clients from the hook's AWS connection; "not found" answers; idempotent deletes)."""
+"""The SageMaker backend: the AutoGluon containers, through :class:`~.api.SageMakerApi` (the hook's clients)."""
 
 from __future__ import annotations
 
