@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/venv-lib.sh"
 started=$SECONDS
-PLAYWRIGHT="$(grep -i '^playwright==' "$ROOT/constraints.txt")"
+PLAYWRIGHT="$(grep -i -m1 '^playwright==' "$ROOT/constraints.txt")"
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo ">> Installing Debian's chromium and chromium-driver"
   SUDO=""

@@ -67,3 +67,16 @@ def test_twine_accepts_the_metadata(dists):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("PASSED") == 2
+
+
+@pytest.mark.parametrize(
+    "name", ["constraints.txt", "constraints-oldest.txt", "constraints-multimodal.txt", "overrides-multimodal.txt"]
+)
+def test_each_pin_file_names_a_package_once(name):
+    """uv refuses a requirement given twice on one line, as the browser install showed."""
+    names = [
+        line.split("==")[0].split("<")[0].split(">")[0].strip().lower().replace("_", "-")
+        for line in (REPO / name).read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
