@@ -120,6 +120,21 @@ class MonitoringService:
         """A checked batch's ``constraint_violations.json`` (``None`` if it was not checked)."""
         return self._read_json(join_uri(output_path, VIOLATIONS_FILE))
 
+    def report_summary(self, output_path: str) -> dict[str, Any] | None:
+        """What a checked batch found, from the report beside its output: the violation count, the
+        columns per violated check, and where the report is (``None`` if it was not checked)."""
+        from airflow_autogluon_cloud.container import data_checks
+
+        violations = self.read_report(output_path)
+        if violations is None:
+            return None
+        found = data_checks.summary(violations)
+        return {
+            "violations": found["count"],
+            "checks": found["checks"],
+            "violations_uri": join_uri(output_path, VIOLATIONS_FILE),
+        }
+
     def check_capture(
         self,
         endpoint_name: str,
