@@ -413,11 +413,7 @@ class EndpointService:
                 reasons.append("not in the allow-list")
             if max_age_seconds is not None and age > max_age_seconds:
                 reasons.append(f"older than {max_age_seconds:.0f}s")
-            if (
-                idle_for is not None
-                and age > idle_for
-                and self.invocations(endpoint.name, now - idle_for) == 0
-            ):
+            if idle_for is not None and age > idle_for and self.invocations(endpoint.name, now - idle_for) == 0:
                 reasons.append(f"no invocations in {idle_for:.0f}s")
             if not reasons:
                 continue
