@@ -264,6 +264,8 @@ class ModelVersionSpec:
     :param metrics: headline metric name -> value.
     :param dataset: what the metrics were measured on (e.g. the holdout's URI or the evaluation job).
     :param image_uri: the inference image (SageMaker's ``InferenceSpecification``).
+    :param usage: what the training job used (``services/cost.py``): instance type and count,
+        billable seconds (or CPU and wall seconds on this machine), the estimated cost with prices.
     """
 
     group: str
@@ -276,6 +278,7 @@ class ModelVersionSpec:
     image_uri: str | None = None
     approval_status: str = PENDING_APPROVAL
     registered_by: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -301,6 +304,8 @@ class ModelVersion:
     #: The free text given at registration, and who registered it (kept when the status changes).
     description: str | None = None
     registered_by: str | None = None
+    #: What the training job used and, with prices, cost (empty when the job was not found).
+    usage: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -182,7 +182,7 @@ class AutoGluonCloudHook(BaseHook):
 
     @cached_property
     def registry(self) -> RegistryService:
-        return RegistryService(backend=self.backend, models=self.models, log=self.log)
+        return RegistryService(backend=self.backend, models=self.models, log=self.log, settings=self.settings)
 
     monitoring = property(lambda self: self.batch.monitoring)  # data checks against the model's baseline
 

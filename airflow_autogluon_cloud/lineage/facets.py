@@ -218,13 +218,70 @@ def batch_predict(operator: Any, task_instance: Any) -> Any:
     result = xcom_result(operator)
     version = result.get("model_version") or {}
     model_uri = version.get("model_uri") or _model_uri_of(operator.model_uri)
+    scored = storage_dataset(operator.test_data) or storage_dataset(result.get("input_uri"))
     inputs = [
         _input(registry_dataset(version)) if version else None,
         _input(storage_dataset(model_uri)),
-        _input(storage_dataset(operator.test_data) or storage_dataset(result.get("input_uri"))),
+        _input(scored, _batch_check_facets(result.get("data_checks"))),
     ]
     outputs = [_output(storage_dataset(result.get("output_uri")))]
     return _lineage(inputs, outputs, _version_model(version) if version else None)
+
+
+#: The batch checks (``container/data_checks.py`` ``CHECKS``), each reported as passed or not.
+BATCH_CHECKS = (
+    "missing_column_check",
+    "extra_column_check",
+    "data_type_check",
+    "completeness_check",
+    "categorical_values_check",
+    "baseline_drift_check",
+)
+
+
+def _batch_check_facets(checks: Any) -> dict[str, Any]:
+    """The batch's data checks as standard data-quality facets: ``dataQualityMetrics`` (row count
+    and per-column metrics from ``statistics.json``) and ``dataQualityAssertions`` (one failed
+    assertion per violated check and column; one passed assertion per check with no violation)."""
+    from openlineage.client.facet_v2 import data_quality_assertions_dataset as dqa
+    from openlineage.client.facet_v2 import data_quality_metrics_input_dataset as dqm
+
+    if not isinstance(checks, dict) or checks.get("status") not in ("checked", "no_baseline"):
+        return {}
+    facets: dict[str, Any] = {}
+    columns = {
+        name: dqm.ColumnMetrics(
+            nullCount=_int(values.get("nullCount")),
+            distinctCount=_int(values.get("distinctCount")),
+            sum=values.get("sum"),
+            count=values.get("count"),
+            min=values.get("min"),
+            max=values.get("max"),
+        )
+        for name, values in (checks.get("column_metrics") or {}).items()
+        if isinstance(values, dict)
+    }
+    if isinstance(checks.get("rows"), int) or columns:
+        facets["dataQualityMetrics"] = dqm.DataQualityMetricsInputDatasetFacet(
+            rowCount=checks.get("rows"), columnMetrics=columns
+        )
+    if checks["status"] != "checked":  # no baseline: nothing was asserted
+        return facets
+    violated: dict[str, list[str]] = checks.get("checks") or {}
+    assertions = [
+        dqa.Assertion(assertion=check, success=False, column=str(column), name=check)
+        for check, names in sorted(violated.items())
+        for column in names
+    ]
+    assertions += [
+        dqa.Assertion(assertion=check, success=True, name=check) for check in BATCH_CHECKS if check not in violated
+    ]
+    facets["dataQualityAssertions"] = dqa.DataQualityAssertionsDatasetFacet(assertions=assertions)
+    return facets
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def deploy(operator: Any, task_instance: Any) -> Any:

@@ -55,7 +55,17 @@ def apply_data_checks(
 
 
 def _small(report: dict[str, Any]) -> dict[str, Any]:
-    keep = ("status", "violations", "checks", "drifted_columns", "rows", "violations_uri", "drift_uri")
+    keep = (
+        "status",
+        "violations",
+        "checks",
+        "drifted_columns",
+        "rows",
+        "statistics_uri",
+        "violations_uri",
+        "drift_uri",
+        "column_metrics",
+    )
     return {k: report[k] for k in keep if k in report}
 
 

@@ -95,6 +95,12 @@ class EndpointService:
     def describe(self, endpoint_name: str) -> EndpointDescription:
         return self.backend.describe_endpoint(endpoint_name)
 
+    def invocations(self, name: str, since: float) -> int | None:
+        """Requests endpoint ``name`` answered since ``since`` (epoch seconds), as the idle sweep
+        counts them: SageMaker's CloudWatch ``Invocations`` sum (whole minutes), or the local
+        endpoint's own counter; ``None`` when unknown."""
+        return self.backend.endpoint_invocations(name, since)
+
     def list_endpoints(self) -> list[EndpointDescription]:
         """Every endpoint this provider created (found by its tag)."""
         return self.backend.list_endpoints()
@@ -407,11 +413,7 @@ class EndpointService:
                 reasons.append("not in the allow-list")
             if max_age_seconds is not None and age > max_age_seconds:
                 reasons.append(f"older than {max_age_seconds:.0f}s")
-            if (
-                idle_for is not None
-                and age > idle_for
-                and self.backend.endpoint_invocations(endpoint.name, now - idle_for) == 0
-            ):
+            if idle_for is not None and age > idle_for and self.invocations(endpoint.name, now - idle_for) == 0:
                 reasons.append(f"no invocations in {idle_for:.0f}s")
             if not reasons:
                 continue

@@ -30,6 +30,8 @@ STATISTICS_FILE = "statistics.json"
 CONSTRAINTS_FILE = "constraints.json"
 VIOLATIONS_FILE = "constraint_violations.json"
 DRIFT_FILE = "drift.json"
+#: Columns whose metrics a batch report's summary carries (the full statistics are in the file).
+MAX_COLUMN_METRICS = 50
 
 
 def check_options(value: Any) -> dict[str, Any]:
@@ -45,6 +47,23 @@ def check_options(value: Any) -> dict[str, Any]:
     except ValueError as err:
         raise InvalidParameterError("data_check_options", value, f"{err}.") from None
     return value
+
+
+def column_metrics(statistics: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per input column of ``statistics.json``: ``count``, ``nullCount`` and, as known, ``min``,
+    ``max``, ``sum`` and ``distinctCount`` (OpenLineage's ``ColumnMetrics`` names), for the XCom and
+    lineage; the first :data:`MAX_COLUMN_METRICS` columns only, so the XCom stays small."""
+    out: dict[str, dict[str, float]] = {}
+    for feature in statistics.get("features", [])[:MAX_COLUMN_METRICS]:
+        stats = feature.get("numerical_statistics") or feature.get("string_statistics") or {}
+        common = stats.get("common") or {}
+        present, missing = int(common.get("num_present") or 0), int(common.get("num_missing") or 0)
+        metrics: dict[str, float] = {"count": present + missing, "nullCount": missing}
+        for key, name in (("min", "min"), ("max", "max"), ("sum", "sum"), ("distinct_count", "distinctCount")):
+            if isinstance(stats.get(key), (int, float)):
+                metrics[name] = stats[key]
+        out[str(feature["name"])] = metrics
+    return out
 
 
 @dataclass
@@ -92,8 +111,13 @@ class MonitoringService:
             return {"status": "not_profiled", "violations": 0, "checks": {}, "drifted_columns": []}
         total = data_profile.merge([json.loads(storage.read_bytes(uri)) for uri in sorted(uris)])
         statistics_uri = join_uri(output_path, STATISTICS_FILE)
-        self._write_json(statistics_uri, data_profile.statistics(total))
-        result: dict[str, Any] = {"rows": total["item_count"], "statistics_uri": statistics_uri}
+        statistics = data_profile.statistics(total)
+        self._write_json(statistics_uri, statistics)
+        result: dict[str, Any] = {
+            "rows": total["item_count"],
+            "statistics_uri": statistics_uri,
+            "column_metrics": column_metrics(statistics),
+        }
         baseline = self._read_json(join_uri(prefix, data_profile.BASELINE_DIR, STATISTICS_FILE))
         if baseline is None:
             self.log.warning("The model has no baseline (trained before baselines existed): nothing to check")
@@ -119,6 +143,21 @@ class MonitoringService:
     def read_report(self, output_path: str) -> dict[str, Any] | None:
         """A checked batch's ``constraint_violations.json`` (``None`` if it was not checked)."""
         return self._read_json(join_uri(output_path, VIOLATIONS_FILE))
+
+    def report_summary(self, output_path: str) -> dict[str, Any] | None:
+        """What a checked batch found, from the report beside its output: the violation count, the
+        columns per violated check, and where the report is (``None`` if it was not checked)."""
+        from airflow_autogluon_cloud.container import data_checks
+
+        violations = self.read_report(output_path)
+        if violations is None:
+            return None
+        found = data_checks.summary(violations)
+        return {
+            "violations": found["count"],
+            "checks": found["checks"],
+            "violations_uri": join_uri(output_path, VIOLATIONS_FILE),
+        }
 
     def check_capture(
         self,

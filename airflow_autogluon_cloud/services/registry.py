@@ -17,7 +17,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_autogluon_cloud import naming
 from airflow_autogluon_cloud.backends.base import Backend
@@ -30,7 +30,9 @@ from airflow_autogluon_cloud.backends.specs import (
     ModelVersionSpec,
 )
 from airflow_autogluon_cloud.exceptions import InvalidParameterError, ResourceNotFoundError
+from airflow_autogluon_cloud.kinds import JobKind
 from airflow_autogluon_cloud.services import TaskLog
+from airflow_autogluon_cloud.services.cost import usage as job_usage
 from airflow_autogluon_cloud.services.gate import (
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_SLICE_ROWS,
@@ -40,6 +42,9 @@ from airflow_autogluon_cloud.services.gate import (
     gate_audit,
 )
 from airflow_autogluon_cloud.services.models import ModelService
+
+if TYPE_CHECKING:
+    from airflow_autogluon_cloud.settings import ProviderSettings
 
 LATEST_APPROVED = "latest-approved"
 REFERENCE_SCHEME = "registry://"
@@ -125,11 +130,26 @@ class RegistryService:
     :param backend: where the registry lives.
     :param models: model artifacts (checks and training summaries).
     :param log: the task log.
+    :param settings: the price table for a version's estimated cost (none: usage without cost).
     """
 
     backend: Backend
     models: ModelService
     log: TaskLog
+    settings: ProviderSettings | None = None
+
+    def training_usage(self, job: str) -> dict[str, Any]:
+        """What training job ``job`` used (``services/cost.py``), without empty fields; ``{}`` when
+        there is no such job (a model registered from elsewhere)."""
+        if not naming.is_valid_name(job):  # the model URI stands in for the job: nothing to describe
+            return {}
+        try:
+            desc = self.backend.describe_job(JobKind.TRAINING, job)
+        except ResourceNotFoundError:
+            self.log.info("No training job %s found; the version records no usage.", job)
+            return {}
+        prices = self.settings.instance_prices if self.settings is not None else {}
+        return {key: value for key, value in job_usage(desc, prices).items() if value is not None}
 
     def register(
         self,
@@ -184,6 +204,7 @@ class RegistryService:
             image_uri=image.image_uri,
             approval_status=approval_status,
             registered_by=registered_by,
+            usage=self.training_usage(job),
         )
         created = self.backend.create_model_version(spec)
         self.log.info("Registered %s as version %d of %s (%s)", model_uri, created.version, group, approval_status)

@@ -100,7 +100,15 @@ def create_app() -> FastAPI:
     def endpoints(request: Request, user: Viewer) -> HTMLResponse:
         hook = _hook()
         rows = pages.endpoints(hook)
-        return render(request, "endpoints.html", user, endpoints=rows, backend=hook.backend_name, view="endpoints")
+        return render(
+            request,
+            "endpoints.html",
+            user,
+            endpoints=rows,
+            backend=hook.backend_name,
+            window_seconds=pages.INVOCATIONS_WINDOW,
+            view="endpoints",
+        )
 
     @app.get("/jobs", response_class=HTMLResponse)
     def jobs(request: Request, user: Viewer) -> HTMLResponse:

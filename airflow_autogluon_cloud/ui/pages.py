@@ -15,7 +15,7 @@ from airflow_autogluon_cloud.exceptions import ResourceNotFoundError
 from airflow_autogluon_cloud.kinds import JobKind
 
 if TYPE_CHECKING:
-    from airflow_autogluon_cloud.backends.specs import ModelVersion
+    from airflow_autogluon_cloud.backends.specs import JobDescription, ModelVersion
     from airflow_autogluon_cloud.hooks.autogluon_cloud import AutoGluonCloudHook
 
 #: ``airflow:<dag>/<run>/<task>``: how tasks sign what they register (operators/registry.py).
@@ -25,6 +25,8 @@ _INTERVAL = re.compile(rf"interval=\[(?P<lo>{_NUMBER}), (?P<hi>{_NUMBER})\]")
 _CHAMPION = re.compile(rf"champion=(?P<value>{_NUMBER})")
 JOB_KINDS = (JobKind.TRAINING, JobKind.EVALUATION, JobKind.TRANSFORM)
 MAX_JOBS = 50
+#: The Endpoints view counts each endpoint's invocations over this many seconds (the last hour).
+INVOCATIONS_WINDOW = 3600
 
 
 def dag_run_of(signed_by: str | None) -> dict[str, str] | None:
@@ -141,6 +143,7 @@ def endpoints(hook: AutoGluonCloudHook) -> list[dict[str, Any]]:
                 **serving,
                 "version": f"{served.group} v{served.version}" if served else None,
                 "age_seconds": now - endpoint.created_at if endpoint.created_at else None,
+                "invocations": hook.endpoints.invocations(endpoint.name, now - INVOCATIONS_WINDOW),
                 "console_url": console if console and console.startswith(("http://", "https://")) else None,
             }
         )
@@ -148,12 +151,14 @@ def endpoints(hook: AutoGluonCloudHook) -> list[dict[str, Any]]:
 
 
 def jobs(hook: AutoGluonCloudHook) -> list[dict[str, Any]]:
-    """The newest training, evaluation and transform jobs: status and duration."""
+    """The newest training, evaluation and transform jobs: status, duration, what they used and,
+    for a transform whose data was checked, what the checks found."""
     now = time.time()
     found = [job for kind in JOB_KINDS for job in hook.jobs.list_jobs(kind)]
     found.sort(key=lambda job: job.created_at or 0, reverse=True)
     rows = []
-    for job in found[:MAX_JOBS]:
+    for listed in found[:MAX_JOBS]:
+        job = _described(hook, listed)
         end = job.ended_at or (now if job.status.value in ("InProgress", "Stopping") else None)
         rows.append(
             {
@@ -164,9 +169,32 @@ def jobs(hook: AutoGluonCloudHook) -> list[dict[str, Any]]:
                 "created_at": job.created_at,
                 "duration_seconds": end - job.created_at if end and job.created_at else None,
                 "console_url": hook.console_url(str(job.kind), job.name),
+                "usage": {key: value for key, value in job.usage.items() if value is not None},
+                "data_checks": _data_checks(hook, job),
             }
         )
     return rows
+
+
+def _described(hook: AutoGluonCloudHook, job: JobDescription) -> JobDescription:
+    """The job with its usage and output: SageMaker's list calls give summaries only, so each shown
+    job is described once (the local backend's listing is already complete)."""
+    if job.usage:
+        return job
+    try:
+        return hook.jobs.describe(str(job.kind), job.name)
+    except ResourceNotFoundError:
+        return job
+
+
+def _data_checks(hook: AutoGluonCloudHook, job: JobDescription) -> dict[str, Any] | None:
+    """A finished transform's data-check report summary (``None``: not a transform, or not checked)."""
+    if job.kind is not JobKind.TRANSFORM or job.status.value != "Completed" or not job.artifact_uri:
+        return None
+    try:
+        return hook.batch.monitoring.report_summary(job.artifact_uri)
+    except (OSError, ValueError, ResourceNotFoundError):
+        return None
 
 
 def set_status(hook: AutoGluonCloudHook, group: str, version: int, status: str, user: str, reason: str) -> None:

@@ -97,7 +97,20 @@ def test_the_main_dag_emits_train_data_model_registry_version_scores(lineage_eve
     used = score["run"]["facets"]["autogluonModel"]
     assert used["approvalStatus"] == "Approved"
     assert ("autogluon-registry", f"{GROUP}/{used['version']}") in _names(score["inputs"])
-    assert any(d["name"].endswith("/score.csv") for d in score["inputs"])
+    [scored] = [d for d in score["inputs"] if d["name"].endswith("/score.csv")]
+    # the batch's data checks (data_checks="warn") as the standard data-quality facets
+    from airflow_autogluon_cloud.lineage.facets import BATCH_CHECKS
+
+    metrics = scored["inputFacets"]["dataQualityMetrics"]
+    assert metrics["rowCount"] > 0
+    assert metrics["columnMetrics"], "statistics.json's per-column metrics"
+    for column in metrics["columnMetrics"].values():
+        assert 0 < column["count"] <= metrics["rowCount"]
+        assert 0 <= column["nullCount"] <= column["count"]
+    assertions = scored["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert {a["name"] for a in assertions} == set(BATCH_CHECKS)  # each check: passed, or failed per column
+    assert all(a["column"] in metrics["columnMetrics"] for a in assertions if not a["success"])
+    assert all("column" not in a or a["column"] is None for a in assertions if a["success"])
     [scores] = score["outputs"]
     assert scores["namespace"] == "file"
     # the first run of a new group approves its challenger: the scores come from the version registered

@@ -232,3 +232,44 @@ def test_latest_approved_resolves_and_rollback_rejects_it(hook):
     assert hook.registry.resolve({"registry": "churn-rb"})[0] == first
     with pytest.raises(InvalidParameterError, match="only approved version"):
         hook.registry.rollback("churn-rb", set_by="oncall")
+
+
+def test_register_records_the_training_jobs_usage_and_estimated_cost(hook, record, monkeypatch):
+    """The version carries what its training job used, as ``ag:usage:*`` metadata, read back as numbers."""
+    monkeypatch.setenv("AIRFLOW__AUTOGLUON_CLOUD__INSTANCE_PRICES", '{"ml.m5.xlarge": 0.23}')
+    client = hook.backend.client("sagemaker")
+    client.create_training_job(
+        TrainingJobName="ag-af-fit-cost",
+        AlgorithmSpecification={"TrainingImage": TRAINING_IMAGE, "TrainingInputMode": "File"},
+        RoleArn=ROLE_ARN,
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/agc/model"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+    )
+
+    def billable(parsed, **_):  # AWS reports it once the job ends; moto does not
+        parsed["BillableTimeInSeconds"] = 120
+
+    client.meta.events.register("after-call.sagemaker.DescribeTrainingJob", billable)
+    recorder = record(client, "CreateModelPackage")
+    version = hook.registry.register(group="churn-cost", model_uri=put_model("ag-af-fit-cost"))
+    [package] = recorder.calls["CreateModelPackage"]
+    assert package["CustomerMetadataProperties"] == {
+        "ag:training_job": "ag-af-fit-cost",
+        "ag:status_reason": "registered",
+        "ag:framework_version": "1.5.0",
+        "ag:usage:billable_seconds": "240.0",
+        "ag:usage:estimated_cost_usd": "0.015333",
+        "ag:usage:instance_count": "2",
+        "ag:usage:instance_type": "ml.m5.xlarge",
+        "ag:usage:usd_per_hour": "0.23",
+    }
+    expected = {
+        "billable_seconds": 240.0,
+        "estimated_cost_usd": 0.015333,
+        "instance_count": 2,
+        "instance_type": "ml.m5.xlarge",
+        "usd_per_hour": 0.23,
+    }
+    assert version.usage == expected
+    assert hook.registry.get("churn-cost", version.version).to_dict()["usage"] == expected

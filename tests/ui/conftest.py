@@ -160,7 +160,8 @@ def registered_group(trained_job: dict) -> dict[str, Any]:
             hook.registry.register(
                 group=GROUP,
                 model_uri=uri,
-                training_job=f"ui-fit-{index}",
+                # the first names the real shared fit, so its version records that job's usage
+                training_job=trained_job["job_name"] if index == 1 else f"ui-fit-{index}",
                 metrics={"roc_auc": metric},
                 dataset="/data/holdout.csv",
                 description=description,
@@ -177,4 +178,4 @@ def registered_group(trained_job: dict) -> dict[str, Any]:
         "improved",
         audit={"metric:roc_auc": gate},
     )
-    return {"versions": [v.version for v in made], "hook": hook}
+    return {"versions": [v.version for v in made], "hook": hook, "usage": made[0].usage}

@@ -63,6 +63,24 @@ def test_viewer_sees_versions_read_only_and_markup_as_text(api_server, registere
     assert "/dags/ag_retrain_and_score/runs/manual__2026-01-02" in page
 
 
+def test_registry_and_jobs_views_show_what_the_training_job_used(api_server, registered_group, trained_job):
+    # on this machine: CPU and wall seconds of the real fit, recorded with the version it produced
+    recorded = {k: v for k, v in trained_job["usage"].items() if v is not None}
+    assert registered_group["usage"] == recorded
+    assert recorded["cpu_seconds"] > 0
+    assert "billable_seconds" not in recorded
+    token = api_server.token("viewer")
+    cpu_line = f"CPU {recorded['cpu_seconds']:.6g} s · wall {recorded['wall_seconds']:.6g} s"
+    status, page, _ = api_server.request(f"/autogluon/registry/{GROUP}", token=token)
+    assert status == 200, page[:500]
+    assert page.count('<div class="usage">') == len(registered_group["versions"])
+    assert page.count(cpu_line) == 1  # only the version whose training job exists
+    status, page, _ = api_server.request("/autogluon/jobs", token=token)
+    assert status == 200, page[:500]
+    assert trained_job["job_name"] in page
+    assert cpu_line in page
+
+
 @pytest.mark.parametrize("path", VIEWS[2:])
 def test_viewer_can_open_every_other_view(api_server, path, registered_group):
     status, page, _ = api_server.request(path, token=api_server.token("viewer"))

@@ -63,3 +63,25 @@ def test_bad_data_check_options_fail_before_any_job():
     )
     with pytest.raises(InvalidParameterError, match="unknown data check option"):
         op.execute({})
+
+
+def test_lineage_names_every_batch_check_and_turns_a_summary_into_standard_facets():
+    from airflow_autogluon_cloud.container import data_checks
+    from airflow_autogluon_cloud.lineage.facets import BATCH_CHECKS, _batch_check_facets
+
+    assert BATCH_CHECKS == data_checks.CHECKS
+    summary = {
+        "status": "checked",
+        "rows": 10,
+        "checks": {"completeness_check": ["age"]},
+        "column_metrics": {"age": {"count": 10, "nullCount": 3, "min": 1.0, "max": 9.0, "sum": 30.0}},
+    }
+    facets = _batch_check_facets(summary)
+    metrics = facets["dataQualityMetrics"]
+    assert metrics.rowCount == 10
+    assert (metrics.columnMetrics["age"].nullCount, metrics.columnMetrics["age"].max) == (3, 9.0)
+    assertions = facets["dataQualityAssertions"].assertions
+    assert [(a.name, a.column) for a in assertions if not a.success] == [("completeness_check", "age")]
+    assert sorted(a.name for a in assertions if a.success) == sorted(set(BATCH_CHECKS) - {"completeness_check"})
+    assert _batch_check_facets({"status": "not_profiled"}) == {}
+    assert "dataQualityAssertions" not in _batch_check_facets({"status": "no_baseline", "rows": 10})

@@ -44,6 +44,7 @@ def _version_of(record: Record) -> ModelVersion:
         status_audit=data.get("status_audit"),
         description=data.get("description"),
         registered_by=data.get("registered_by"),
+        usage=dict(data.get("usage") or {}),
     )
 
 
@@ -79,6 +80,7 @@ class LocalRegistry:
             "status_set_by": spec.registered_by,
             "registered_by": spec.registered_by,
             "status_reason": "registered",
+            "usage": dict(spec.usage),
         }
         for _ in range(_MAX_INSERT_RACES):
             records = self._records(spec.group)

@@ -36,6 +36,8 @@ META_SET_BY = "ag:status_set_by"
 META_REGISTERED_BY = "ag:registered_by"
 META_REASON = "ag:status_reason"
 META_METRIC_PREFIX = "ag:metric:"
+#: The training job's usage and estimated cost, one entry per field (``ag:usage:billable_seconds``).
+META_USAGE_PREFIX = "ag:usage:"
 #: The gate's audit, one entry per rule (``ag:gate:<rule>``), each a short "key=value ..." line.
 META_GATE_PREFIX = "ag:gate:"
 MAX_METADATA_VALUE = 256
@@ -60,6 +62,16 @@ def _metadata(value: str) -> str:
 
 def _clip(value: str, limit: int = MAX_METADATA_VALUE) -> str:
     return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+def _usage_value(value: str) -> Any:
+    """A usage field read back: counts as ints, seconds and dollars as floats, the instance type as text."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def client_token(spec: ModelVersionSpec) -> str:
@@ -113,6 +125,9 @@ class SageMakerRegistry:
             metadata[META_SET_BY] = metadata[META_REGISTERED_BY] = _metadata(spec.registered_by)
         for metric, value in sorted(spec.metrics.items()):
             metadata[f"{META_METRIC_PREFIX}{metric}"] = repr(float(value))
+        for key, value in sorted(spec.usage.items()):
+            if value is not None:
+                metadata[f"{META_USAGE_PREFIX}{key}"] = _metadata(str(value))
         request: dict[str, Any] = {
             "ModelPackageGroupName": spec.group,
             "ModelPackageDescription": _clip(
@@ -163,6 +178,11 @@ class SageMakerRegistry:
             or None,
             description=desc.get("ModelPackageDescription"),
             registered_by=meta.get(META_REGISTERED_BY),
+            usage={
+                key[len(META_USAGE_PREFIX) :]: _usage_value(value)
+                for key, value in meta.items()
+                if key.startswith(META_USAGE_PREFIX)
+            },
         )
 
     def _summaries(self, group: str, approval_status: str | None) -> list[dict[str, Any]]:
