@@ -316,6 +316,8 @@ def _reason(
             head += ": a significant improvement"
         elif improvement <= main["threshold"]:
             head += ": does not beat the champion"
+            if main["threshold"] > 0:  # say which bar it missed: the interval alone may exclude zero
+                head += f" by more than {main['threshold']:g}"
         else:
             head += ": not a significant improvement"
             if main["threshold"] > 0:

@@ -185,3 +185,10 @@ def test_the_audit_record_carries_both_scores_the_interval_and_each_rule():
     assert record["guardrail:log_loss"].endswith("passed")
     assert "tolerance=0.02" in record["guardrail:log_loss"]
     assert all(len(v) <= 256 for v in record.values())
+
+
+def test_an_improvement_under_the_bar_says_which_bar_it_missed():
+    # +0.05 with an interval clear of zero, but the bar is 0.10: the reason must name the bar
+    found = judge(evaluation({"roc_auc": entry(0.95, 0.90, 0.03, 0.07)}), min_improvement=0.10)
+    assert not found.passed
+    assert "does not beat the champion by more than 0.1" in found.reason
