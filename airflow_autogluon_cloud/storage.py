@@ -69,6 +69,18 @@ def join_uri(base: str, *parts: str) -> str:
     return out
 
 
+def relative_key(prefix: str, uri: str) -> str:
+    """``uri``'s key below ``prefix`` (``a/b.png``), as SageMaker names a prefix's outputs after it."""
+    if is_s3_uri(uri):
+        return (
+            uri[len(prefix.rstrip("/")) + 1 :] if uri.startswith(prefix.rstrip("/") + "/") else uri.rsplit("/", 1)[-1]
+        )
+    try:
+        return local_path(uri).relative_to(local_path(prefix)).as_posix()
+    except ValueError:
+        return local_path(uri).name
+
+
 def local_path(uri: str) -> Path:
     """The filesystem path of a local URI (a plain path or ``file://``)."""
     if uri.startswith("file://"):
@@ -122,6 +134,10 @@ class Storage(abc.ABC):
             self.download_file(uri, target)
             return target.read_bytes()
 
+    def read_head(self, uri: str, size: int) -> bytes:
+        """The first ``size`` bytes of an object (what a file type is told by)."""
+        return self.read_bytes(uri)[:size]
+
 
 class LocalStorage(Storage):
     """A directory tree on this machine."""
@@ -146,6 +162,10 @@ class LocalStorage(Storage):
             raise FileNotFoundError(f"No artifact at {uri}")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, path)
+
+    def read_head(self, uri: str, size: int) -> bytes:
+        with local_path(uri).open("rb") as fh:
+            return fh.read(size)
 
     def list(self, prefix: str) -> list[str]:
         root = local_path(prefix)
@@ -209,6 +229,11 @@ class S3Storage(Storage):
         tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
         self.client.download_file(bucket, key, str(tmp), Config=self._transfer_config())
         os.replace(tmp, target)
+
+    def read_head(self, uri: str, size: int) -> bytes:
+        bucket, key = parse_s3_uri(uri)
+        body: bytes = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read()
+        return body[:size]
 
     def list(self, prefix: str) -> list[str]:
         bucket, key = parse_s3_uri(prefix)

@@ -174,6 +174,11 @@ class PredictorKind:
 
     # batch ---------------------------------------------------------------------------------------
 
+    def file_transform(self, test_data: Any, summary: dict[str, Any]) -> TransformShape | None:
+        """The request when ``test_data`` is a folder whose every file is one request (a folder of
+        images), or ``None``: the input is rows or series, staged by :attr:`batch_split`."""
+        return None
+
     def check_batch_inputs(self, history: Any, known: Any, static: Any, summary: dict[str, Any]) -> None:
         """Checks of whole-series batch input (kinds whose ``batch_split`` is :data:`SERIES`)."""
 

@@ -30,14 +30,30 @@ _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+#: Bytes :func:`looks_like_image` needs from the start of a file.
+HEAD_BYTES = 12
+
+
+def looks_like_image(head: bytes) -> bool:
+    """Whether a file's first bytes are those of a PNG, JPEG, GIF, BMP, TIFF or WebP image."""
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
 def is_image_file(path: Path) -> bool:
     """Whether ``path`` is a readable file that starts like a PNG, JPEG, GIF, BMP, TIFF or WebP image."""
     try:
         with path.open("rb") as handle:
-            head = handle.read(12)
+            head = handle.read(HEAD_BYTES)
     except OSError:
         return False
-    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    return looks_like_image(head)
+
+
+def is_folder(data: Any) -> bool:
+    """Whether batch input names a folder: an existing local directory, or an ``s3://`` URI ending in ``/``."""
+    if isinstance(data, str) and data.startswith("s3://"):
+        return data.endswith("/")
+    return isinstance(data, (str, os.PathLike)) and Path(data).expanduser().is_dir()
 
 
 def image_paths(frame: Any, columns: list[str], parameter: str) -> dict[str, Path]:

@@ -22,6 +22,8 @@ from airflow_autogluon_cloud.kinds.tabular import DEFAULT_METRICS, METRICS_BY_PR
 TEXT_TYPES = ("text",)
 #: The channel each input's images are staged as (AutoGluon Cloud's names).
 IMAGE_CHANNELS = {"train_data": "train_images", "tuning_data": "tune_images"}
+#: A folder of images: one raw image per request, never split (AutoGluon Cloud's image batch).
+IMAGE_FOLDER_TRANSFORM = TransformShape("None", "SingleRecord", "application/x-image", "application/jsonl", "None")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,24 @@ class MultiModalKind(PredictorKind):
             raise InvalidParameterError(parameter, columns, "image columns apply to training and tuning data only.")
         archive = Path(workdir) / f"{IMAGE_CHANNELS[parameter]}.zip"
         return pack_images(frame, columns, parameter, archive), {IMAGE_CHANNELS[parameter]: archive}
+
+    def file_transform(self, test_data: Any, summary: dict[str, Any]) -> TransformShape | None:
+        """A folder of images (a local directory or an ``s3://`` prefix ending in ``/``): each file is one
+        raw-image request, as AutoGluon Cloud's image batch; only for a model reading one image column."""
+        from airflow_autogluon_cloud.kinds.images import is_folder
+
+        if not is_folder(test_data):
+            return None
+        features = list(summary.get("features") or [])
+        columns = self.image_columns({"predictor_fit_args": {"column_types": summary.get("column_types") or {}}})
+        if len(columns) != 1 or features != columns:
+            raise InvalidParameterError(
+                "test_data",
+                str(test_data),
+                f"a folder is scored one raw image per file, but this model reads {features}: give a table "
+                "(DataFrame or file) with those columns instead.",
+            )
+        return IMAGE_FOLDER_TRANSFORM
 
     def metric_names(self, problem_type: str | None) -> frozenset[str]:
         return METRICS_BY_PROBLEM_TYPE.get(str(problem_type), frozenset())

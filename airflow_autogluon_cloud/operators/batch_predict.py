@@ -34,7 +34,9 @@ class AGBatchPredictOperator(AutoGluonCloudBaseOperator):
     :param model_uri: a ``model.tar.gz`` URI, the fit task's XCom dict, or a registry reference
         (``{"registry": "churn", "version": "latest-approved"}`` or a version number), resolved
         when the task runs; the version used is in the XCom as ``model_version``. (templated)
-    :param test_data: a DataFrame, a local file or an ``s3://`` URI. (templated)
+    :param test_data: a DataFrame, a local file or an ``s3://`` URI; for a model reading one image
+        column, a folder of images too (a local folder or an ``s3://`` prefix ending in ``/``: one
+        request per file). (templated)
     :param predict_proba: the downloaded file holds class probabilities instead of predictions.
     :param include_predict: with ``predict_proba``, keep the prediction column too.
     :param predict_kwargs: prediction options: ``decision_threshold`` (binary models), ``model`` (a

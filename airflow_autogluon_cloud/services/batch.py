@@ -3,7 +3,9 @@
 The model created for a transform job exists only for that job and is removed afterwards. The
 model's kind decides the request: rows (JSON lines out: the prediction named after the label,
 then ``<class>_proba`` columns), or whole series partitioned by item into JSON envelopes, one
-request per file (CSV out: ``item_id``, ``timestamp``, ``mean`` and one column per quantile).
+request per file (CSV out: ``item_id``, ``timestamp``, ``mean`` and one column per quantile), or a
+folder of files each sent as one request (images: ``<file>.out`` per file, read back as one table
+with an ``input_file`` column).
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ from airflow_autogluon_cloud.services.jobs import JobService, JobSubmission
 from airflow_autogluon_cloud.services.models import ModelService
 from airflow_autogluon_cloud.services.monitoring import PROFILE_ENV, MonitoringService
 from airflow_autogluon_cloud.services.realtime import split_proba
-from airflow_autogluon_cloud.services.staging import StagingService
+from airflow_autogluon_cloud.services.staging import StagedObject, StagingService
 from airflow_autogluon_cloud.services.training import TrainingService
 from airflow_autogluon_cloud.settings import ProviderSettings
 from airflow_autogluon_cloud.status import JobStatus
-from airflow_autogluon_cloud.storage import StorageLocator, join_uri
+from airflow_autogluon_cloud.storage import StorageLocator, is_s3_uri, join_uri, relative_key
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: The column naming each answer's input file when a folder was scored one request per file.
+INPUT_FILE_COLUMN = "input_file"
 
 
 @dataclass
@@ -103,7 +108,9 @@ class BatchService:
         environment = dict(environment or {})
         if options:
             environment[predict_options.ENV_VAR] = predict_options.to_json(options)
-        if kind.batch_split == SERIES:
+        # The kind decides from the input: a folder of files, each one request (images), or its usual rule.
+        shape = kind.file_transform(test_data, summary)
+        if kind.batch_split == SERIES and shape is None:
             frames = _series_inputs(kind, summary, test_data, known_covariates, static_features)
         elif known_covariates is not None or static_features is not None:
             raise InvalidParameterError(
@@ -111,13 +118,18 @@ class BatchService:
                 "(given)",
                 f"{kind.name} models take neither; pass test_data only.",
             )
-        prepared = self.staging.prepare_data(test_data, "test_data", features) if kind.batch_split != SERIES else None
+        folder_files = self._folder_files(test_data) if shape is not None else None
+        rows = kind.batch_split != SERIES and shape is None
+        prepared = self.staging.prepare_data(test_data, "test_data", features) if rows else None
+        shape = shape or kind.transform
         try:
             found = self.jobs.find(JobKind.TRANSFORM, job_name)
             if isinstance(found, JobSubmission):
                 return found
             name = found
-            if prepared is None:
+            if folder_files is not None:
+                staged = self._stage_folder(test_data, folder_files)
+            elif prepared is None:
                 staged = self._stage_series(kind, summary, frames, instance_count)
             else:
                 staged = self.staging.stage_scoring_input(prepared, features)
@@ -144,11 +156,11 @@ class BatchService:
             output_path=output_path,
             instance_type=instance_type,
             instance_count=instance_count,
-            content_type=kind.transform.content_type,
-            accept=kind.transform.accept,
-            split_type=kind.transform.split_type,
-            batch_strategy=kind.transform.batch_strategy,
-            assemble_with=kind.transform.assemble_with,
+            content_type=shape.content_type,
+            accept=shape.accept,
+            split_type=shape.split_type,
+            batch_strategy=shape.batch_strategy,
+            assemble_with=shape.assemble_with,
             max_runtime=max_runtime,
             environment=environment,
             tags={PROVIDER_TAG: "transform", **(tags or {})},
@@ -170,6 +182,43 @@ class BatchService:
         with tempfile.TemporaryDirectory() as tmp:
             paths = kind.write_batch_parts(*frames, summary, Path(tmp) / "test_data", min_parts=instance_count)
             return self.staging.stage_parts(paths, "test_data")
+
+    def _folder_files(self, folder: Any) -> list[str]:
+        """Every file a folder of images sends, each checked to be an image by its first bytes.
+
+        An ``s3://`` prefix is sent whole (every object under it is a request); a local folder's
+        hidden files are left out, as they are not staged.
+        """
+        from airflow_autogluon_cloud.kinds.images import HEAD_BYTES, looks_like_image
+
+        remote = is_s3_uri(str(folder))
+        uri = str(folder) if remote else str(Path(folder).expanduser().resolve())
+        storage = self.storage(uri)
+        files = [
+            f
+            for f in storage.list(uri)
+            if not f.endswith("/") and (remote or not any(p.startswith(".") for p in relative_key(uri, f).split("/")))
+        ]
+        if not files:
+            raise InvalidParameterError(
+                "test_data", str(folder), "the folder holds no files: give a folder (or s3:// prefix) of image files."
+            )
+        for file in files:
+            if not looks_like_image(storage.read_head(file, HEAD_BYTES)):
+                raise InvalidParameterError(
+                    "test_data",
+                    file,
+                    "not an image (PNG, JPEG, GIF, BMP, TIFF or WebP, by its first bytes): every file under the "
+                    "folder is sent as one image; move other files out.",
+                )
+        return files
+
+    def _stage_folder(self, folder: Any, files: list[str]) -> StagedObject:
+        """An ``s3://`` prefix is read where it is; a local folder is staged, its sub-folders kept."""
+        if is_s3_uri(str(folder)):
+            return StagedObject(str(folder), 0)
+        root = Path(folder).expanduser().resolve()
+        return self.staging.stage_parts([Path(f) for f in files], "test_images", root=root)
 
     def result(self, job_name: str) -> dict[str, Any]:
         """The small XCom dict for a transform job: output URI, input, status."""
@@ -235,14 +284,18 @@ class BatchService:
             raise JobFailedError("Transform job", job_name, result["status"], "it has no results (not Completed)")
         storage = self.storage(result["output_uri"])
         uris = [result["output_uri"]]
-        if (result["input_uri"] or "").endswith("/"):
+        per_file = (result["input_uri"] or "").endswith("/")
+        if per_file:
             uris = sorted(uri for uri in storage.list(result["output_uri"]) if uri.endswith(".out"))
         frames = []
         with tempfile.TemporaryDirectory() as tmp:
             for number, uri in enumerate(uris):
                 path = Path(tmp) / f"results-{number}"
                 storage.download_file(uri, path)
-                frames.append(_read_answer(path))
+                answer = _read_answer(path)
+                if per_file and not answer.attrs.get("whole_answer"):  # rows' answers: say which file each answers
+                    answer[INPUT_FILE_COLUMN] = relative_key(result["output_uri"], uri)[: -len(".out")]
+                frames.append(answer)
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         frame.attrs["whole_answer"] = frames[0].attrs.get("whole_answer", False)
         return frame
@@ -262,6 +315,7 @@ class BatchService:
         :param include_predict: with ``predict_proba``, keep the prediction column too.
         """
         frame = self.read_results(job_name)
+        files = frame.pop(INPUT_FILE_COLUMN) if INPUT_FILE_COLUMN in frame.columns else None
         if frame.attrs.get("whole_answer"):
             pass  # forecasts: item, timestamp, mean and quantiles, kept whole
         elif predict_proba:
@@ -271,6 +325,8 @@ class BatchService:
             frame = proba.to_frame() if not hasattr(proba, "columns") else proba
         else:
             frame = frame.iloc[:, [0]]
+        if files is not None:
+            frame.insert(0, INPUT_FILE_COLUMN, files)
         target = Path(save_path) if save_path else self.settings.local_root / "batch_results" / job_name
         if target.suffix != ".csv":
             target = target / "predictions.csv"

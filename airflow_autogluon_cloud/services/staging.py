@@ -104,21 +104,24 @@ class StagingService:
             name = f"{prepared.parameter}.csv"
         return self.stage_file(prepared.local_path, name)
 
-    def stage_parts(self, paths: list[Path], folder: str) -> StagedObject:
+    def stage_parts(self, paths: list[Path], folder: str, root: Path | None = None) -> StagedObject:
         """Stage files together under ``<cloud_output_path>/staging/<sha256 of all>/<folder>/``.
 
         The URI returned is that prefix (with a trailing ``/``): a transform job with ``SplitType=None``
         reads each file under it as one request.
+
+        :param root: files keep their path below it (sub-folders too); default: their names only.
         """
         import hashlib
 
+        names = [path.relative_to(root).as_posix() if root else path.name for path in paths]
         digest = hashlib.sha256()
-        for path in paths:
-            digest.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\0")
+        for name, path in zip(names, paths, strict=True):
+            digest.update(name.encode() + b"\0" + sha256_file(path).encode() + b"\0")
         prefix = join_uri(self.settings.cloud_output_path, "staging", digest.hexdigest(), folder) + "/"
         uploaded = 0
-        for path in paths:
-            uri = prefix + path.name
+        for name, path in zip(names, paths, strict=True):
+            uri = prefix + name
             storage = self.storage(uri)
             if storage.size(uri) != path.stat().st_size:
                 storage.upload_file(path, uri)

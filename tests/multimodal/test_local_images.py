@@ -124,3 +124,44 @@ def test_real_time_frame_of_image_paths_and_raw_image_bytes(hook, endpoint, pred
     rows = answer if isinstance(answer, list) else answer.get("predictions", answer)
     assert rows[0]["shade"] == str(expected.idxmax(axis=1).iloc[0])
     assert rows[0]["light_proba"] == pytest.approx(float(expected["light"].iloc[0]), abs=1e-5)
+
+
+def test_batch_over_a_folder_of_images_answers_each_file(hook, image_job, predictor, images, tmp_path):
+    from pathlib import Path
+
+    import pandas as pd
+
+    _, new = images
+    folder = Path(new["photo"].iloc[0]).parents[1]  # the six images, in sub-folders a/ and b/
+    not_only_images = tmp_path / "mixed"
+    shutil.copytree(folder, not_only_images)
+    (not_only_images / "b" / "notes.txt").write_text("not an image")
+    with pytest.raises(InvalidParameterError, match="not an image") as err:
+        hook.start_batch_predict(
+            job_name="ag-af-test-mm-bad-folder", model_uri=image_job["model_artifact_uri"], test_data=not_only_images
+        )
+    assert err.value.parameter == "test_data"
+    assert "ag-af-test-mm-bad-folder" not in {j.name for j in hook.backend.list_transform_jobs()}
+
+    name = "ag-af-test-mm-image-folder"
+    submission = hook.start_batch_predict(job_name=name, model_uri=image_job["model_artifact_uri"], test_data=folder)
+    try:
+        hook.wait_for_job("transform", submission.job_name, check_interval=1, max_check_interval=3)
+        result = hook.batch_result(name)
+        assert result["status"] == "Completed", hook.log_tail("transform", name, 40)
+        relative = sorted(Path(p).relative_to(folder).as_posix() for p in new["photo"])
+        # As on SageMaker: one <file>.out per input file, its key below the input prefix kept.
+        outputs = sorted(
+            Path(p).relative_to(result["output_uri"]).as_posix() for p in Path(result["output_uri"]).rglob("*.out")
+        )
+        assert outputs == [f"{r}.out" for r in relative]
+        got = hook.read_predict_results(name).set_index("input_file").loc[relative]
+        paths = pd.DataFrame({"photo": [str(folder / r) for r in relative]})
+        expected = predictor.predict_proba(paths, as_pandas=True, as_multiclass=True)
+        assert got["shade"].astype(str).tolist() == expected.idxmax(axis=1).astype(str).tolist()
+        assert got["light_proba"].tolist() == pytest.approx(expected["light"].astype(float).tolist(), abs=1e-5)
+        saved = pd.read_csv(hook.download_predict_results(name, tmp_path / "answers.csv"))
+        assert saved.columns.tolist() == ["input_file", "shade"]
+        assert sorted(saved["input_file"]) == relative
+    finally:
+        hook.cleanup_batch_model(name)

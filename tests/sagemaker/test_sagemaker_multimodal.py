@@ -101,16 +101,17 @@ def test_a_missing_label_is_refused_before_any_request(hook, record, reviews):
     assert recorder.calls["CreateTrainingJob"] == []
 
 
-def _put_multimodal_model() -> None:
+def _put_multimodal_model(column_types: dict[str, str] | None = None) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_object(Bucket=BUCKET, Key=MODEL_URI.split("/", 3)[3], Body=b"not really a model")
+    column_types = column_types or {"review": "text"}
     summary = {
         "predictor_type": "multimodal",
         "label": "sentiment",
         "problem_type": "binary",
         "autogluon_version": "1.5.0",
-        "features": ["review"],
-        "column_types": {"review": "text"},
+        "features": list(column_types),
+        "column_types": column_types,
         "class_labels": ["neg", "pos"],
     }
     buf = io.BytesIO()
@@ -222,3 +223,66 @@ def test_bad_image_paths_are_refused_before_any_request(hook, record, tmp_path, 
             )
         assert err.value.parameter == "train_data"
     assert recorder.calls["CreateTrainingJob"] == []
+
+
+def _assert_image_folder_request(request: dict, input_uri: str) -> None:
+    assert request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == input_uri
+    assert request["TransformInput"]["SplitType"] == "None"
+    assert request["BatchStrategy"] == "SingleRecord"
+    assert request["TransformInput"]["ContentType"] == "application/x-image"
+    assert request["TransformOutput"]["Accept"] == "application/jsonl"
+    assert request["TransformOutput"]["AssembleWith"] == "None"
+
+
+def test_batch_over_an_s3_folder_of_images_is_one_raw_image_request_per_file(hook, record, tmp_path):
+    _put_multimodal_model({"photo": "image_path"})
+    s3 = boto3.client("s3", region_name=REGION)
+    for path in _pngs(tmp_path, ["a/1.png", "b/2.png"]):
+        s3.upload_file(path, BUCKET, "images/" + path[len(str(tmp_path)) + 1 :])
+    recorder = record(hook.backend.client("sagemaker"), "CreateTransformJob")
+    hook.start_batch_predict(job_name="ag-af-mm-img-bt", model_uri=MODEL_URI, test_data=f"s3://{BUCKET}/images/")
+    [request] = recorder.calls["CreateTransformJob"]
+    _assert_image_folder_request(request, f"s3://{BUCKET}/images/")  # read where it is: nothing staged
+
+
+def test_a_local_folder_of_images_is_staged_with_its_sub_folders(hook, record, tmp_path):
+    _put_multimodal_model({"photo": "image_path"})
+    _pngs(tmp_path / "photos", ["a/1.png", "b/2.png", "3.png"])
+    (tmp_path / "photos" / ".DS_Store").write_bytes(b"hidden: not sent")
+    recorder = record(hook.backend.client("sagemaker"), "CreateTransformJob")
+    hook.start_batch_predict(job_name="ag-af-mm-img-bt", model_uri=MODEL_URI, test_data=str(tmp_path / "photos"))
+    [request] = recorder.calls["CreateTransformJob"]
+    input_uri = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert input_uri.startswith(f"s3://{BUCKET}/agc/staging/")
+    assert input_uri.endswith("/test_images/")
+    _assert_image_folder_request(request, input_uri)
+    bucket, prefix = input_uri[5:].split("/", 1)
+    keys = [o["Key"][len(prefix) :] for o in s3_objects(bucket, prefix)]
+    assert sorted(keys) == ["3.png", "a/1.png", "b/2.png"]
+
+
+def s3_objects(bucket: str, prefix: str) -> list[dict]:
+    return boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+
+
+def test_bad_image_folders_are_refused_before_any_request(hook, record, tmp_path):
+    _put_multimodal_model({"photo": "image_path"})
+    _pngs(tmp_path / "mixed", ["1.png"])
+    (tmp_path / "mixed" / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    recorder = record(hook.backend.client("sagemaker"), "CreateTransformJob", "CreateModel")
+    for folder, message in (
+        (tmp_path / "mixed", "not an image"),
+        (tmp_path / "empty", "holds no files"),
+        (f"s3://{BUCKET}/no-such-images/", "holds no files"),
+    ):
+        with pytest.raises(InvalidParameterError, match=message) as err:
+            hook.start_batch_predict(job_name="ag-af-mm-img-bad", model_uri=MODEL_URI, test_data=str(folder))
+        assert err.value.parameter == "test_data"
+    # A model that reads more than one image: a folder cannot feed it.
+    _put_multimodal_model({"photo": "image_path", "review": "text"})
+    with pytest.raises(InvalidParameterError, match="one raw image per file"):
+        hook.start_batch_predict(job_name="ag-af-mm-img-bad", model_uri=MODEL_URI, test_data=str(tmp_path / "mixed"))
+    assert recorder.calls["CreateTransformJob"] == []
+    assert recorder.calls["CreateModel"] == []
+    assert s3_objects(BUCKET, "agc/staging/") == []

@@ -92,7 +92,8 @@ def score_range(path: str, header: bytes, start: int, end: int, content_type: st
 
 
 def score_file(path: str, content_type: str, accept: str) -> tuple[bytes, int]:
-    """One whole file as one request (``SplitType=None``): the answer and its rows (lines after a header)."""
+    """One whole file as one request (``SplitType=None``): the answer and its rows (lines, after a
+    header for CSV)."""
     with open(path, "rb") as fh:
         answer = score(fh.read(), content_type, accept)
-    return answer, max(0, count_rows(answer) - 1)
+    return answer, max(0, count_rows(answer) - (1 if accept.startswith("text/csv") else 0))

@@ -11,9 +11,10 @@ range of a mini-batch and reads it itself, so no rows are pickled between proces
 result is written to a temporary file and moved into place at the end, so a partial result
 never appears at the final path.
 
-With ``SplitType=None`` (time series: a series must never be split) the input is a prefix of
-files instead, and each file is one request whose answer is its own ``<file>.out``, as on
-SageMaker; ``instance_count`` workers score files side by side.
+With ``SplitType=None`` (time series: a series must never be split; a folder of images) the input
+is a prefix of files instead, and each file is one request whose answer is its own ``<file>.out``
+(its key below the input prefix, sub-folders kept), as on SageMaker; ``instance_count`` workers
+score files side by side.
 
 The runner records when each phase began (``timings`` in the job's state: runner start,
 AutoGluon import, model load, workers started, first mini-batch scored, scored, completed).
@@ -36,7 +37,7 @@ from airflow_autogluon_cloud.backends.local.state import MODEL
 from airflow_autogluon_cloud.backends.local.unpack import unpack_while_importing
 from airflow_autogluon_cloud.backends.specs import DATA_PROFILE_ENV
 from airflow_autogluon_cloud.status import JobStatus
-from airflow_autogluon_cloud.storage import is_s3_uri, join_uri, local_path
+from airflow_autogluon_cloud.storage import is_s3_uri, join_uri, local_path, relative_key
 
 if TYPE_CHECKING:
     from airflow_autogluon_cloud.backends.local.jobkit import JobRun
@@ -231,10 +232,11 @@ def _score_whole_files(
     sources = [uri for uri in storage.list(input_uri) if not uri.rsplit("/", 1)[-1].startswith(".")]
     if not sources:
         raise FileNotFoundError(f"The transform input {input_uri} holds no file")
+    keys = [relative_key(input_uri, uri) for uri in sources]
     paths = []
-    for uri in sources:
+    for uri, key in zip(sources, keys, strict=True):
         if is_s3_uri(uri):
-            path = runner.workdir / "input" / uri.rsplit("/", 1)[-1]
+            path = runner.workdir / "input" / key
             storage.download_file(uri, path)
         else:
             path = local_path(uri)
@@ -246,16 +248,16 @@ def _score_whole_files(
     progress = _Progress(runner, timings)
     timings["workers_started"] = time.time()
 
-    def publish(path: Path, answer: bytes, rows: int) -> None:
-        partial = runner.workdir / f"{path.name}.out.partial"
+    def publish(number: int, answer: bytes, rows: int) -> None:
+        partial = runner.workdir / f"answer-{number}.out.partial"
         partial.write_bytes(answer)
-        _publish(partial, join_uri(spec["output_path"], path.name + ".out"), aws)
+        _publish(partial, join_uri(spec["output_path"], keys[number] + ".out"), aws)
         progress.add(rows)
 
     if workers == 1 or len(paths) == 1:
-        for path in paths:
+        for number, path in enumerate(paths):
             runner.check_stop()
-            publish(path, *batch_worker.score_file(str(path), content_type, accept))
+            publish(number, *batch_worker.score_file(str(path), content_type, accept))
     else:
         ctx: Any = multiprocessing.get_context("fork" if _FORK else "spawn")
         init: Callable[..., None] = batch_worker.forked if _FORK else batch_worker.init_worker
@@ -263,8 +265,8 @@ def _score_whole_files(
             pending = [
                 (path, pool.apply_async(batch_worker.score_file, (str(path), content_type, accept))) for path in paths
             ]
-            for path, result in pending:
-                publish(path, *_take(runner, result))
+            for number, (_, result) in enumerate(pending):
+                publish(number, *_take(runner, result))
     timings["scored"] = timings["completed"] = time.time()
     log("Scored %d file(s): %d answer rows", len(paths), progress.rows)
     runner.finish(
