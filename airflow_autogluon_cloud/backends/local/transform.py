@@ -143,7 +143,7 @@ def run_transform(runner: JobRun) -> None:
     unpack_while_importing(model_uri, model_dir, aws, lambda summary: batch_worker.preimport(str(model_dir), summary))
     timings["imported"] = time.time()
     if spec.get("split_type") == "None":
-        _score_whole_files(runner, spec, aws, model_dir, workers, timings)
+        _score_whole_files(runner, spec, aws, model_dir, workers, timings, profile_uri)
         return
 
     input_uri = spec["input_uri"]
@@ -224,7 +224,13 @@ def run_transform(runner: JobRun) -> None:
 
 
 def _score_whole_files(
-    runner: JobRun, spec: dict[str, Any], aws: dict[str, Any] | None, model_dir: Path, workers: int, timings: Any
+    runner: JobRun,
+    spec: dict[str, Any],
+    aws: dict[str, Any] | None,
+    model_dir: Path,
+    workers: int,
+    timings: Any,
+    profile_uri: str | None,
 ) -> None:
     """``SplitType=None``: every file under the input prefix is one request; its answer is ``<file>.out``."""
     input_uri = spec["input_uri"]
@@ -267,8 +273,11 @@ def _score_whole_files(
             ]
             for number, (_, result) in enumerate(pending):
                 publish(number, *_take(runner, result))
-    timings["scored"] = timings["completed"] = time.time()
+    timings["scored"] = time.time()
     log("Scored %d file(s): %d answer rows", len(paths), progress.rows)
+    if profile_uri:
+        _upload_profile(runner.workdir / "data_profile", profile_uri, aws)
+    timings["completed"] = time.time()
     runner.finish(
         JobStatus.COMPLETED,
         None,
@@ -282,16 +291,19 @@ def _score_whole_files(
 
 
 def _local_profile(runner: JobRun) -> str | None:
-    """The serving script writes its per-request profiles where it can: an ``s3://`` prefix is
-    written here (the workers have no AWS settings of their own) and uploaded once scored."""
+    """The serving script writes its per-request profiles into the job's work directory, and they
+    are copied to ``AG_DATA_PROFILE_URI`` once every request is scored: a job killed midway leaves
+    nothing under its output path (as its output), and the workers need no AWS settings of their own."""
     profile_uri = os.environ.get(DATA_PROFILE_ENV, "")
-    if not is_s3_uri(profile_uri):
+    if not profile_uri:
         return None
     os.environ[DATA_PROFILE_ENV] = str(runner.workdir / "data_profile")
     return profile_uri
 
 
 def _upload_profile(directory: Path, profile_uri: str, aws: dict[str, Any] | None) -> None:
+    if not directory.is_dir():  # nothing was profiled (a kind whose requests are not profiled)
+        return
     storage = make_storage(profile_uri, aws)
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.endswith(".partial")):
         storage.upload_file(path, join_uri(profile_uri, path.relative_to(directory).as_posix()))
