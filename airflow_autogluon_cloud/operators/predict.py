@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_autogluon_cloud import predict_options
 from airflow_autogluon_cloud.exceptions import EndpointError
 from airflow_autogluon_cloud.operators.base import CONNECTION_TEMPLATE_FIELDS, AutoGluonCloudBaseOperator
 
@@ -66,6 +67,7 @@ class AGPredictOperator(AutoGluonCloudBaseOperator):
         name = str(
             self.endpoint_name.get("endpoint_name") if isinstance(self.endpoint_name, dict) else self.endpoint_name
         )
+        predict_options.validate(self.predict_kwargs)  # names and values, before asking the endpoint anything
         summary = self.hook.endpoints.served_summary(name)  # the kind decides how many rows are due
         answers, expected = self.hook.realtime.answers(
             name,

@@ -757,6 +757,10 @@ class TimeSeriesDataFrame(pd.DataFrame):
         df["timestamp"] = pd.to_datetime(df["timestamp"])
         return cls(df.set_index(["item_id", "timestamp"]).sort_index())
 
+    @property
+    def num_items(self):  # as AutoGluon's: the serving script sizes its parallelism by it
+        return self.index.get_level_values("item_id").nunique()
+
 
 class _Metric:
     name = "WQL"

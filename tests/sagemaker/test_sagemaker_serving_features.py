@@ -111,7 +111,11 @@ def test_transform_job_environment_carries_checked_options(hook, record):
         predict_kwargs={"decision_threshold": 0.7, "model": "LightGBM"},
     )
     [request] = recorder.calls["CreateTransformJob"]
-    assert request["Environment"] == {"AG_PREDICT_KWARGS": '{"decision_threshold":0.7,"model":"LightGBM"}'}
+    assert request["Environment"] == {
+        "AG_PREDICT_KWARGS": '{"decision_threshold":0.7,"model":"LightGBM"}',
+        # the batch's data checks (on by default): where the serving script writes each request's profile
+        "AG_DATA_PROFILE_URI": "s3://agc-test-bucket/agc/batch_transform/ag-af-bt-options/data_profile",
+    }
     with pytest.raises(InvalidParameterError, match="the leaderboard has: LightGBM"):
         hook.start_batch_predict(
             job_name="ag-af-bt-options-bad", model_uri=MODEL_URI, test_data=frame, predict_kwargs={"model": "XGB"}
