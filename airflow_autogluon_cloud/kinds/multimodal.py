@@ -53,7 +53,8 @@ class MultiModalKind(PredictorKind):
         import pandas as pd
 
         label = self.label_of(ag_args.get("predictor_init_args") or {})
-        if label is not None and frame[label].isna().all():
+        # predict_data has no label (its presence in training data is checked with the required columns)
+        if label is not None and label in frame.columns and frame[label].isna().all():
             raise InvalidParameterError(parameter, label, f"the label column {label!r} has no values.")
         from airflow_autogluon_cloud.kinds.images import common_folder, image_paths
 
