@@ -174,8 +174,7 @@ class MultiModalKind(Kind):
         """Each metric of ``metrics`` on ``frame``; ``evidence`` gets the per-row labels, predictions and
         probabilities, classes encoded by their position in ``class_labels``."""
         import pandas as pd
-        from autogluon.core.metrics import compute_metric, get_metric
-        from kind_tabular import finite
+        from kind_tabular import score_metrics
 
         label, problem_type = args["label"], args["problem_type"]
         features = frame.drop(columns=[label])
@@ -194,16 +193,7 @@ class MultiModalKind(Kind):
             y_true, y_pred = y_true.astype("int64"), y_pred.astype("int64")
         if evidence is not None:
             evidence.update(y=y_true.to_numpy(), pred=y_pred.to_numpy(), proba=y_proba)
-        scores: dict[str, float | None] = {}
-        for name in metrics:
-            scorer = get_metric(name, problem_type, "metric")
-            if (scorer.needs_proba or scorer.needs_threshold) and y_proba is not None:
-                needs = {"y_pred_proba": y_proba}
-            else:
-                needs = {"y_pred": y_pred.to_numpy()}
-            score = compute_metric(y_true.to_numpy(), scorer, silent=True, **needs)
-            scores[name] = finite(scorer.convert_score_to_original(score))
-        return scores
+        return score_metrics(metrics, problem_type, y_true.to_numpy(), y_pred.to_numpy(), y_proba)
 
     def best_model(self, predictor: Any) -> str:
         return "MultiModalPredictor"  # one model, no leaderboard

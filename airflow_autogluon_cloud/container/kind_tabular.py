@@ -127,8 +127,6 @@ class TabularKind(Kind):
 
         :param evidence: filled with the per-row labels, predictions and probabilities (internal encoding).
         """
-        from autogluon.core.metrics import compute_metric, get_metric
-
         label, problem_type = args["label"], args["problem_type"]
         features = frame.drop(columns=[label])
         y_true = frame[label]
@@ -142,19 +140,25 @@ class TabularKind(Kind):
             y_proba = proba.to_numpy() if hasattr(proba, "to_numpy") else proba
         if evidence is not None:
             evidence.update(y=y_internal.to_numpy(), pred=y_pred_internal.to_numpy(), proba=y_proba)
-        scores: dict[str, float | None] = {}
-        for name in metrics:
-            scorer = get_metric(name, problem_type, "metric")
-            if (scorer.needs_proba or scorer.needs_threshold) and y_proba is not None:
-                needs = {"y_pred_proba": y_proba}
-            else:
-                needs = {"y_pred": y_pred_internal.to_numpy()}
-            score = compute_metric(y_internal.to_numpy(), scorer, silent=True, **needs)
-            scores[name] = finite(scorer.convert_score_to_original(score))
-        return scores
+        return score_metrics(metrics, problem_type, y_internal.to_numpy(), y_pred_internal.to_numpy(), y_proba)
 
     def best_model(self, predictor: Any) -> str:
         return str(predictor.model_best)
+
+
+def score_metrics(metrics: list[str], problem_type: str, y_true: Any, y_pred: Any, y_proba: Any) -> dict[str, Any]:
+    """AutoGluon's scorers on encoded labels: probabilities where a metric needs them, else predictions."""
+    from autogluon.core.metrics import compute_metric, get_metric
+
+    scores: dict[str, float | None] = {}
+    for name in metrics:
+        scorer = get_metric(name, problem_type, "metric")
+        if (scorer.needs_proba or scorer.needs_threshold) and y_proba is not None:
+            needs = {"y_pred_proba": y_proba}
+        else:
+            needs = {"y_pred": y_pred}
+        scores[name] = finite(scorer.convert_score_to_original(compute_metric(y_true, scorer, silent=True, **needs)))
+    return scores
 
 
 def finite(value: Any) -> float | None:
